@@ -1,0 +1,80 @@
+"""What `train.py` runs inside Hydra: validate, then import the heavy stack and train.
+
+Kept free of torch imports so `--help`, `--cfg job` and bad-input errors answer instantly.
+"""
+
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from experiments.config_checks import check_config
+from experiments.errors import UserError
+
+
+def run_hydra(hydra_main: Callable[[], Any]) -> None:
+    """Call a @hydra.main function; composition errors become one line unless HYDRA_FULL_ERROR is set."""
+    wants_trace = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
+    try:
+        hydra_main()
+    except (HydraException, OmegaConfBaseException) as err:
+        if wants_trace:
+            raise
+        print(f"error: {describe_hydra_error(err)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def describe_hydra_error(err: Exception) -> str:
+    """One line naming the key, the value and what is allowed."""
+    if isinstance(err, MissingConfigException) and err.options:
+        group, _, name = err.missing_cfg_file.rpartition("/")
+        return f"{group}={name} is not available: choose one of {', '.join(err.options)}"
+    cause = err.__cause__
+    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
+        parent_key, _, key = cause.full_key.rpartition(".")
+        known = ", ".join(str(k) for k in cause.parent_node) if cause.parent_node else ""
+        where = f"{parent_key} has" if parent_key else "the config has"
+        return f"{cause.full_key} is not a known key: {where} {known} (prefix + to add a new key)"
+    if isinstance(err, OverrideParseException):
+        reason = err.message.splitlines()[0]
+        return f"cannot parse override {err.override!r}: {reason}; expected key=value"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(line for line in lines if not line.startswith("full_key"))
+
+
+def register_resolvers() -> None:
+    # The process id makes run directories unique even when two runs start in the same second.
+    OmegaConf.register_new_resolver("run_id", lambda: f"p{os.getpid()}", replace=True)
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    """Run one job; a UserError becomes one line on stderr and exit status 2."""
+    try:
+        check_config(cfg)
+        from experiments.train import run  # heavy: torch, Lightning, torchvision
+
+        metrics = run(cfg)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        _remove_run_dir_if_untouched()
+        sys.exit(2)
+    return metrics.get("best_val_acc")
+
+
+def _remove_run_dir_if_untouched() -> None:
+    """Drop the directory Hydra made for this run if nothing but its own bookkeeping landed there."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_files:
+        shutil.rmtree(run_dir)

@@ -1,0 +1,128 @@
+"""Compose-time validation: every bad value gets one line naming the key, the value and what is allowed.
+
+Rules apply to keys that exist in the composed config, so one table serves every model and dataset.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from experiments.errors import UserError
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed: str  # shown to the user, e.g. "an integer >= 1"
+    accepts: Callable[[Any], bool]
+    nullable: bool = False
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def integer(minimum: int, nullable: bool = False) -> Rule:
+    return Rule(f"an integer >= {minimum}", lambda v: _is_int(v) and v >= minimum, nullable)
+
+
+def number(low: float, high: float | None = None, low_open: bool = False, high_open: bool = False) -> Rule:
+    lo, hi = "(" if low_open else "[", ")" if high_open else "]"
+    text = f"a number > {low}" if high is None and low_open else f"a number >= {low}"
+    if high is not None:
+        text = f"a number in {lo}{low}, {high}{hi}"
+
+    def accepts(v: Any) -> bool:
+        if not _is_number(v) or v != v:  # v != v catches NaN
+            return False
+        above = v > low if low_open else v >= low
+        below = high is None or (v < high if high_open else v <= high)
+        return above and below
+
+    return Rule(text, accepts)
+
+
+def choice(*options: str) -> Rule:
+    return Rule("one of " + ", ".join(options), lambda v: v in options)
+
+
+BOOLEAN = Rule("true or false", lambda v: isinstance(v, bool))
+SIZE_LIST = Rule(
+    "a list of integers >= 1, e.g. [512,512]",
+    lambda v: isinstance(v, list | ListConfig) and all(_is_int(x) and x >= 1 for x in v),
+)
+# Lightning reads an int as a batch count and a float as a fraction of the epoch.
+BATCH_LIMIT = Rule(
+    "null, a fraction in (0, 1] or a batch count >= 1",
+    lambda v: (_is_int(v) and v >= 1) or (isinstance(v, float) and 0 < v <= 1),
+    nullable=True,
+)
+
+RULES: dict[str, Rule] = {
+    "seed": integer(0, nullable=True),
+    "train": BOOLEAN,
+    "test": BOOLEAN,
+    "data.batch_size": integer(1),
+    "data.val_fraction": number(0, 1, low_open=True, high_open=True),
+    "data.test_fraction": number(0, 1, low_open=True, high_open=True),
+    "data.split_seed": integer(0),
+    "data.download": BOOLEAN,
+    "data.verify_checksums": BOOLEAN,
+    "model.hidden_sizes": SIZE_LIST,
+    "model.cell": choice("rnn", "lstm", "gru"),
+    "model.hidden_size": integer(1),
+    "model.num_layers": integer(1),
+    "model.bidirectional": BOOLEAN,
+    "optimizer.lr": number(0, low_open=True),
+    "optimizer.weight_decay": number(0),
+    "optimizer.momentum": number(0, 1, high_open=True),
+    "trainer.max_epochs": integer(1),
+    "trainer.log_every_n_steps": integer(1),
+    "trainer.limit_train_batches": BATCH_LIMIT,
+    "trainer.limit_val_batches": BATCH_LIMIT,
+    "trainer.limit_test_batches": BATCH_LIMIT,
+    "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
+    "trainer.deterministic": BOOLEAN,
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Raise UserError for the first value that breaks a rule, or for inconsistent settings."""
+    for key, rule in RULES.items():
+        value = OmegaConf.select(cfg, key, default=_MISSING)
+        if value is _MISSING or (value is None and rule.nullable):
+            continue
+        if not rule.accepts(value):
+            raise UserError(f"{key}={_show(value)} is not allowed: expected {rule.allowed}")
+    _check_cross_keys(cfg)
+
+
+def _check_cross_keys(cfg: DictConfig) -> None:
+    data = cfg.data
+    if "test_fraction" in data and data.val_fraction + data.test_fraction >= 1:
+        raise UserError(
+            f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
+            "leaves no training data: their sum must be below 1"
+        )
+    ckpt = cfg.ckpt_path
+    if ckpt is not None and not Path(str(ckpt)).is_file():
+        raise UserError(f"ckpt_path={ckpt} does not exist: expected a .ckpt file written by a run")
+    if not cfg.train and ckpt is None:
+        raise UserError("train=false needs ckpt_path=PATH: the checkpoint to evaluate")
+    if not cfg.train and not cfg.test:
+        raise UserError("train=false with test=false does nothing: set one of them to true")
+
+
+_MISSING = object()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, DictConfig | ListConfig):
+        return str(OmegaConf.to_container(value))
+    return repr(value) if isinstance(value, str) else str(value)

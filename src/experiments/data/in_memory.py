@@ -1,0 +1,125 @@
+"""The datamodule base: splits as uint8 tensors (on the accelerator when there is one), whole-batch
+indexing, and normalization of each batch after transfer. No per-sample PIL work in the loop."""
+
+import math
+from collections.abc import Iterator
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from experiments.data.preprocessing import Normalizer, channel_stats
+from experiments.errors import UserError
+
+Split = tuple[Tensor, Tensor]  # images uint8 (N, C, H, W), labels int64 (N,)
+
+
+class TensorBatches:
+    """An epoch of (images, labels) batches cut from in-memory tensors by a (shuffled) index."""
+
+    def __init__(self, split: Split, batch_size: int, generator: torch.Generator | None):
+        self.images, self.labels = split
+        self.batch_size = batch_size
+        self.generator = generator  # None: keep the stored order (validation and test)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def __iter__(self) -> Iterator[Split]:
+        count = len(self.labels)
+        if self.generator is None:
+            order = torch.arange(count, device=self.images.device)
+        else:
+            order = torch.randperm(count, generator=self.generator).to(self.images.device)
+        for start in range(0, count, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.images[index], self.labels[index]
+
+
+def stratified_split(labels: Tensor, fractions: list[float], seed: int) -> list[Tensor]:
+    """Index tensors, one per fraction, each holding that share of every class. Same seed, same split."""
+    generator = torch.Generator().manual_seed(seed)
+    parts: list[list[Tensor]] = [[] for _ in fractions]
+    cumulative = torch.tensor(fractions, dtype=torch.float64).cumsum(0)
+    for label in labels.unique():
+        members = (labels == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        bounds = (cumulative * len(members)).round().long().tolist()
+        start = 0
+        for part, end in zip(parts, bounds, strict=True):
+            part.append(members[start:end])
+            start = end
+    return [torch.cat(part).sort().values for part in parts]
+
+
+class InMemoryDataModule(L.LightningDataModule):
+    """Subclasses implement `load_splits`; this class serves, normalizes and describes the data."""
+
+    name = "in_memory"
+
+    def __init__(self, batch_size: int):
+        super().__init__()
+        self.batch_size = batch_size
+        self.splits: dict[str, Split] = {}
+        self.class_names: list[str] = []
+        self.normalizer: Normalizer | None = None
+        # Drawn from the global RNG, so seed_everything(seed) fixes the shuffling order too.
+        shuffle_seed = int(torch.randint(0, 2**62, (1,)).item())
+        self.shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
+
+    def load_splits(self) -> tuple[dict[str, Split], list[str]]:
+        """Return {"train", "val", "test"} -> (uint8 images, int64 labels), and the class names."""
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits, self.class_names = self.load_splits()
+            for split, (images, _) in self.splits.items():
+                if len(images) == 0:
+                    raise UserError(f"data={self.name}: the {split} split is empty; adjust the split fractions")
+        if self.normalizer is None:
+            self.normalizer = Normalizer(*channel_stats(self.splits["train"][0]))
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+
+    def use_normalization(self, mean: list[float], std: list[float]) -> None:
+        """Normalize with given statistics (a checkpoint's), instead of this training split's."""
+        self.normalizer = Normalizer(mean, std)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.splits["train"][0].shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> dict:
+        """What a checkpoint needs to preprocess and name its predictions later: plain containers only."""
+        assert self.normalizer is not None, "call setup() first"
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "mean": self.normalizer.mean,
+            "std": self.normalizer.std,
+        }
+
+    def train_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.splits["train"], self.batch_size, self.shuffle_generator)
+
+    def val_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.splits["val"], self.batch_size, None)
+
+    def test_dataloader(self) -> TensorBatches:
+        return TensorBatches(self.splits["test"], self.batch_size, None)
+
+    def on_after_batch_transfer(self, batch: Split, dataloader_idx: int) -> Split:
+        images, labels = batch
+        return self.normalizer(images), labels  # type: ignore[misc]
+
+    # The shuffling RNG travels in checkpoints, so a resumed run sees the batches an unbroken run would.
+    def state_dict(self) -> dict:
+        return {"shuffle_rng": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.shuffle_generator.set_state(state_dict["shuffle_rng"])

@@ -1,0 +1,102 @@
+"""MNIST, FashionMNIST, CIFAR-10 and CIFAR-100 through torchvision's own dataset classes.
+
+The official test split is the test set; validation is carved out of train, stratified and fixed by
+`split_seed`. Offline, a missing dataset is one clear error instead of a URLError traceback.
+"""
+
+from pathlib import Path
+
+import torch
+from torchvision import datasets
+
+from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
+from experiments.errors import UserError
+
+DATASET_CLASSES = {
+    "mnist": datasets.MNIST,
+    "fashion_mnist": datasets.FashionMNIST,
+    "cifar10": datasets.CIFAR10,
+    "cifar100": datasets.CIFAR100,
+}
+
+
+def without_md5(cls: type) -> type:
+    """A CIFAR class that checks its files exist but skips their md5 (data.verify_checksums=false)."""
+    return type(
+        f"{cls.__name__}WithoutMD5",
+        (cls,),
+        {
+            # torchvision's check_integrity(path, None) tests only that the file exists.
+            "train_list": [[name, None] for name, _ in cls.train_list],
+            "test_list": [[name, None] for name, _ in cls.test_list],
+            "meta": {**cls.meta, "md5": None},
+        },
+    )
+
+
+class TorchvisionDataModule(InMemoryDataModule):
+    def __init__(
+        self,
+        name: str,
+        root: str = "data",
+        download: bool = True,
+        verify_checksums: bool = True,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+    ):
+        super().__init__(batch_size)
+        if name not in DATASET_CLASSES:
+            raise UserError(f"data.name={name!r} is not available: choose one of {', '.join(DATASET_CLASSES)}")
+        self.name = name
+        self.root = Path(root).expanduser().resolve()
+        self.download = download
+        self.dataset_class = DATASET_CLASSES[name]
+        if not verify_checksums and hasattr(self.dataset_class, "meta"):
+            self.dataset_class = without_md5(self.dataset_class)
+        self.val_fraction = val_fraction
+        self.split_seed = split_seed
+
+    def load_splits(self) -> tuple[dict[str, Split], list[str]]:
+        train_set, test_set = self._open(train=True), self._open(train=False)
+        train_images, train_labels = _as_tensors(train_set)
+        train, val = stratified_split(train_labels, [1.0 - self.val_fraction, self.val_fraction], self.split_seed)
+        splits = {
+            "train": (train_images[train], train_labels[train]),
+            "val": (train_images[val], train_labels[val]),
+            "test": _as_tensors(test_set),
+        }
+        return splits, list(train_set.classes)
+
+    def _open(self, train: bool):
+        try:  # read what is there first: no network needed, no download banner
+            return self.dataset_class(str(self.root), train=train, download=False)
+        except RuntimeError:
+            if not self.download:
+                raise UserError(self._missing_message("data.download=false")) from None
+        try:
+            return self.dataset_class(str(self.root), train=train, download=True)
+        except Exception as err:  # URLError, HTTPError, RuntimeError from the mirrors, md5 mismatch
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+            raise UserError(self._missing_message(f"download failed: {reason}")) from None
+
+    def _missing_message(self, why: str) -> str:
+        folder = self.root / getattr(self.dataset_class, "base_folder", self.dataset_class.__name__)
+        if hasattr(self.dataset_class, "meta") and folder.is_dir() and "WithoutMD5" not in self.dataset_class.__name__:
+            return (
+                f"data={self.name}: the files in {folder} are incomplete or fail torchvision's md5 check ({why}); "
+                "re-download them, or pass data.verify_checksums=false if you trust this copy"
+            )
+        return (
+            f"data={self.name}: dataset not found in {self.root} ({why}); put torchvision's files there or "
+            f"pass data.root=DIR, use data.download=true on a machine with network, or try data=mnist_sample"
+        )
+
+
+def _as_tensors(dataset) -> Split:
+    images = dataset.data
+    if isinstance(images, torch.Tensor):  # MNIST family: uint8 (N, H, W)
+        images = images.unsqueeze(1)
+    else:  # CIFAR: numpy uint8 (N, H, W, C)
+        images = torch.from_numpy(images).permute(0, 3, 1, 2)
+    return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)

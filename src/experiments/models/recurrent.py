@@ -1,0 +1,42 @@
+"""RNN, LSTM and GRU classifiers that read an image row by row (seq_len = H, features = C*W)."""
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentClassifier(nn.Module):
+    """A stacked (optionally bidirectional) recurrent net; a linear head reads each direction's last state."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        cell: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+    ):
+        super().__init__()
+        channels, _, width = input_shape
+        self.directions = 2 if bidirectional else 1
+        self.rnn = CELLS[cell](
+            input_size=channels * width,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+        )
+        self.head = nn.Linear(hidden_size * self.directions, num_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        batch, channels, height, width = images.shape
+        rows = images.permute(0, 2, 1, 3).reshape(batch, height, channels * width)
+        _, state = self.rnn(rows)
+        final = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
+        # final is (layers * directions, N, hidden); the last layer's directions are its last entries.
+        # The backward direction's final state has read the whole sequence, from the last row to the first.
+        last_layer = final[-self.directions :].transpose(0, 1).reshape(batch, -1)
+        return self.head(last_layer)

@@ -1,0 +1,67 @@
+"""What a run leaves behind for people: the final metrics table, metrics.json and the HParams entry."""
+
+import json
+from pathlib import Path
+
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+# Tags of the HParams tab's metric columns; separate from the per-epoch curves they summarize.
+HPARAM_METRICS = {
+    "best_val_acc": "hparams/best_val_acc",
+    "test_acc": "hparams/test_acc",
+    "test_loss": "hparams/test_loss",
+}
+
+
+def chosen_hparams(cfg: DictConfig, choices: dict, seed: int) -> dict:
+    """A flat dict of what was chosen, with scalar values only (what TensorBoard's HParams accepts)."""
+    params = {
+        "model": choices.get("model"),
+        "data": choices.get("data"),
+        "optimizer": choices.get("optimizer"),
+        "lr": cfg.optimizer.lr,
+        "weight_decay": cfg.optimizer.get("weight_decay", 0.0),
+        "batch_size": cfg.data.batch_size,
+        "max_epochs": cfg.trainer.max_epochs,
+        "seed": seed,
+    }
+    for key, value in OmegaConf.to_container(cfg.model).items():
+        if not key.startswith("_"):
+            params[f"model.{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
+    return params
+
+
+def log_hparams(logger: TensorBoardLogger, params: dict, metrics: dict) -> None:
+    values = {tag: metrics[key] for key, tag in HPARAM_METRICS.items() if metrics.get(key) is not None}
+    logger.log_hyperparams(params, metrics=values)
+    logger.finalize("success")
+
+
+def write_metrics_json(run_dir: Path, metrics: dict) -> Path:
+    path = run_dir / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    return path
+
+
+def print_metrics_table(metrics: dict, title: str) -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right", overflow="fold")
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            shown = f"{value:.1f}" if key.endswith("seconds") else f"{value:.4f}"
+        else:
+            shown = _relative(value) if isinstance(value, str) else str(value)
+        table.add_row(key, shown)
+    Console().print(table)
+
+
+def _relative(text: str) -> str:
+    """Paths under the working directory, shown short."""
+    try:
+        return str(Path(text).relative_to(Path.cwd()))
+    except ValueError:
+        return text

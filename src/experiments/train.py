@@ -1,0 +1,98 @@
+"""run(cfg): seed -> datamodule -> model (dims from the data) -> trainer -> fit -> test -> metrics."""
+
+import logging
+import random
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.checkpoints import check_fits_data, check_same_model, read_hparams
+from experiments.data.in_memory import InMemoryDataModule
+from experiments.module import ClassifierModule
+from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
+
+
+def _quiet_library_noise() -> None:
+    # Lightning and torchmetrics install console handlers of their own; Hydra's root handlers already
+    # print each record and file it in train.log, so route everything through those once.
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # Advertising tips ("💡 Tip: ... litlogger") come through rank_zero_info; they are not about this run.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡" not in record.getMessage())
+    # Raised inside Lightning's own code against torch >= 2.10; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train (or only evaluate) one configuration; returns the final metrics also written to metrics.json."""
+    started = time.perf_counter()
+    _quiet_library_noise()
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)  # `is not None`: 0 is a seed
+    L.seed_everything(seed, verbose=False)
+
+    datamodule: InMemoryDataModule = instantiate(cfg.data)
+    datamodule.setup()
+    ckpt_hparams = read_hparams(cfg.ckpt_path) if cfg.ckpt_path else None
+    if ckpt_hparams:
+        check_fits_data(cfg.ckpt_path, ckpt_hparams, datamodule.input_shape, datamodule.num_classes, datamodule.name)
+
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    checkpointing = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
+        auto_insert_metric_name=False,
+        monitor="val/acc",
+        mode="max",
+        save_last=True,
+    )
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        logger=logger,
+        callbacks=[checkpointing, RichProgressBar()],
+        default_root_dir=str(run_dir),
+    )
+
+    if cfg.train:
+        module = ClassifierModule(
+            model=OmegaConf.to_container(cfg.model),
+            optimizer=OmegaConf.to_container(cfg.optimizer),
+            input_shape=list(datamodule.input_shape),
+            num_classes=datamodule.num_classes,
+            data=datamodule.describe(),
+        )
+        if ckpt_hparams:
+            check_same_model(cfg.ckpt_path, ckpt_hparams, module.hparams.model)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False) if cfg.test else [{}]
+        best = checkpointing.best_model_score
+        metrics = {
+            "best_val_acc": float(best) if best is not None else None,
+            "test_acc": tested[0].get("test/acc"),
+            "test_loss": tested[0].get("test/loss"),
+            "epochs": trainer.current_epoch,
+            "best_checkpoint": checkpointing.best_model_path,
+        }
+    else:
+        module = ClassifierModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+        datamodule.use_normalization(ckpt_hparams["data"]["mean"], ckpt_hparams["data"]["std"])
+        tested = trainer.test(module, datamodule=datamodule, verbose=False)
+        metrics = {
+            "test_acc": tested[0]["test/acc"],
+            "test_loss": tested[0]["test/loss"],
+            "evaluated_checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        }
+
+    metrics |= {"seed": seed, "wall_seconds": round(time.perf_counter() - started, 2), "run_dir": str(run_dir)}
+    log_hparams(logger, chosen_hparams(cfg, HydraConfig.get().runtime.choices, seed), metrics)
+    write_metrics_json(run_dir, metrics)
+    print_metrics_table(metrics, title="final metrics" if cfg.train else f"evaluation of {cfg.ckpt_path}")
+    return metrics
