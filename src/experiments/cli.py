@@ -52,12 +52,16 @@ def describe_hydra_error(err: Exception) -> str:
 def register_resolvers() -> None:
     # The process id makes run directories unique even when two runs start in the same second.
     OmegaConf.register_new_resolver("run_id", lambda: f"p{os.getpid()}", replace=True)
+    # Evaluation runs are named after what they do: the model comes from the checkpoint, not the config.
+    OmegaConf.register_new_resolver(
+        "run_label", lambda train, model, data: f"{model}_{data}" if train else f"eval_{data}", replace=True
+    )
 
 
 def run_job(cfg: DictConfig) -> float | None:
     """Run one job; a UserError becomes one line on stderr and exit status 2."""
     try:
-        check_config(cfg)
+        check_config(cfg, _command_line_overrides())
         from experiments.train import run  # heavy: torch, Lightning, torchvision
 
         metrics = run(cfg)
@@ -66,6 +70,12 @@ def run_job(cfg: DictConfig) -> float | None:
         _remove_run_dir_if_untouched()
         sys.exit(2)
     return metrics.get("best_val_acc")
+
+
+def _command_line_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def _remove_run_dir_if_untouched() -> None:

@@ -92,18 +92,21 @@ RULES: dict[str, Rule] = {
 }
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Raise UserError for the first value that breaks a rule, or for inconsistent settings."""
+def check_config(cfg: DictConfig, overrides: list[str] = ()) -> None:
+    """Raise UserError for the first value that breaks a rule, or for inconsistent settings.
+
+    `overrides` are the command-line overrides, to tell what the user typed from what is a default."""
     for key, rule in RULES.items():
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is _MISSING or (value is None and rule.nullable):
             continue
         if not rule.accepts(value):
             raise UserError(f"{key}={_show(value)} is not allowed: expected {rule.allowed}")
-    _check_cross_keys(cfg)
+    model_overrides = [o for o in overrides if o.lstrip("+~").split("=", 1)[0].split(".")[0] == "model"]
+    _check_cross_keys(cfg, model_overrides)
 
 
-def _check_cross_keys(cfg: DictConfig) -> None:
+def _check_cross_keys(cfg: DictConfig, model_overrides: list[str]) -> None:
     data = cfg.data
     if "test_fraction" in data and data.val_fraction + data.test_fraction >= 1:
         raise UserError(
@@ -115,6 +118,11 @@ def _check_cross_keys(cfg: DictConfig) -> None:
         raise UserError(f"ckpt_path={ckpt} does not exist: expected a .ckpt file written by a run")
     if not cfg.train and ckpt is None:
         raise UserError("train=false needs ckpt_path=PATH: the checkpoint to evaluate")
+    if not cfg.train and model_overrides:
+        raise UserError(
+            f"{model_overrides[0]} has no effect with train=false: the checkpoint's own model is evaluated; "
+            "drop the model override"
+        )
     if not cfg.train and not cfg.test:
         raise UserError("train=false with test=false does nothing: set one of them to true")
 

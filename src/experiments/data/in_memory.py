@@ -37,19 +37,20 @@ class TensorBatches:
 
 
 def stratified_split(labels: Tensor, fractions: list[float], seed: int) -> list[Tensor]:
-    """Index tensors, one per fraction, each holding that share of every class. Same seed, same split."""
+    """Index tensors, one per fraction, each holding that share of every class. Same seed, same split.
+
+    Each sample gets its quantile position within its (shuffled) class, and the whole set is cut at
+    the global fractions: sizes are exact overall even when a class has fewer members than parts."""
     generator = torch.Generator().manual_seed(seed)
-    parts: list[list[Tensor]] = [[] for _ in fractions]
-    cumulative = torch.tensor(fractions, dtype=torch.float64).cumsum(0)
+    order = torch.randperm(len(labels), generator=generator)
+    position = torch.empty(len(labels), dtype=torch.float64)
     for label in labels.unique():
-        members = (labels == label).nonzero().flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        bounds = (cumulative * len(members)).round().long().tolist()
-        start = 0
-        for part, end in zip(parts, bounds, strict=True):
-            part.append(members[start:end])
-            start = end
-    return [torch.cat(part).sort().values for part in parts]
+        members = order[labels[order] == label]
+        position[members] = (torch.arange(len(members), dtype=torch.float64) + 0.5) / len(members)
+    ranked = order[position[order].argsort(stable=True)]  # ties keep the random order
+    bounds = (torch.tensor(fractions, dtype=torch.float64).cumsum(0) * len(labels)).round().long().tolist()
+    starts = [0, *bounds[:-1]]
+    return [ranked[start:end].sort().values for start, end in zip(starts, bounds, strict=True)]
 
 
 class InMemoryDataModule(L.LightningDataModule):

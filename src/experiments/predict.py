@@ -1,0 +1,121 @@
+"""`python -m experiments.predict CKPT IMAGE_OR_FOLDER... [--top-k K] [--resize]`
+
+Classifies PNG/JPG files with a checkpoint, using the checkpoint's own normalization statistics and
+class names, and prints the top-k classes with their probabilities.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from experiments.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.predict", description=__doc__.split("\n\n")[1])
+    parser.add_argument("checkpoint", type=Path, help="a .ckpt written by `python train.py`")
+    parser.add_argument("images", type=Path, nargs="+", help="image files (.png, .jpg) or folders of them")
+    parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument("--resize", action="store_true", help="resize images to the checkpoint's input size")
+    return parser.parse_args(argv)
+
+
+def collect_images(paths: list[Path]) -> list[Path]:
+    """Expand folders into their image files; every path must exist and be a PNG or JPG."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise UserError(f"images: the folder {path} holds no {'/'.join(IMAGE_SUFFIXES)} files")
+            files += found
+        elif not path.is_file():
+            raise UserError(f"images: {path} does not exist")
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(f"images: {path} is not a {'/'.join(IMAGE_SUFFIXES)} file")
+        else:
+            files.append(path)
+    return files
+
+
+def load_image(path: Path, input_shape: list[int], resize: bool):
+    """uint8 tensor (C, H, W) in the checkpoint's channel count; the size must match unless resize."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    channels, height, width = input_shape
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise UserError(f"images: {path} cannot be read as an image ({type(err).__name__})") from None
+    if image.size != (width, height):
+        if not resize:
+            raise UserError(
+                f"images: {path} is {image.width}x{image.height} pixels but the checkpoint expects "
+                f"{width}x{height}; resize it or pass --resize"
+            )
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    pixels = torch.from_numpy(np.array(image, dtype=np.uint8))
+    return pixels.unsqueeze(0) if channels == 1 else pixels.permute(2, 0, 1)
+
+
+def predict(
+    checkpoint: str | Path, images: list[Path], top_k: int, resize: bool
+) -> list[tuple[Path, list[tuple[str, float]]]]:
+    checkpoint = Path(checkpoint)
+    if top_k < 1:
+        raise UserError(f"--top-k={top_k} is not allowed: expected an integer >= 1")
+    if not checkpoint.is_file():
+        raise UserError(f"checkpoint: {checkpoint} does not exist: expected a .ckpt file written by a run")
+    files = collect_images(images)
+
+    import torch
+
+    from experiments.checkpoints import read_hparams
+    from experiments.data.preprocessing import Normalizer
+    from experiments.module import ClassifierModule
+
+    hparams = read_hparams(checkpoint)
+    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    normalize = Normalizer(hparams["data"]["mean"], hparams["data"]["std"])
+    class_names = hparams["data"]["class_names"]
+    batch = torch.stack([load_image(path, hparams["input_shape"], resize) for path in files])
+    with torch.no_grad():
+        probabilities = module(normalize(batch)).softmax(dim=1)
+    top = probabilities.topk(min(top_k, len(class_names)), dim=1)
+    return [
+        (path, [(class_names[i], p) for i, p in zip(indices.tolist(), probs.tolist(), strict=True)])
+        for path, indices, probs in zip(files, top.indices, top.values, strict=True)
+    ]
+
+
+def print_predictions(predictions: list[tuple[Path, list[tuple[str, float]]]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="predictions", header_style="bold")
+    table.add_column("image", overflow="fold")
+    for rank in range(len(predictions[0][1])):
+        table.add_column(f"#{rank + 1} class (prob)")
+    for path, ranked in predictions:
+        table.add_row(str(path), *(f"{name} ({prob:.3f})" for name, prob in ranked))
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        predictions = predict(args.checkpoint, args.images, args.top_k, args.resize)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_predictions(predictions)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Bad input: one line naming the key, the value and what is allowed; exit 2; existing outputs untouched."""
+
+import pytest
+from conftest import train
+
+BAD_INPUTS = [
+    (["model=foo"], ["model=foo", "mlp", "cnn", "gru"]),
+    (["data=imagenet"], ["data=imagenet", "mnist_sample", "cifar100"]),
+    (["optimizer.lr=-1"], ["optimizer.lr=-1", "> 0"]),
+    (["optimizer.lr=abc"], ["optimizer.lr='abc'", "number"]),
+    (["data.batch_size=0"], ["data.batch_size=0", ">= 1"]),
+    (["data.val_fraction=1.5"], ["data.val_fraction=1.5", "(0, 1)"]),
+    (["trainer.max_epochs=two"], ["trainer.max_epochs='two'", "integer"]),
+    (["seed=-3"], ["seed=-3", ">= 0"]),
+    (["model=rnn", "model.bidirectional=maybe"], ["model.bidirectional='maybe'", "true or false"]),
+    (["model.hidden_sizes=[512,0]"], ["model.hidden_sizes=[512, 0]", "integers >= 1"]),
+    (["optimizer.lrr=1"], ["optimizer.lrr", "lr", "weight_decay"]),
+    (["data.download=false"], ["data.download", "batch_size"]),  # mnist_sample has no download key
+    (["optimizer.lr=["], ["optimizer.lr=[", "key=value"]),
+    (["ckpt_path=missing.ckpt"], ["ckpt_path=missing.ckpt", "does not exist"]),
+    (["train=false"], ["train=false", "ckpt_path"]),
+    (["data.val_fraction=0.5", "data.test_fraction=0.5"], ["data.val_fraction=0.5", "below 1"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"), BAD_INPUTS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, overrides, expected):
+    marker = tmp_path / "outputs" / "runs" / "earlier_run" / "metrics.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+
+    result = train(tmp_path, *overrides)
+
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in expected:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    # The earlier run is intact and no half-made run directory is left behind.
+    assert marker.read_text() == "{}"
+    assert [p.name for p in result.run_dirs] == ["earlier_run"]
+
+
+def test_help_and_composition_need_no_torch(tmp_path):
+    result = train(tmp_path, "model=lstm", "data=cifar10", "--cfg", "job")
+    assert result.returncode == 0
+    assert "RecurrentClassifier" in result.stdout and "cifar10" in result.stdout

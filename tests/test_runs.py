@@ -1,0 +1,92 @@
+"""Run-level behaviour: seeds, resuming, checkpoints, TensorBoard HParams and unique run directories."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import REPO, train
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+QUICK = ["trainer.limit_train_batches=10", "trainer.limit_val_batches=4"]
+
+
+def test_same_seed_same_metrics_and_seed_zero_is_used(tmp_path):
+    first = train(tmp_path / "a", "seed=0", "trainer.max_epochs=2", *QUICK).metrics
+    again = train(tmp_path / "b", "seed=0", "trainer.max_epochs=2", *QUICK).metrics
+    other = train(tmp_path / "c", "seed=1", "trainer.max_epochs=2", *QUICK).metrics
+    assert first["seed"] == 0
+    assert (first["test_loss"], first["best_val_acc"]) == (again["test_loss"], again["best_val_acc"])
+    assert first["test_loss"] != other["test_loss"]
+
+
+def test_resuming_from_last_checkpoint_matches_an_unbroken_run(tmp_path):
+    unbroken = train(tmp_path / "unbroken", "seed=3", "trainer.max_epochs=3", *QUICK).metrics
+    first_part = train(tmp_path / "part", "seed=3", "trainer.max_epochs=1", *QUICK)
+    last = first_part.run_dirs[-1] / "checkpoints" / "last.ckpt"
+    resumed = train(tmp_path / "resumed", "seed=3", "trainer.max_epochs=3", f"ckpt_path={last}", *QUICK).metrics
+    assert resumed["epochs"] == 3
+    # Same shuffling and RNG state after the restart, so the very same weights: equal to float precision.
+    assert resumed["test_loss"] == pytest.approx(unbroken["test_loss"], rel=1e-6)
+    assert resumed["best_val_acc"] == pytest.approx(unbroken["best_val_acc"])
+
+
+def test_resuming_with_another_model_is_refused(tmp_path):
+    first = train(tmp_path, "trainer.max_epochs=1", *QUICK)
+    last = first.run_dirs[-1] / "checkpoints" / "last.ckpt"
+    refused = train(tmp_path, "model=cnn", f"ckpt_path={last}")
+    assert refused.returncode == 2 and "pass the same model options to resume" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    return train(tmp_path_factory.mktemp("smoke"), "trainer.max_epochs=2", "optimizer=sgd", "optimizer.lr=0.05", *QUICK)
+
+
+def test_checkpoints_load_with_weights_only(smoke_run):
+    checkpoint = torch.load(smoke_run.metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    hparams = checkpoint["hyper_parameters"]
+    assert hparams["model"]["_target_"] == "experiments.models.mlp.MLP"
+    assert hparams["data"]["class_names"] == [str(d) for d in range(10)]
+    assert isinstance(hparams["data"]["mean"], list)
+
+
+def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
+    events = EventAccumulator(str(smoke_run.run_dirs[-1] / "tensorboard"))
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"} <= scalars
+    assert "hp_metric" not in scalars
+
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert {m.name.tag for m in experiment.metric_infos} == {
+        "hparams/best_val_acc",
+        "hparams/test_acc",
+        "hparams/test_loss",
+    }
+    chosen = {key: value.ListFields()[0][1] for key, value in session.hparams.items()}
+    assert chosen["model"] == "mlp" and chosen["data"] == "mnist_sample" and chosen["optimizer"] == "sgd"
+    assert chosen["lr"] == pytest.approx(0.05) and chosen["batch_size"] == 64 and chosen["max_epochs"] == 2
+    logged_test_acc = events.Scalars("hparams/test_acc")[-1].value
+    assert logged_test_acc == pytest.approx(smoke_run.metrics["test_acc"])
+
+
+def test_runs_started_together_get_their_own_directories(tmp_path):
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2",
+    ]
+    runs = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)
+    ]
+    assert all(run.wait(timeout=300) == 0 for run in runs)
+    run_dirs = sorted((tmp_path / "outputs" / "runs").iterdir())
+    assert len(run_dirs) == 2
+    assert all((d / "metrics.json").is_file() for d in run_dirs)
