@@ -53,8 +53,10 @@ def test_checkpoints_load_with_weights_only(smoke_run):
 
 
 def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
-    events = EventAccumulator(str(smoke_run.run_dirs[-1] / "tensorboard"))
+    events = EventAccumulator(str(smoke_run.run_dirs[-1] / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
+    assert set(events.Tags()["images"]) == {"test/predictions", "test/confusion_matrix"}
+    assert events.Images("test/predictions")[-1].width > 500
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"} <= scalars
     assert "hp_metric" not in scalars

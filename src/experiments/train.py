@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.callbacks.test_images import TestImages
 from experiments.checkpoints import check_fits_data, check_same_model, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
 from experiments.module import ClassifierModule
@@ -57,7 +58,7 @@ def run(cfg: DictConfig) -> dict:
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=logger,
-        callbacks=[checkpointing, RichProgressBar()],
+        callbacks=[checkpointing, RichProgressBar(), TestImages()],
         default_root_dir=str(run_dir),
     )
 

@@ -1,0 +1,1 @@
+"""Lightning callbacks of this project (what no library callback does)."""
