@@ -47,7 +47,7 @@ def train(cwd: Path, *overrides: str, timeout: int = 600) -> TrainResult:
 @pytest.fixture(scope="session")
 def dataset_root(tmp_path_factory) -> Path:
     """One folder holding tiny MNIST, FashionMNIST, CIFAR-10 and CIFAR-100 files in torchvision's formats."""
-    from torchvision_files import WRITERS
+    from experiments.data.synthetic_files import WRITERS
 
     root = tmp_path_factory.mktemp("datasets")
     for write in WRITERS.values():

@@ -3,10 +3,10 @@
 import pytest
 import torch
 from conftest import SMOKE, train
-from torchvision_files import write_cifar10
 
 from experiments.data.in_memory import stratified_split
 from experiments.data.mnist_sample import MNISTSampleDataModule
+from experiments.data.synthetic_files import write_cifar10
 from experiments.data.torchvision_sets import TorchvisionDataModule
 from experiments.errors import UserError
 

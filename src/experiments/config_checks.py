@@ -74,6 +74,7 @@ RULES: dict[str, Rule] = {
     "data.split_seed": integer(0),
     "data.download": BOOLEAN,
     "data.verify_checksums": BOOLEAN,
+    "data.pipeline": choice("tensor", "torchvision"),
     "model.hidden_sizes": SIZE_LIST,
     "model.cell": choice("rnn", "lstm", "gru"),
     "model.hidden_size": integer(1),

@@ -53,6 +53,8 @@ def print_metrics_table(metrics: dict, title: str) -> None:
     for key, value in metrics.items():
         if isinstance(value, float):
             shown = f"{value:.1f}" if key.endswith("seconds") else f"{value:.4f}"
+        elif isinstance(value, list):  # per-epoch seconds: the table shows their median
+            key, shown = f"{key} (median)", f"{sorted(value)[len(value) // 2]:.2f}" if value else "-"
         else:
             shown = _relative(value) if isinstance(value, str) else str(value)
         table.add_row(key, shown)

@@ -9,10 +9,12 @@ from pathlib import Path
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.test_images import TestImages
 from experiments.checkpoints import check_fits_data, check_same_model, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
@@ -55,10 +57,11 @@ def run(cfg: DictConfig) -> dict:
         mode="max",
         save_last=True,
     )
+    timer = EpochTimer()
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=logger,
-        callbacks=[checkpointing, RichProgressBar(), TestImages()],
+        callbacks=[checkpointing, timer, SteadyRichProgressBar(), TestImages()],
         default_root_dir=str(run_dir),
     )
 
@@ -81,6 +84,8 @@ def run(cfg: DictConfig) -> dict:
             "test_loss": tested[0].get("test/loss"),
             "epochs": trainer.current_epoch,
             "best_checkpoint": checkpointing.best_model_path,
+            "train_epoch_seconds": timer.train_seconds,
+            "epoch_seconds": timer.epoch_seconds,
         }
     else:
         module = ClassifierModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)

@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import lightning as L
 import torch
+from PIL import Image
 from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torchvision import transforms
 
 from experiments.data.preprocessing import Normalizer, channel_stats
 from experiments.errors import UserError
@@ -53,14 +56,39 @@ def stratified_split(labels: Tensor, fractions: list[float], seed: int) -> list[
     return [ranked[start:end].sort().values for start, end in zip(starts, bounds, strict=True)]
 
 
+class PerSampleDataset(Dataset):
+    """The seed's path, kept for comparison and custom transforms: each item goes uint8 -> PIL image
+    -> torchvision transform, exactly as torchvision's own MNIST and CIFAR classes do."""
+
+    def __init__(self, split: Split, transform):
+        self.images, self.labels = split
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int]:
+        pixels = self.images[index].permute(1, 2, 0).squeeze(-1).numpy()  # HxW (gray) or HxWxC
+        return self.transform(Image.fromarray(pixels)), int(self.labels[index])
+
+
+PIPELINES = ("tensor", "torchvision")
+
+
 class InMemoryDataModule(L.LightningDataModule):
-    """Subclasses implement `load_splits`; this class serves, normalizes and describes the data."""
+    """Subclasses implement `load_splits`; this class serves, normalizes and describes the data.
+
+    pipeline="tensor" (default) serves whole batches by index and normalizes them in one operation;
+    pipeline="torchvision" is the seed's per-sample path through a DataLoader (slow; for comparison)."""
 
     name = "in_memory"
 
-    def __init__(self, batch_size: int):
+    def __init__(self, batch_size: int, pipeline: str = "tensor"):
         super().__init__()
+        if pipeline not in PIPELINES:
+            raise UserError(f"data.pipeline={pipeline!r} is not allowed: expected one of {', '.join(PIPELINES)}")
         self.batch_size = batch_size
+        self.pipeline = pipeline
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] = []
         self.normalizer: Normalizer | None = None
@@ -81,6 +109,8 @@ class InMemoryDataModule(L.LightningDataModule):
         if self.normalizer is None:
             self.normalizer = Normalizer(*channel_stats(self.splits["train"][0]))
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if self.pipeline == "torchvision":
+            device = torch.device("cpu")  # PIL works on host memory; the DataLoader moves batches
         self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
 
     def use_normalization(self, mean: list[float], std: list[float]) -> None:
@@ -105,17 +135,32 @@ class InMemoryDataModule(L.LightningDataModule):
             "std": self.normalizer.std,
         }
 
-    def train_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.splits["train"], self.batch_size, self.shuffle_generator)
+    def _loader(self, split: str, shuffle: bool) -> TensorBatches | DataLoader:
+        generator = self.shuffle_generator if shuffle else None
+        if self.pipeline == "tensor":
+            return TensorBatches(self.splits[split], self.batch_size, generator)
+        transform = transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize(self.normalizer.mean, self.normalizer.std)]
+        )
+        dataset = PerSampleDataset(self.splits[split], transform)
+        # The sampler draws randperm(n, generator) like TensorBatches, so both paths shuffle alike; the
+        # DataLoader gets its own generator because it draws a worker seed from it before sampling.
+        sampler = RandomSampler(dataset, generator=generator) if shuffle else None
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, generator=torch.Generator())
 
-    def val_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.splits["val"], self.batch_size, None)
+    def train_dataloader(self) -> TensorBatches | DataLoader:
+        return self._loader("train", shuffle=True)
 
-    def test_dataloader(self) -> TensorBatches:
-        return TensorBatches(self.splits["test"], self.batch_size, None)
+    def val_dataloader(self) -> TensorBatches | DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> TensorBatches | DataLoader:
+        return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch: Split, dataloader_idx: int) -> Split:
         images, labels = batch
+        if self.pipeline == "torchvision":  # already normalized, sample by sample
+            return images, labels
         return self.normalizer(images), labels  # type: ignore[misc]
 
     # The shuffling RNG travels in checkpoints, so a resumed run sees the batches an unbroken run would.

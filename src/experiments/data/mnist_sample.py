@@ -9,9 +9,14 @@ class MNISTSampleDataModule(InMemoryDataModule):
     name = "mnist_sample"
 
     def __init__(
-        self, batch_size: int = 64, val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0
+        self,
+        batch_size: int = 64,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        split_seed: int = 0,
+        pipeline: str = "tensor",
     ):
-        super().__init__(batch_size)
+        super().__init__(batch_size, pipeline)
         self.fractions = [1.0 - val_fraction - test_fraction, val_fraction, test_fraction]
         self.split_seed = split_seed
 

@@ -44,8 +44,9 @@ class TorchvisionDataModule(InMemoryDataModule):
         batch_size: int = 64,
         val_fraction: float = 0.1,
         split_seed: int = 0,
+        pipeline: str = "tensor",
     ):
-        super().__init__(batch_size)
+        super().__init__(batch_size, pipeline)
         if name not in DATASET_CLASSES:
             raise UserError(f"data.name={name!r} is not available: choose one of {', '.join(DATASET_CLASSES)}")
         self.name = name

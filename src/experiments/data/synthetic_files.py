@@ -1,8 +1,11 @@
-"""Write tiny datasets in the exact on-disk formats torchvision's dataset classes read.
+"""Write synthetic datasets in the exact on-disk formats torchvision's dataset classes read.
 
-Images carry a class-dependent bright square, so models can learn them, but nothing here is real data.
+For offline tests and benchmarks: `python -m experiments.data.synthetic_files DIR` writes small copies
+of all four, readable with `data.root=DIR data.download=false data.verify_checksums=false`. Images
+carry a class-dependent bright square, so models can learn them, but nothing here is real data.
 """
 
+import argparse
 import pickle
 import struct
 from pathlib import Path
@@ -15,9 +18,9 @@ def _images(count: int, num_classes: int, shape: tuple[int, int, int], seed: int
     labels = np.arange(count) % num_classes  # every class present, in equal numbers
     channels, height, width = shape
     images = rng.integers(0, 60, size=(count, channels, height, width), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        row, col = divmod(int(label) % 16, 4)
-        images[i, :, row * 6 : row * 6 + 6, col * 6 : col * 6 + 6] = 250
+    for label in range(num_classes):
+        row, col = divmod(label % 16, 4)
+        images[labels == label, :, row * 6 : row * 6 + 6, col * 6 : col * 6 + 6] = 250
     return images, labels
 
 
@@ -42,6 +45,7 @@ def _pickle(path: Path, obj: dict) -> None:
 
 
 def write_cifar10(root: Path, per_batch: int = 30, test: int = 40) -> None:
+    # torchvision always reads five training batches; per_batch sets the size of each.
     """CIFAR-10: five pickled training batches, a test batch and batches.meta in ROOT/cifar-10-batches-py."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,3 +79,16 @@ WRITERS = {
     "cifar10": write_cifar10,
     "cifar100": write_cifar100,
 }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    parser.add_argument("root", type=Path, help="folder to write into (created if missing)")
+    root = parser.parse_args().root
+    for name, write in WRITERS.items():
+        write(root)
+        print(f"wrote {name} under {root}")
+
+
+if __name__ == "__main__":
+    main()

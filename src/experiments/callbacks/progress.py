@@ -1,0 +1,38 @@
+"""Lightning's Rich progress bar, with the per-batch work throttled by time.
+
+Lightning's RichProgressBar updates, collects metrics (a .item() each) and re-renders on every batch;
+on small models that costs as much as the training step. Here a batch updates the bar at most
+`max_per_second` times a second, and always on an epoch's last batch, so the final counts are exact.
+"""
+
+import math
+import time
+
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+class SteadyRichProgressBar(RichProgressBar):
+    def __init__(self, max_per_second: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        self.min_interval = 1.0 / max_per_second
+        self._last_update = -math.inf
+
+    def _due(self, batch_idx: int, total: float) -> bool:
+        now = time.monotonic()
+        if batch_idx + 1 >= total or now - self._last_update >= self.min_interval:
+            self._last_update = now
+            return True
+        return False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self._due(batch_idx, trainer.num_training_batches):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        total = self.total_val_batches_current_dataloader
+        if self._due(batch_idx, total):
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if self._due(batch_idx, self.total_test_batches_current_dataloader):
+            super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
