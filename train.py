@@ -1,5 +1,7 @@
 """`python train.py [key=value ...]`: train, validate and test one configuration (see README)."""
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
@@ -14,4 +16,4 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    run_hydra(main)
+    run_hydra(main, conf_dir=Path(__file__).parent / "conf")

@@ -4,7 +4,7 @@ import pytest
 from conftest import train
 
 BAD_INPUTS = [
-    (["model=foo"], ["model=foo", "mlp", "cnn", "gru"]),
+    (["model=foo"], ["model=foo", "choose from", "mlp", "cnn", "gru"]),
     (["data=imagenet"], ["data=imagenet", "mnist_sample", "cifar100"]),
     (["optimizer.lr=-1"], ["optimizer.lr=-1", "> 0"]),
     (["optimizer.lr=abc"], ["optimizer.lr='abc'", "number"]),
@@ -14,7 +14,14 @@ BAD_INPUTS = [
     (["seed=-3"], ["seed=-3", ">= 0"]),
     (["model=rnn", "model.bidirectional=maybe"], ["model.bidirectional='maybe'", "true or false"]),
     (["model.hidden_sizes=[512,0]"], ["model.hidden_sizes=[512, 0]", "integers >= 1"]),
-    (["optimizer.lrr=1"], ["optimizer.lrr", "lr", "weight_decay"]),
+    (["optimizer.lrr=1"], ["optimizer.lrr", "lr", "_partial_"]),
+    (["model.activation=relux"], ["model.activation='relux'", "leaky_relu", "maxout"]),
+    (["regularization.dropout=1.5"], ["regularization.dropout=1.5", "[0, 1)"]),
+    (["regularization=[l2,foo]"], ["regularization=foo", "early_stopping", "maxnorm"]),
+    (["optimizer=sgd", "optimizer.nesterov=true"], ["optimizer.nesterov=true", "momentum > 0"]),
+    (["optimizer=lbfgs", "regularization=[l2]"], ["regularization.weight_decay=0.0005", "lbfgs"]),
+    (["scheduler=linear"], ["scheduler=linear", "onecycle", "plateau"]),
+    (["model=lstm", "regularization=[dropout]"], ["regularization.dropout=0.5", "model.num_layers >= 2"]),
     (["data.download=false"], ["data.download", "batch_size"]),  # mnist_sample has no download key
     (["optimizer.lr=["], ["optimizer.lr=[", "key=value"]),
     (["ckpt_path=missing.ckpt"], ["ckpt_path=missing.ckpt", "does not exist"]),
@@ -49,3 +56,17 @@ def test_help_and_composition_need_no_torch(tmp_path):
     result = train(tmp_path, "model=lstm", "data=cifar10", "--cfg", "job")
     assert result.returncode == 0
     assert "RecurrentClassifier" in result.stdout and "cifar10" in result.stdout
+
+
+def test_user_errors_raised_inside_hydra_instantiate_are_found():
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from experiments.cli import _user_error_in
+
+    try:
+        instantiate({"_target_": "experiments.models.cnn.LeNet", "input_shape": (1, 8, 8), "num_classes": 2})
+    except InstantiationException as wrapped:
+        found = _user_error_in(wrapped)
+    assert found is not None and "at least 16x16" in str(found)
+    assert _user_error_in(ValueError("a bug, not bad input")) is None

@@ -72,6 +72,7 @@ def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
     chosen = {key: value.ListFields()[0][1] for key, value in session.hparams.items()}
     assert chosen["model"] == "mlp" and chosen["data"] == "mnist_sample" and chosen["optimizer"] == "sgd"
     assert chosen["lr"] == pytest.approx(0.05) and chosen["batch_size"] == 64 and chosen["max_epochs"] == 2
+    assert chosen["regularization"] == "none" and chosen["weight_decay"] == 0.0
     logged_test_acc = events.Scalars("hparams/test_acc")[-1].value
     assert logged_test_acc == pytest.approx(smoke_run.metrics["test_acc"])
 

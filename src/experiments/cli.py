@@ -18,7 +18,7 @@ from experiments.config_checks import check_config
 from experiments.errors import UserError
 
 
-def run_hydra(hydra_main: Callable[[], Any]) -> None:
+def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     """Call a @hydra.main function; composition errors become one line unless HYDRA_FULL_ERROR is set."""
     wants_trace = bool(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
@@ -27,15 +27,17 @@ def run_hydra(hydra_main: Callable[[], Any]) -> None:
     except (HydraException, OmegaConfBaseException) as err:
         if wants_trace:
             raise
-        print(f"error: {describe_hydra_error(err)}", file=sys.stderr)
+        print(f"error: {describe_hydra_error(err, conf_dir)}", file=sys.stderr)
         sys.exit(2)
 
 
-def describe_hydra_error(err: Exception) -> str:
+def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
     """One line naming the key, the value and what is allowed."""
-    if isinstance(err, MissingConfigException) and err.options:
+    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
         group, _, name = err.missing_cfg_file.rpartition("/")
-        return f"{group}={name} is not available: choose one of {', '.join(err.options)}"
+        # Hydra lists the options for a single choice but not for a member of a list like [l2,foo].
+        options = err.options or sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
+        return f"{group}={name} is not available: choose from {', '.join(options)}"
     cause = err.__cause__
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
         parent_key, _, key = cause.full_key.rpartition(".")
@@ -65,11 +67,23 @@ def run_job(cfg: DictConfig) -> float | None:
         from experiments.train import run  # heavy: torch, Lightning, torchvision
 
         metrics = run(cfg)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        user_error = _user_error_in(err)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
         _remove_run_dir_if_untouched()
         sys.exit(2)
     return metrics.get("best_val_acc")
+
+
+def _user_error_in(err: BaseException | None) -> UserError | None:
+    """The UserError behind an exception; hydra.utils.instantiate wraps what a constructor raises."""
+    while err is not None:
+        if isinstance(err, UserError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _command_line_overrides() -> list[str]:

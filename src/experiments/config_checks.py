@@ -80,9 +80,35 @@ RULES: dict[str, Rule] = {
     "model.hidden_size": integer(1),
     "model.num_layers": integer(1),
     "model.bidirectional": BOOLEAN,
+    "model.activation": choice("relu", "sigmoid", "tanh", "leaky_relu", "prelu", "elu", "maxout"),
+    "model.activation_alpha": Rule("null or a number >= 0", lambda v: _is_number(v) and v >= 0, nullable=True),
+    "model.maxout_pieces": integer(2),
+    "model.init": choice("default", "zeros", "normal", "xavier", "he"),
+    "model.init_std": number(0, low_open=True),
     "optimizer.lr": number(0, low_open=True),
-    "optimizer.weight_decay": number(0),
     "optimizer.momentum": number(0, 1, high_open=True),
+    "optimizer.nesterov": BOOLEAN,
+    "optimizer.alpha": number(0, 1, low_open=True, high_open=True),
+    "optimizer.max_iter": integer(1),
+    "optimizer.history_size": integer(1),
+    "optimizer.line_search_fn": Rule("strong_wolfe or null", lambda v: v == "strong_wolfe", nullable=True),
+    "scheduler.step_size": integer(1),
+    "scheduler.gamma": number(0, 1, low_open=True),
+    "scheduler.T_max": integer(1),
+    "scheduler.eta_min": number(0),
+    "scheduler.factor": number(0, 1, low_open=True, high_open=True),
+    "scheduler.patience": integer(0),
+    "scheduler.max_lr": number(0, low_open=True),
+    "scheduler.pct_start": number(0, 1, low_open=True, high_open=True),
+    "regularization.weight_decay": number(0),
+    "regularization.l1": number(0),
+    "regularization.dropout": number(0, 1, high_open=True),
+    "regularization.batchnorm": BOOLEAN,
+    "regularization.max_norm": Rule("null or a number > 0", lambda v: _is_number(v) and v > 0, nullable=True),
+    "regularization.early_stopping.patience": integer(1, nullable=True),
+    "regularization.early_stopping.min_delta": number(0),
+    "regularization.grad_clip.value": Rule("null or a number > 0", lambda v: _is_number(v) and v > 0, nullable=True),
+    "regularization.grad_clip.algorithm": choice("norm", "value"),
     "trainer.max_epochs": integer(1),
     "trainer.log_every_n_steps": integer(1),
     "trainer.limit_train_batches": BATCH_LIMIT,
@@ -113,6 +139,22 @@ def _check_cross_keys(cfg: DictConfig, model_overrides: list[str]) -> None:
         raise UserError(
             f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
             "leaves no training data: their sum must be below 1"
+        )
+    model, regularization = cfg.model, cfg.regularization
+    if "cell" in model and regularization.dropout > 0 and model.num_layers < 2:
+        raise UserError(
+            f"regularization.dropout={regularization.dropout} acts between stacked layers of model={model.cell}: "
+            "set model.num_layers >= 2"
+        )
+    if "cell" in model and regularization.batchnorm:
+        raise UserError(f"regularization.batchnorm=true applies to model=mlp and model=cnn, not model={model.cell}")
+    optimizer = cfg.optimizer
+    if optimizer.get("nesterov") and not optimizer.get("momentum"):
+        raise UserError("optimizer.nesterov=true needs optimizer.momentum > 0 (e.g. optimizer.momentum=0.9)")
+    if optimizer._target_.endswith("LBFGS") and cfg.regularization.weight_decay > 0:
+        raise UserError(
+            f"regularization.weight_decay={cfg.regularization.weight_decay} is not available with optimizer=lbfgs: "
+            "L-BFGS has no weight decay; use regularization.l1 or another optimizer"
         )
     ckpt = cfg.ckpt_path
     if ckpt is not None and not Path(str(ckpt)).is_file():

@@ -18,11 +18,27 @@ class ClassifierModule(L.LightningModule):
     `self.log` call costs about 0.3 ms of Lightning bookkeeping, as much as a whole MLP step on a CPU.
     """
 
-    def __init__(self, model: dict, optimizer: dict, input_shape: list[int], num_classes: int, data: dict):
+    def __init__(
+        self,
+        model: dict,
+        optimizer: dict,
+        input_shape: list[int],
+        num_classes: int,
+        data: dict,
+        regularization: dict | None = None,
+        scheduler: dict | None = None,
+    ):
         super().__init__()
         # logger=False: the real HParams entry, with final metrics, is written once at the end of a run.
         self.save_hyperparameters(logger=False)
-        self.net = instantiate(model, input_shape=tuple(input_shape), num_classes=num_classes)
+        self.regularization = regularization or {}
+        self.net = instantiate(
+            model,
+            input_shape=tuple(input_shape),
+            num_classes=num_classes,
+            dropout=self.regularization.get("dropout", 0.0),
+            batchnorm=self.regularization.get("batchnorm", False),
+        )
         self.loss_fn = nn.CrossEntropyLoss()
         for stage in STAGES:
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro"))
@@ -46,9 +62,15 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step("train", batch)
+        logging_step = self.trainer._logger_connector.should_update_logs
+        if self.regularization.get("l1", 0.0) > 0:
+            penalty = self.regularization["l1"] * sum(w.abs().sum() for w in self._weights())
+            loss = loss + penalty
+            if logging_step:
+                self.log("train/l1_penalty", penalty, on_step=True, on_epoch=False, batch_size=len(batch[1]))
         # The per-step curve (the loss curve the seed says to watch) is logged only on the steps that
         # Lightning writes to the logger (every trainer.log_every_n_steps), using Lightning's own rule.
-        if self.trainer._logger_connector.should_update_logs:
+        if logging_step:
             self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch[1]))
         return loss
 
@@ -67,9 +89,29 @@ class ClassifierModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", "test/loss")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def _weights(self) -> list[nn.Parameter]:
+        """Weight matrices and kernels: what L1 and L2 penalize (biases and norm scales are 1-d)."""
+        return [p for p in self.net.parameters() if p.dim() > 1]
+
+    def configure_optimizers(self) -> dict:
         build_optimizer = instantiate(self.hparams.optimizer)  # a partial: parameters still missing
-        return build_optimizer(self.parameters())
+        weight_decay = self.regularization.get("weight_decay", 0.0)
+        if build_optimizer.func is torch.optim.LBFGS:  # takes no parameter groups and no weight decay
+            optimizer = build_optimizer(self.parameters())
+        else:
+            weights = {id(p) for p in self._weights()}
+            others = [p for p in self.parameters() if id(p) not in weights]
+            optimizer = build_optimizer(
+                [{"params": self._weights(), "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
+            )
+        config: dict = {"optimizer": optimizer}
+        if self.hparams.scheduler:
+            options = dict(self.hparams.scheduler)
+            schedule = {"interval": options.pop("interval", "epoch"), "monitor": options.pop("monitor", None)}
+            if options["_target_"].endswith("OneCycleLR"):
+                options["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            config["lr_scheduler"] = {"scheduler": instantiate(options)(optimizer), **schedule}
+        return config
 
     # Lightning does not save the global RNG; dropout and augmentation draws must resume where they were.
     def on_save_checkpoint(self, checkpoint: dict) -> None:

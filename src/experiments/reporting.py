@@ -23,14 +23,19 @@ def chosen_hparams(cfg: DictConfig, choices: dict, seed: int) -> dict:
         "data": choices.get("data"),
         "optimizer": choices.get("optimizer"),
         "lr": cfg.optimizer.lr,
-        "weight_decay": cfg.optimizer.get("weight_decay", 0.0),
+        "scheduler": choices.get("scheduler"),
+        # a multi-select group: its choice is a list, and HParams takes scalars only
+        "regularization": "+".join(choices.get("regularization") or []) or "none",
+        "weight_decay": cfg.regularization.weight_decay,
         "batch_size": cfg.data.batch_size,
         "max_epochs": cfg.trainer.max_epochs,
         "seed": seed,
     }
-    for key, value in OmegaConf.to_container(cfg.model).items():
-        if not key.startswith("_"):
-            params[f"model.{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
+    for group in ("model", "regularization"):
+        flat = OmegaConf.to_container(cfg[group], resolve=True)
+        for key, value in flat.items():
+            if not key.startswith("_") and key != "weight_decay":
+                params[f"{group}.{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
     return params
 
 

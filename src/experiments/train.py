@@ -9,11 +9,12 @@ from pathlib import Path
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.test_images import TestImages
 from experiments.checkpoints import check_fits_data, check_same_model, read_hparams
@@ -32,6 +33,20 @@ def _quiet_library_noise() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡" not in record.getMessage())
     # Raised inside Lightning's own code against torch >= 2.10; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """Callbacks that the regularization and scheduler choices switch on."""
+    regularization = cfg.regularization
+    callbacks: list[L.Callback] = []
+    if regularization.max_norm is not None:
+        callbacks.append(MaxNorm(regularization.max_norm))
+    if regularization.early_stopping.patience is not None:
+        stopping = regularization.early_stopping
+        callbacks.append(EarlyStopping("val/loss", patience=stopping.patience, min_delta=stopping.min_delta))
+    if cfg.scheduler:
+        callbacks.append(LearningRateMonitor())
+    return callbacks
 
 
 def run(cfg: DictConfig) -> dict:
@@ -58,17 +73,22 @@ def run(cfg: DictConfig) -> dict:
         save_last=True,
     )
     timer = EpochTimer()
+    clip = cfg.regularization.grad_clip
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=logger,
-        callbacks=[checkpointing, timer, SteadyRichProgressBar(), TestImages()],
+        callbacks=[checkpointing, timer, *optional_callbacks(cfg), SteadyRichProgressBar(), TestImages()],
         default_root_dir=str(run_dir),
+        gradient_clip_val=clip.value,
+        gradient_clip_algorithm=clip.algorithm,
     )
 
     if cfg.train:
         module = ClassifierModule(
-            model=OmegaConf.to_container(cfg.model),
-            optimizer=OmegaConf.to_container(cfg.optimizer),
+            model=OmegaConf.to_container(cfg.model, resolve=True),
+            optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+            regularization=OmegaConf.to_container(cfg.regularization, resolve=True),
+            scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) or None,
             input_shape=list(datamodule.input_shape),
             num_classes=datamodule.num_classes,
             data=datamodule.describe(),

@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from experiments.errors import UserError
+from experiments.models.layers import Activation, hidden_block, initialize
 
 
 def _side_after_features(side: int) -> int:
@@ -13,30 +14,42 @@ def _side_after_features(side: int) -> int:
 
 
 class LeNet(nn.Module):
-    """conv(C->6,5) relu pool2, conv(6->16,5) relu pool2, fc120 relu, fc84 relu, fc(num_classes)."""
+    """conv(C->6,5) act pool2, conv(6->16,5) act pool2, fc120 act, fc84 act, fc(num_classes).
+    BatchNorm (optional) follows each conv and hidden fc layer; dropout (optional) the hidden fc layers."""
 
-    def __init__(self, input_shape: Sequence[int], num_classes: int):
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        activation: str = "relu",
+        activation_alpha: float | None = None,
+        maxout_pieces: int = 2,
+        init: str = "default",
+        init_std: float = 0.1,
+        dropout: float = 0.0,
+        batchnorm: bool = False,
+    ):
         super().__init__()
         channels, height, width = input_shape
         out_h, out_w = _side_after_features(height), _side_after_features(width)
         if out_h < 1 or out_w < 1:
             raise UserError(f"model=cnn needs images of at least 16x16 pixels, got {height}x{width}")
+        act = Activation(activation, activation_alpha, maxout_pieces)
+        conv_norm = nn.BatchNorm2d if batchnorm else None
+        fc_norm = nn.BatchNorm1d if batchnorm else None
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, 5),
-            nn.ReLU(),
+            *hidden_block(lambda n: nn.Conv2d(channels, n, 5), 6, act, conv_norm, 0.0),
             nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5),
-            nn.ReLU(),
+            *hidden_block(lambda n: nn.Conv2d(6, n, 5), 16, act, conv_norm, 0.0),
             nn.MaxPool2d(2),
             nn.Flatten(),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(16 * out_h * out_w, 120),
-            nn.ReLU(),
-            nn.Linear(120, 84),
-            nn.ReLU(),
+            *hidden_block(lambda n: nn.Linear(16 * out_h * out_w, n), 120, act, fc_norm, dropout),
+            *hidden_block(lambda n: nn.Linear(120, n), 84, act, fc_norm, dropout),
             nn.Linear(84, num_classes),
         )
+        initialize(self, init, init_std, activation)
 
     def forward(self, images: Tensor) -> Tensor:
         return self.classifier(self.features(images))

@@ -4,6 +4,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from experiments.errors import UserError
+from experiments.models.layers import initialize
+
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -18,8 +21,19 @@ class RecurrentClassifier(nn.Module):
         hidden_size: int = 128,
         num_layers: int = 1,
         bidirectional: bool = False,
+        init: str = "default",
+        init_std: float = 0.1,
+        dropout: float = 0.0,
+        batchnorm: bool = False,
     ):
         super().__init__()
+        if batchnorm:
+            raise UserError(f"regularization.batchnorm applies to model=mlp and model=cnn, not model={cell}")
+        if dropout > 0 and num_layers < 2:
+            raise UserError(
+                f"regularization.dropout={dropout} acts between stacked layers of model={cell}: "
+                "set model.num_layers >= 2"
+            )
         channels, _, width = input_shape
         self.directions = 2 if bidirectional else 1
         self.rnn = CELLS[cell](
@@ -28,8 +42,10 @@ class RecurrentClassifier(nn.Module):
             num_layers=num_layers,
             batch_first=True,
             bidirectional=bidirectional,
+            dropout=dropout,  # between stacked layers, as PyTorch applies it
         )
         self.head = nn.Linear(hidden_size * self.directions, num_classes)
+        initialize(self, init, init_std, activation="tanh")
 
     def forward(self, images: Tensor) -> Tensor:
         batch, channels, height, width = images.shape

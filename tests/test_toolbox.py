@@ -1,0 +1,181 @@
+"""The seed's toolbox: each option changes what it should (in-process, small models)."""
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+from experiments.callbacks.max_norm import MaxNorm, hidden_weights
+from experiments.errors import UserError
+from experiments.models.cnn import LeNet
+from experiments.models.layers import Maxout
+from experiments.models.mlp import MLP
+from experiments.models.recurrent import RecurrentClassifier
+from experiments.module import ClassifierModule
+
+SHAPE = (1, 8, 8)
+
+
+def module(**regularization) -> ClassifierModule:
+    torch.manual_seed(0)
+    return ClassifierModule(
+        model={"_target_": "experiments.models.mlp.MLP", "hidden_sizes": [16, 16]},
+        optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+        input_shape=list(SHAPE),
+        num_classes=3,
+        data={"name": "t", "class_names": ["a", "b", "c"], "mean": [0], "std": [1]},
+        regularization=regularization,
+    )
+
+
+def batch(n: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(n, *SHAPE, generator=generator), torch.randint(0, 3, (n,), generator=generator)
+
+
+def test_max_norm_bounds_each_hidden_units_incoming_weights():
+    net = MLP(SHAPE, 3, hidden_sizes=[16, 16])
+    with torch.no_grad():
+        for weight in net.parameters():
+            weight.mul_(50)
+    head_before = net.layers[-1].weight.clone()
+    MaxNorm(2.0).on_train_batch_end(None, net, None, None, 0)
+    for weight in hidden_weights(net):
+        assert weight.flatten(1).norm(dim=1).max() <= 2.0 + 1e-5
+    assert torch.equal(net.layers[-1].weight, head_before)  # the output layer is not a hidden unit
+    assert len(hidden_weights(LeNet((1, 28, 28), 10))) == 4  # two kernels, two hidden fc layers
+
+
+def test_l1_raises_the_loss_and_shrinks_the_weights():
+    plain, sparse = module(), module(l1=1e-2)
+    assert sparse.regularization["l1"] > 0
+    images, labels = batch()
+    plain_loss = plain.loss_fn(plain(images), labels)
+    sparse_loss = plain_loss + 1e-2 * sum(w.abs().sum() for w in sparse._weights())
+    assert sparse_loss > plain_loss
+    for model in (plain, sparse):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(30):
+            loss = model.loss_fn(model(images), labels)
+            if model.regularization.get("l1"):
+                loss = loss + model.regularization["l1"] * sum(w.abs().sum() for w in model._weights())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    assert sum(w.abs().sum() for w in sparse._weights()) < 0.9 * sum(w.abs().sum() for w in plain._weights())
+
+
+def test_dropout_differs_between_train_and_eval():
+    net = MLP(SHAPE, 3, hidden_sizes=[64], dropout=0.5)
+    images, _ = batch()
+    net.train()
+    assert not torch.equal(net(images), net(images))
+    net.eval()
+    assert torch.equal(net(images), net(images))
+
+
+def test_batchnorm_layers_exist_before_the_activation_and_update_statistics():
+    net = MLP(SHAPE, 3, hidden_sizes=[16, 16], batchnorm=True)
+    kinds = [type(m) for m in net.layers]
+    assert kinds[1:4] == [nn.Linear, nn.BatchNorm1d, nn.ReLU]
+    norm = net.layers[2]
+    before = norm.running_mean.clone()
+    net.train()
+    net(batch()[0] + 3.0)
+    assert not torch.equal(norm.running_mean, before)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in LeNet((3, 32, 32), 10, batchnorm=True).modules()) == 2
+
+
+def test_prelu_alpha_receives_gradients():
+    net = MLP(SHAPE, 3, hidden_sizes=[16], activation="prelu")
+    prelu = next(m for m in net.modules() if isinstance(m, nn.PReLU))
+    assert prelu.weight.item() == pytest.approx(0.25)
+    images, labels = batch()
+    nn.functional.cross_entropy(net(images), labels).backward()
+    assert prelu.weight.grad is not None and prelu.weight.grad.abs().item() > 0
+
+
+def test_maxout_replaces_linear_and_activation_with_k_pieces():
+    net = MLP(SHAPE, 3, hidden_sizes=[16], activation="maxout", maxout_pieces=3)
+    assert net.layers[1].out_features == 48 and isinstance(net.layers[2], Maxout)
+    assert not any(isinstance(m, nn.ReLU) for m in net.modules())
+    assert net(batch()[0]).shape == (32, 3)
+    x = torch.tensor([[1.0, 5.0, 2.0, -1.0, -3.0, 0.5]])
+    assert torch.equal(Maxout(3)(x), torch.tensor([[5.0, 0.5]]))
+
+
+def test_leaky_relu_and_elu_use_the_configured_alpha():
+    leaky = MLP(SHAPE, 3, hidden_sizes=[4], activation="leaky_relu", activation_alpha=0.2)
+    assert next(m for m in leaky.modules() if isinstance(m, nn.LeakyReLU)).negative_slope == 0.2
+    assert next(m for m in MLP(SHAPE, 3, [4], activation="elu").modules() if isinstance(m, nn.ELU)).alpha == 1.0
+
+
+def test_zeros_init_keeps_all_hidden_units_identical_through_training():
+    torch.manual_seed(0)
+    net = MLP(SHAPE, 3, hidden_sizes=[16, 16], activation="tanh", init="zeros")
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.5)
+    images, labels = batch()
+    for _ in range(20):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(images), labels).backward()
+        optimizer.step()
+    for layer in (net.layers[1], net.layers[3]):  # the hidden Linear layers
+        assert torch.equal(layer.weight, layer.weight[:1].expand_as(layer.weight))  # every row (unit) the same
+
+
+@pytest.mark.parametrize("scheme", ["normal", "xavier", "he"])
+def test_init_schemes_set_weights_and_zero_biases(scheme):
+    net = MLP((1, 28, 28), 10, hidden_sizes=[256], init=scheme, init_std=0.05)
+    first = net.layers[1]
+    assert first.bias.abs().sum() == 0
+    expected = {"normal": 0.05, "xavier": (2 / (784 + 256)) ** 0.5 * 2**0.5, "he": (2 / 784) ** 0.5}[scheme]
+    assert first.weight.std().item() == pytest.approx(expected, rel=0.05)
+
+
+def test_weight_decay_applies_to_weights_not_biases():
+    optimizer = module(weight_decay=0.01).configure_optimizers()["optimizer"]
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.01 and all(p.dim() > 1 for p in decayed["params"])
+    assert plain["weight_decay"] == 0.0 and all(p.dim() == 1 for p in plain["params"])
+
+
+def test_gradient_clipping_bounds_the_gradient_norm_seen_by_the_optimizer():
+    norms = []
+
+    class Probe(L.Callback):
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+            grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+            norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+    class Batches:
+        def __iter__(self):
+            yield batch()
+
+        def __len__(self):
+            return 1
+
+    model = module()
+    model.training_step = lambda b, batch_idx: model.loss_fn(model(b[0] * 100), b[1])  # large gradients on purpose
+    trainer = L.Trainer(
+        max_epochs=3,
+        gradient_clip_val=0.05,
+        gradient_clip_algorithm="norm",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[Probe()],
+        enable_model_summary=False,
+    )
+    trainer.fit(model, train_dataloaders=Batches())
+    # on_before_optimizer_step runs before Lightning clips, so re-check after: gradients left in place
+    total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
+    assert norms[0] > 0.05 and total.item() <= 0.05 + 1e-4
+
+
+def test_recurrent_dropout_and_batchnorm_are_refused_where_they_do_not_apply():
+    with pytest.raises(UserError, match="model.num_layers >= 2"):
+        RecurrentClassifier((1, 28, 28), 10, cell="lstm", dropout=0.3)
+    with pytest.raises(UserError, match="applies to model=mlp and model=cnn"):
+        RecurrentClassifier((1, 28, 28), 10, cell="gru", batchnorm=True)
+    stacked = RecurrentClassifier((1, 28, 28), 10, cell="lstm", num_layers=2, dropout=0.3)
+    assert stacked.rnn.dropout == 0.3

@@ -1,0 +1,83 @@
+"""Every activation, init, optimizer and scheduler runs through `python train.py` (short runs)."""
+
+import pytest
+from conftest import train
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+SHORT = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=12",
+    "trainer.limit_val_batches=4",
+    "trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=4",
+]
+
+# Seven runs, each option of each list at least once.
+COMBINATIONS = [
+    ("relu", "he", "sgd", "step", ["optimizer.momentum=0.9", "optimizer.nesterov=true", "scheduler.step_size=1"]),
+    ("sigmoid", "xavier", "adamw", "cosine", ["regularization=[l2]"]),
+    ("tanh", "normal", "rmsprop", "plateau", ["regularization=[dropout,batchnorm,maxnorm,grad_clip]"]),
+    ("leaky_relu", "default", "adam", "onecycle", ["model.activation_alpha=0.1"]),
+    ("prelu", "he", "adam", "none", ["model=cnn"]),
+    ("elu", "xavier", "sgd", "none", ["model=cnn", "regularization=[batchnorm]"]),
+    ("maxout", "normal", "adam", "none", ["model.maxout_pieces=3", "regularization=[l1]"]),
+]
+
+
+def scalars(result) -> dict[str, list[float]]:
+    events = EventAccumulator(str(result.run_dirs[-1] / "tensorboard"))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.mark.parametrize(
+    ("activation", "init", "optimizer", "scheduler", "extra"), COMBINATIONS, ids=[c[0] for c in COMBINATIONS]
+)
+def test_option_combination_trains(tmp_path, activation, init, optimizer, scheduler, extra):
+    model = [e for e in extra if e.startswith("model=")] or ["model=mlp"]
+    rest = [e for e in extra if not e.startswith("model=")]
+    result = train(
+        tmp_path,
+        *model,
+        f"model.activation={activation}",
+        f"model.init={init}",
+        f"optimizer={optimizer}",
+        f"scheduler={scheduler}",
+        *rest,
+        *SHORT,
+    )
+    assert result.metrics["epochs"] == 2
+    logged = scalars(result)
+    if scheduler != "none":  # LearningRateMonitor logs one curve per parameter group
+        rates = [values for tag, values in logged.items() if tag.startswith("lr-")]
+        assert rates
+        if scheduler != "plateau":  # plateau moves only when val/loss stalls, which 2 epochs need not show
+            assert any(v[0] != v[-1] for v in rates)
+    if "regularization=[l1]" in rest:
+        assert min(logged["train/l1_penalty"]) > 0
+
+
+def test_lbfgs_full_batch_reduces_the_loss(tmp_path):
+    # Full batch (all 4,000 training digits), as the seed suggests: stochastic L-BFGS is unstable.
+    result = train(tmp_path, "optimizer=lbfgs", "data.batch_size=4000", "trainer.max_epochs=3")
+    epoch_losses = scalars(result)["train/loss_epoch"]
+    assert epoch_losses[-1] < 0.5 * epoch_losses[0]
+    assert result.metrics["best_val_acc"] > 0.85
+
+
+def test_zeros_init_trains_badly(tmp_path):
+    broken = train(tmp_path / "zeros", "model.init=zeros", "trainer.max_epochs=2").metrics
+    assert broken["best_val_acc"] < 0.25  # symmetric units: no better than a few classes
+
+
+def test_early_stopping_stops_when_val_loss_stalls(tmp_path):
+    # min_delta is unreachable, so no epoch counts as an improvement: stop after patience=1 more epoch.
+    result = train(
+        tmp_path,
+        "regularization=[early_stopping]",
+        "regularization.early_stopping.patience=1",
+        "regularization.early_stopping.min_delta=100",
+        "trainer.max_epochs=10",
+        *SHORT[1:],
+    )
+    assert result.metrics["epochs"] == 2
