@@ -179,3 +179,19 @@ def test_recurrent_dropout_and_batchnorm_are_refused_where_they_do_not_apply():
         RecurrentClassifier((1, 28, 28), 10, cell="gru", batchnorm=True)
     stacked = RecurrentClassifier((1, 28, 28), 10, cell="lstm", num_layers=2, dropout=0.3)
     assert stacked.rnn.dropout == 0.3
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_tbptt_cuts_gradients_to_early_steps(cell):
+    torch.manual_seed(0)
+    images = torch.randn(2, 1, 12, 5, requires_grad=True)
+    full = RecurrentClassifier((1, 12, 5), 3, cell=cell, hidden_size=8)
+    truncated = RecurrentClassifier((1, 12, 5), 3, cell=cell, hidden_size=8, tbptt_steps=4)
+    truncated.load_state_dict(full.state_dict())
+    assert torch.allclose(full(images), truncated(images), atol=1e-6)  # same forward values
+    full(images).sum().backward()
+    assert images.grad[:, :, :8].abs().sum() > 0  # every row reaches the loss
+    images.grad = None
+    truncated(images).sum().backward()
+    assert images.grad[:, :, :8].abs().sum() == 0  # only the last chunk of 4 rows gets gradient
+    assert images.grad[:, :, 8:].abs().sum() > 0

@@ -80,6 +80,7 @@ RULES: dict[str, Rule] = {
     "model.hidden_size": integer(1),
     "model.num_layers": integer(1),
     "model.bidirectional": BOOLEAN,
+    "model.tbptt_steps": integer(1, nullable=True),
     "model.activation": choice("relu", "sigmoid", "tanh", "leaky_relu", "prelu", "elu", "maxout"),
     "model.activation_alpha": Rule("null or a number >= 0", lambda v: _is_number(v) and v >= 0, nullable=True),
     "model.maxout_pieces": integer(2),

@@ -23,6 +23,7 @@ class RecurrentClassifier(nn.Module):
         bidirectional: bool = False,
         init: str = "default",
         init_std: float = 0.1,
+        tbptt_steps: int | None = None,
         dropout: float = 0.0,
         batchnorm: bool = False,
     ):
@@ -36,6 +37,7 @@ class RecurrentClassifier(nn.Module):
             )
         channels, _, width = input_shape
         self.directions = 2 if bidirectional else 1
+        self.tbptt_steps = tbptt_steps
         self.rnn = CELLS[cell](
             input_size=channels * width,
             hidden_size=hidden_size,
@@ -50,7 +52,13 @@ class RecurrentClassifier(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         batch, channels, height, width = images.shape
         rows = images.permute(0, 2, 1, 3).reshape(batch, height, channels * width)
-        _, state = self.rnn(rows)
+        state = None
+        # Truncated BPTT: the state carried into each chunk of k rows is detached, so gradients flow
+        # back at most k steps. Without it the whole sequence is one chunk.
+        for chunk in rows.split(self.tbptt_steps or height, dim=1):
+            if state is not None and self.tbptt_steps:
+                state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+            _, state = self.rnn(chunk, state)
         final = state[0] if isinstance(state, tuple) else state  # LSTM returns (h_n, c_n)
         # final is (layers * directions, N, hidden); the last layer's directions are its last entries.
         # The backward direction's final state has read the whole sequence, from the last row to the first.
