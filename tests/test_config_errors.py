@@ -21,6 +21,8 @@ BAD_INPUTS = [
     (["optimizer=sgd", "optimizer.nesterov=true"], ["optimizer.nesterov=true", "momentum > 0"]),
     (["optimizer=lbfgs", "regularization=[l2]"], ["regularization.weight_decay=0.0005", "lbfgs"]),
     (["scheduler=linear"], ["scheduler=linear", "onecycle", "plateau"]),
+    (["regularization=[augment]", "data.pipeline=torchvision"], ["regularization.augment", "data.pipeline"]),
+    (["regularization.augment.rotate=-5"], ["regularization.augment.rotate=-5", ">= 0"]),
     (["model=lstm", "regularization=[dropout]"], ["regularization.dropout=0.5", "model.num_layers >= 2"]),
     (["data.download=false"], ["data.download", "batch_size"]),  # mnist_sample has no download key
     (["optimizer.lr=["], ["optimizer.lr=[", "key=value"]),

@@ -195,3 +195,51 @@ def test_tbptt_cuts_gradients_to_early_steps(cell):
     truncated(images).sum().backward()
     assert images.grad[:, :, :8].abs().sum() == 0  # only the last chunk of 4 rows gets gradient
     assert images.grad[:, :, 8:].abs().sum() > 0
+
+
+AUGMENT = {
+    "enabled": True,
+    "hflip": None,
+    "crop_padding": 4,
+    "translate": 0.1,
+    "rotate": 10.0,
+    "shear": 5.0,
+    "scale": 0.1,
+}
+
+
+def test_augmentation_changes_train_batches_but_not_eval_batches():
+    import types
+
+    from experiments.data.mnist_sample import MNISTSampleDataModule
+
+    dm = MNISTSampleDataModule()
+    dm.setup()
+    dm.use_augmentation(AUGMENT)
+    images, labels = dm.splits["train"][0][:16], dm.splits["train"][1][:16]
+    plain = dm.normalizer(images)
+    dm.trainer = types.SimpleNamespace(training=False)
+    assert torch.equal(dm.on_after_batch_transfer((images, labels), 0)[0], plain)
+    dm.trainer.training = True
+    first = dm.on_after_batch_transfer((images, labels), 0)[0]
+    second = dm.on_after_batch_transfer((images, labels), 0)[0]
+    assert not torch.allclose(first, plain) and not torch.allclose(first, second)
+    # per-sample parameters: the samples are not all moved the same way
+    shifts = (first - plain).flatten(1).abs().mean(dim=1)
+    assert shifts.std() > 0
+
+
+def test_horizontal_flip_defaults_off_for_digits_and_on_for_cifar():
+    from experiments.data.augment import build_augmenter
+    from experiments.data.mnist_sample import MNISTSampleDataModule
+    from experiments.data.torchvision_sets import TorchvisionDataModule
+
+    assert MNISTSampleDataModule.hflip_default is False
+    assert TorchvisionDataModule("mnist").hflip_default is False
+    assert TorchvisionDataModule("cifar10").hflip_default is True
+
+    def has_flip(default, hflip=None):
+        steps = build_augmenter({**AUGMENT, "hflip": hflip}, default, (28, 28))
+        return any("HorizontalFlip" in type(step).__name__ for step in steps)
+
+    assert not has_flip(False) and has_flip(True) and has_flip(False, hflip=True)

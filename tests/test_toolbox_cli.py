@@ -81,3 +81,17 @@ def test_early_stopping_stops_when_val_loss_stalls(tmp_path):
         *SHORT[1:],
     )
     assert result.metrics["epochs"] == 2
+
+
+def test_augmentation_from_the_command_line(tmp_path, dataset_root):
+    result = train(
+        tmp_path,
+        "regularization=[augment]",
+        "data=cifar10",
+        f"data.root={dataset_root}",
+        "data.download=false",
+        "data.verify_checksums=false",
+        "model=cnn",
+        *SHORT,
+    )
+    assert result.metrics["epochs"] == 2

@@ -110,6 +110,13 @@ RULES: dict[str, Rule] = {
     "regularization.early_stopping.min_delta": number(0),
     "regularization.grad_clip.value": Rule("null or a number > 0", lambda v: _is_number(v) and v > 0, nullable=True),
     "regularization.grad_clip.algorithm": choice("norm", "value"),
+    "regularization.augment.enabled": BOOLEAN,
+    "regularization.augment.hflip": Rule("null, true or false", lambda v: isinstance(v, bool), nullable=True),
+    "regularization.augment.crop_padding": integer(0),
+    "regularization.augment.translate": number(0, 1, high_open=True),
+    "regularization.augment.rotate": number(0),
+    "regularization.augment.shear": number(0),
+    "regularization.augment.scale": number(0, 1, high_open=True),
     "trainer.max_epochs": integer(1),
     "trainer.log_every_n_steps": integer(1),
     "trainer.limit_train_batches": BATCH_LIMIT,
@@ -149,6 +156,10 @@ def _check_cross_keys(cfg: DictConfig, model_overrides: list[str]) -> None:
         )
     if "cell" in model and regularization.batchnorm:
         raise UserError(f"regularization.batchnorm=true applies to model=mlp and model=cnn, not model={model.cell}")
+    if regularization.augment.enabled and cfg.data.get("pipeline") == "torchvision":
+        raise UserError(
+            "regularization.augment works on whole batches of the tensor path: drop data.pipeline=torchvision"
+        )
     optimizer = cfg.optimizer
     if optimizer.get("nesterov") and not optimizer.get("momentum"):
         raise UserError("optimizer.nesterov=true needs optimizer.momentum > 0 (e.g. optimizer.momentum=0.9)")

@@ -59,6 +59,7 @@ def run(cfg: DictConfig) -> dict:
 
     datamodule: InMemoryDataModule = instantiate(cfg.data)
     datamodule.setup()
+    datamodule.use_augmentation(OmegaConf.to_container(cfg.regularization.augment))
     ckpt_hparams = read_hparams(cfg.ckpt_path) if cfg.ckpt_path else None
     if ckpt_hparams:
         check_fits_data(cfg.ckpt_path, ckpt_hparams, datamodule.input_shape, datamodule.num_classes, datamodule.name)

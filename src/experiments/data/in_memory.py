@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision import transforms
 
+from experiments.data.augment import build_augmenter
 from experiments.data.preprocessing import Normalizer, channel_stats
 from experiments.errors import UserError
 
@@ -82,6 +83,7 @@ class InMemoryDataModule(L.LightningDataModule):
     pipeline="torchvision" is the seed's per-sample path through a DataLoader (slow; for comparison)."""
 
     name = "in_memory"
+    hflip_default = True  # digit datasets turn it off: a mirrored 3 is not a 3
 
     def __init__(self, batch_size: int, pipeline: str = "tensor"):
         super().__init__()
@@ -92,6 +94,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] = []
         self.normalizer: Normalizer | None = None
+        self.augmenter: torch.nn.Module | None = None
         # Drawn from the global RNG, so seed_everything(seed) fixes the shuffling order too.
         shuffle_seed = int(torch.randint(0, 2**62, (1,)).item())
         self.shuffle_generator = torch.Generator().manual_seed(shuffle_seed)
@@ -116,6 +119,10 @@ class InMemoryDataModule(L.LightningDataModule):
     def use_normalization(self, mean: list[float], std: list[float]) -> None:
         """Normalize with given statistics (a checkpoint's), instead of this training split's."""
         self.normalizer = Normalizer(mean, std)
+
+    def use_augmentation(self, options: dict) -> None:
+        """Augment training batches (after setup: the crop size comes from the images)."""
+        self.augmenter = build_augmenter(options, self.hflip_default, self.input_shape[1:])
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -161,6 +168,9 @@ class InMemoryDataModule(L.LightningDataModule):
         images, labels = batch
         if self.pipeline == "torchvision":  # already normalized, sample by sample
             return images, labels
+        if self.augmenter is not None and self.trainer is not None and self.trainer.training:
+            self.augmenter.to(images.device)
+            images = self.augmenter(images.float() / 255.0) * 255.0  # kornia works on [0, 1] floats
         return self.normalizer(images), labels  # type: ignore[misc]
 
     # The shuffling RNG travels in checkpoints, so a resumed run sees the batches an unbroken run would.

@@ -7,6 +7,7 @@ from experiments.data.in_memory import InMemoryDataModule, Split, stratified_spl
 
 class MNISTSampleDataModule(InMemoryDataModule):
     name = "mnist_sample"
+    hflip_default = False
 
     def __init__(
         self,

@@ -50,6 +50,7 @@ class TorchvisionDataModule(InMemoryDataModule):
         if name not in DATASET_CLASSES:
             raise UserError(f"data.name={name!r} is not available: choose one of {', '.join(DATASET_CLASSES)}")
         self.name = name
+        self.hflip_default = name != "mnist"  # digits are not mirror-symmetric; clothes and CIFAR objects are
         self.root = Path(root).expanduser().resolve()
         self.download = download
         self.dataset_class = DATASET_CLASSES[name]
