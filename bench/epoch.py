@@ -81,7 +81,7 @@ def raw_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) 
 
     datamodule = _train_split(dataset, root, batch)
     images, labels = datamodule.splits["train"]
-    images = datamodule.normalizer(images)  # normalized once, up front
+    images = datamodule.input_transform(images)  # preprocessed once, up front
     model = _model(model_name, datamodule)
     optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
     seconds = []

@@ -29,6 +29,12 @@ BAD_INPUTS = [
     (["ckpt_path=missing.ckpt"], ["ckpt_path=missing.ckpt", "does not exist"]),
     (["train=false"], ["train=false", "ckpt_path"]),
     (["data.val_fraction=0.5", "data.test_fraction=0.5"], ["data.val_fraction=0.5", "below 1"]),
+    (["data.preprocess=whiten"], ["data.preprocess='whiten'", "zca_whiten", "standardize"]),
+    (["data.whiten_epsilon=0"], ["data.whiten_epsilon=0", "> 0"]),
+    (
+        ["data.preprocess=zca_whiten", "data.pipeline=torchvision"],
+        ["data.preprocess=zca_whiten", "standardize or none"],
+    ),
 ]
 
 

@@ -48,7 +48,7 @@ def test_normalization_statistics_come_from_the_training_split():
     dm = MNISTSampleDataModule()
     dm.setup()
     train_pixels = dm.splits["train"][0].double() / 255
-    assert dm.normalizer.mean[0] == pytest.approx(train_pixels.mean().item(), rel=1e-6)
+    assert dm.input_transform.shift.item() / 255 == pytest.approx(train_pixels.mean().item(), rel=1e-6)
     batch = dm.on_after_batch_transfer((dm.splits["train"][0], None), 0)[0]
     assert batch.mean().item() == pytest.approx(0.0, abs=1e-4) and batch.std().item() == pytest.approx(1.0, abs=1e-3)
 

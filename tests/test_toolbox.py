@@ -23,7 +23,7 @@ def module(**regularization) -> ClassifierModule:
         optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
         input_shape=list(SHAPE),
         num_classes=3,
-        data={"name": "t", "class_names": ["a", "b", "c"], "mean": [0], "std": [1]},
+        data={"name": "t", "class_names": ["a", "b", "c"], "preprocess": "standardize"},
         regularization=regularization,
     )
 
@@ -217,7 +217,7 @@ def test_augmentation_changes_train_batches_but_not_eval_batches():
     dm.setup()
     dm.use_augmentation(AUGMENT)
     images, labels = dm.splits["train"][0][:16], dm.splits["train"][1][:16]
-    plain = dm.normalizer(images)
+    plain = dm.input_transform(images)
     dm.trainer = types.SimpleNamespace(training=False)
     assert torch.equal(dm.on_after_batch_transfer((images, labels), 0)[0], plain)
     dm.trainer.training = True

@@ -75,6 +75,8 @@ RULES: dict[str, Rule] = {
     "data.download": BOOLEAN,
     "data.verify_checksums": BOOLEAN,
     "data.pipeline": choice("tensor", "torchvision"),
+    "data.preprocess": choice("standardize", "pca_whiten", "zca_whiten", "none"),
+    "data.whiten_epsilon": number(0, low_open=True),
     "model.hidden_sizes": SIZE_LIST,
     "model.cell": choice("rnn", "lstm", "gru"),
     "model.hidden_size": integer(1),
@@ -137,16 +139,23 @@ def check_config(cfg: DictConfig, overrides: list[str] = ()) -> None:
             continue
         if not rule.accepts(value):
             raise UserError(f"{key}={_show(value)} is not allowed: expected {rule.allowed}")
-    model_overrides = [o for o in overrides if o.lstrip("+~").split("=", 1)[0].split(".")[0] == "model"]
-    _check_cross_keys(cfg, model_overrides)
+    keys = [(o, o.lstrip("+~").split("=", 1)[0]) for o in overrides]
+    model_overrides = [o for o, key in keys if key.split(".")[0] == "model"]
+    preprocess_overrides = [o for o, key in keys if key in ("data.preprocess", "data.whiten_epsilon")]
+    _check_cross_keys(cfg, model_overrides, preprocess_overrides)
 
 
-def _check_cross_keys(cfg: DictConfig, model_overrides: list[str]) -> None:
+def _check_cross_keys(cfg: DictConfig, model_overrides: list[str], preprocess_overrides: list[str]) -> None:
     data = cfg.data
     if "test_fraction" in data and data.val_fraction + data.test_fraction >= 1:
         raise UserError(
             f"data.val_fraction={data.val_fraction} + data.test_fraction={data.test_fraction} "
             "leaves no training data: their sum must be below 1"
+        )
+    if data.get("pipeline") == "torchvision" and data.get("preprocess") not in (None, "standardize", "none"):
+        raise UserError(
+            f"data.preprocess={data.preprocess} works on whole batches of the tensor path: "
+            "data.pipeline=torchvision allows standardize or none"
         )
     model, regularization = cfg.model, cfg.regularization
     if "cell" in model and regularization.dropout > 0 and model.num_layers < 2:
@@ -177,6 +186,11 @@ def _check_cross_keys(cfg: DictConfig, model_overrides: list[str]) -> None:
         raise UserError(
             f"{model_overrides[0]} has no effect with train=false: the checkpoint's own model is evaluated; "
             "drop the model override"
+        )
+    if not cfg.train and preprocess_overrides:
+        raise UserError(
+            f"{preprocess_overrides[0]} has no effect with train=false: the checkpoint's own preprocessing, "
+            "fitted on its training split, is used; drop the override"
         )
     if not cfg.train and not cfg.test:
         raise UserError("train=false with test=false does nothing: set one of them to true")

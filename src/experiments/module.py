@@ -7,12 +7,16 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from experiments.data.preprocessing import InputTransform
+
 STAGES = ("train", "val", "test")
 
 
 class ClassifierModule(L.LightningModule):
     """Every constructor argument is a plain container, so checkpoints load with weights_only=True
     and carry what `predict` and evaluation need: the backbone config, preprocessing, class names.
+    The input transform's statistics are buffers (`input_transform.*` in the state dict); the datamodule
+    applies the same object to each batch, so evaluation and `predict` reuse the training split's numbers.
 
     Metrics accumulate in torchmetrics objects every step and are logged once per epoch: each
     `self.log` call costs about 0.3 ms of Lightning bookkeeping, as much as a whole MLP step on a CPU.
@@ -27,10 +31,17 @@ class ClassifierModule(L.LightningModule):
         data: dict,
         regularization: dict | None = None,
         scheduler: dict | None = None,
+        input_transform: InputTransform | None = None,
     ):
         super().__init__()
         # logger=False: the real HParams entry, with final metrics, is written once at the end of a run.
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(logger=False, ignore=["input_transform"])
+        # Loading a checkpoint builds an empty transform of the right shape; load_state_dict fills it.
+        if input_transform is None:
+            input_transform = InputTransform(
+                data.get("preprocess", "standardize"), input_shape, data.get("whiten_epsilon", 0.1)
+            )
+        self.input_transform = input_transform
         self.regularization = regularization or {}
         self.net = instantiate(
             model,

@@ -1,6 +1,6 @@
 """`python -m experiments.predict CKPT IMAGE_OR_FOLDER... [--top-k K] [--resize]`
 
-Classifies PNG/JPG files with a checkpoint, using the checkpoint's own normalization statistics and
+Classifies PNG/JPG files with a checkpoint, using the checkpoint's own preprocessing (fitted on its training split) and
 class names, and prints the top-k classes with their probabilities.
 """
 
@@ -76,16 +76,14 @@ def predict(
     import torch
 
     from experiments.checkpoints import read_hparams
-    from experiments.data.preprocessing import Normalizer
     from experiments.module import ClassifierModule
 
     hparams = read_hparams(checkpoint)
     module = ClassifierModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
-    normalize = Normalizer(hparams["data"]["mean"], hparams["data"]["std"])
     class_names = hparams["data"]["class_names"]
     batch = torch.stack([load_image(path, hparams["input_shape"], resize) for path in files])
     with torch.no_grad():
-        probabilities = module(normalize(batch)).softmax(dim=1)
+        probabilities = module(module.input_transform(batch)).softmax(dim=1)
     top = probabilities.topk(min(top_k, len(class_names)), dim=1)
     return [
         (path, [(class_names[i], p) for i, p in zip(indices.tolist(), probs.tolist(), strict=True)])

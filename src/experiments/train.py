@@ -49,6 +49,9 @@ def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:
     return callbacks
 
 
+log = logging.getLogger(__name__)
+
+
 def run(cfg: DictConfig) -> dict:
     """Train (or only evaluate) one configuration; returns the final metrics also written to metrics.json."""
     started = time.perf_counter()
@@ -57,10 +60,18 @@ def run(cfg: DictConfig) -> dict:
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)  # `is not None`: 0 is a seed
     L.seed_everything(seed, verbose=False)
 
+    if cfg.train and cfg.data.get("preprocess") == "pca_whiten" and not cfg.model._target_.endswith("MLP"):
+        log.warning(
+            "data.preprocess=pca_whiten outputs principal components, not pixels: the image layout this "
+            "model reads is lost; data.preprocess=zca_whiten keeps it"
+        )
     datamodule: InMemoryDataModule = instantiate(cfg.data)
+    ckpt_hparams = read_hparams(cfg.ckpt_path) if cfg.ckpt_path else None
+    if not cfg.train:  # evaluation preprocesses with the checkpoint's transform, so none is fitted here
+        module = ClassifierModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+        datamodule.use_input_transform(module.input_transform)
     datamodule.setup()
     datamodule.use_augmentation(OmegaConf.to_container(cfg.regularization.augment))
-    ckpt_hparams = read_hparams(cfg.ckpt_path) if cfg.ckpt_path else None
     if ckpt_hparams:
         check_fits_data(cfg.ckpt_path, ckpt_hparams, datamodule.input_shape, datamodule.num_classes, datamodule.name)
 
@@ -93,6 +104,7 @@ def run(cfg: DictConfig) -> dict:
             input_shape=list(datamodule.input_shape),
             num_classes=datamodule.num_classes,
             data=datamodule.describe(),
+            input_transform=datamodule.input_transform,
         )
         if ckpt_hparams:
             check_same_model(cfg.ckpt_path, ckpt_hparams, module.hparams.model)
@@ -109,8 +121,6 @@ def run(cfg: DictConfig) -> dict:
             "epoch_seconds": timer.epoch_seconds,
         }
     else:
-        module = ClassifierModule.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
-        datamodule.use_normalization(ckpt_hparams["data"]["mean"], ckpt_hparams["data"]["std"])
         tested = trainer.test(module, datamodule=datamodule, verbose=False)
         metrics = {
             "test_acc": tested[0]["test/acc"],

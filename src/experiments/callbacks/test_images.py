@@ -44,11 +44,10 @@ class TestImages(L.Callback):
 
     def _prediction_grid(self, module: L.LightningModule, names: list[str]) -> plt.Figure:
         images, predictions, labels = (torch.cat(parts)[:GRID] for parts in zip(*self.samples, strict=True))
-        mean = torch.tensor(module.hparams.data["mean"]).view(-1, 1, 1)
-        std = torch.tensor(module.hparams.data["std"]).view(-1, 1, 1)
+        pictures = module.input_transform.undo(images.to(module.device)).cpu().clamp(0, 1)
         figure, axes = plt.subplots(4, 8, figsize=(12, 7))
-        for ax, image, predicted, true in zip(axes.flat, images, predictions, labels, strict=False):
-            pixels = (image * std + mean).clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()  # undo normalization
+        for ax, image, predicted, true in zip(axes.flat, pictures, predictions, labels, strict=False):
+            pixels = image.permute(1, 2, 0).squeeze(-1).numpy()
             ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None)
             ax.set_title(
                 f"{names[predicted][:10]} / {names[true][:10]}",

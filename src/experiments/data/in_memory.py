@@ -1,5 +1,5 @@
 """The datamodule base: splits as uint8 tensors (on the accelerator when there is one), whole-batch
-indexing, and normalization of each batch after transfer. No per-sample PIL work in the loop."""
+indexing, and preprocessing of each batch after transfer. No per-sample PIL work in the loop."""
 
 import math
 from collections.abc import Iterator
@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision import transforms
 
 from experiments.data.augment import build_augmenter
-from experiments.data.preprocessing import Normalizer, channel_stats
+from experiments.data.preprocessing import PREPROCESSING, InputTransform
 from experiments.errors import UserError
 
 Split = tuple[Tensor, Tensor]  # images uint8 (N, C, H, W), labels int64 (N,)
@@ -79,21 +79,29 @@ PIPELINES = ("tensor", "torchvision")
 class InMemoryDataModule(L.LightningDataModule):
     """Subclasses implement `load_splits`; this class serves, normalizes and describes the data.
 
-    pipeline="tensor" (default) serves whole batches by index and normalizes them in one operation;
-    pipeline="torchvision" is the seed's per-sample path through a DataLoader (slow; for comparison)."""
+    pipeline="tensor" (default) serves whole batches by index and preprocesses them in one operation;
+    pipeline="torchvision" is the seed's per-sample path through a DataLoader (slow; for comparison).
+    preprocess picks the InputTransform fitted on the training split (see data/preprocessing.py)."""
 
     name = "in_memory"
     hflip_default = True  # digit datasets turn it off: a mirrored 3 is not a 3
 
-    def __init__(self, batch_size: int, pipeline: str = "tensor"):
+    def __init__(
+        self, batch_size: int, pipeline: str = "tensor", preprocess: str = "standardize", whiten_epsilon: float = 0.1
+    ):
         super().__init__()
         if pipeline not in PIPELINES:
             raise UserError(f"data.pipeline={pipeline!r} is not allowed: expected one of {', '.join(PIPELINES)}")
+        if preprocess not in PREPROCESSING:
+            raise UserError(
+                f"data.preprocess={preprocess!r} is not allowed: expected one of {', '.join(PREPROCESSING)}"
+            )
         self.batch_size = batch_size
         self.pipeline = pipeline
+        self.preprocess, self.whiten_epsilon = preprocess, whiten_epsilon
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] = []
-        self.normalizer: Normalizer | None = None
+        self.input_transform: InputTransform | None = None
         self.augmenter: torch.nn.Module | None = None
         # Drawn from the global RNG, so seed_everything(seed) fixes the shuffling order too.
         shuffle_seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -109,16 +117,17 @@ class InMemoryDataModule(L.LightningDataModule):
             for split, (images, _) in self.splits.items():
                 if len(images) == 0:
                     raise UserError(f"data={self.name}: the {split} split is empty; adjust the split fractions")
-        if self.normalizer is None:
-            self.normalizer = Normalizer(*channel_stats(self.splits["train"][0]))
+        if self.input_transform is None:
+            self.input_transform = InputTransform.fit(self.preprocess, self.splits["train"][0], self.whiten_epsilon)
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        self.input_transform.to(device)
         if self.pipeline == "torchvision":
             device = torch.device("cpu")  # PIL works on host memory; the DataLoader moves batches
         self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
 
-    def use_normalization(self, mean: list[float], std: list[float]) -> None:
-        """Normalize with given statistics (a checkpoint's), instead of this training split's."""
-        self.normalizer = Normalizer(mean, std)
+    def use_input_transform(self, transform: InputTransform) -> None:
+        """Preprocess with a given transform (a checkpoint's, or the module's), not this training split's."""
+        self.input_transform = transform
 
     def use_augmentation(self, options: dict) -> None:
         """Augment training batches (after setup: the crop size comes from the images)."""
@@ -133,22 +142,26 @@ class InMemoryDataModule(L.LightningDataModule):
         return len(self.class_names)
 
     def describe(self) -> dict:
-        """What a checkpoint needs to preprocess and name its predictions later: plain containers only."""
-        assert self.normalizer is not None, "call setup() first"
+        """What a checkpoint needs to rebuild the input transform and name its predictions: plain containers
+        only (the transform's statistics travel as module buffers)."""
         return {
             "name": self.name,
             "class_names": list(self.class_names),
-            "mean": self.normalizer.mean,
-            "std": self.normalizer.std,
+            "preprocess": self.preprocess,
+            "whiten_epsilon": self.whiten_epsilon,
         }
 
     def _loader(self, split: str, shuffle: bool) -> TensorBatches | DataLoader:
         generator = self.shuffle_generator if shuffle else None
         if self.pipeline == "tensor":
             return TensorBatches(self.splits[split], self.batch_size, generator)
-        transform = transforms.Compose(
-            [transforms.ToTensor(), transforms.Normalize(self.normalizer.mean, self.normalizer.std)]
-        )
+        # The seed's per-sample steps. Config checks allow only standardize and none on this path.
+        steps = [transforms.ToTensor()]
+        if self.preprocess == "standardize":
+            mean = (self.input_transform.shift / 255.0).flatten().tolist()
+            std = (1.0 / (self.input_transform.scale * 255.0)).flatten().tolist()
+            steps.append(transforms.Normalize(mean, std))
+        transform = transforms.Compose(steps)
         dataset = PerSampleDataset(self.splits[split], transform)
         # The sampler draws randperm(n, generator) like TensorBatches, so both paths shuffle alike; the
         # DataLoader gets its own generator because it draws a worker seed from it before sampling.
@@ -166,12 +179,12 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Split, dataloader_idx: int) -> Split:
         images, labels = batch
-        if self.pipeline == "torchvision":  # already normalized, sample by sample
+        if self.pipeline == "torchvision":  # already preprocessed, sample by sample
             return images, labels
         if self.augmenter is not None and self.trainer is not None and self.trainer.training:
             self.augmenter.to(images.device)
             images = self.augmenter(images.float() / 255.0) * 255.0  # kornia works on [0, 1] floats
-        return self.normalizer(images), labels  # type: ignore[misc]
+        return self.input_transform(images), labels  # type: ignore[misc]
 
     # The shuffling RNG travels in checkpoints, so a resumed run sees the batches an unbroken run would.
     def state_dict(self) -> dict:

@@ -16,8 +16,10 @@ class MNISTSampleDataModule(InMemoryDataModule):
         test_fraction: float = 0.1,
         split_seed: int = 0,
         pipeline: str = "tensor",
+        preprocess: str = "standardize",
+        whiten_epsilon: float = 0.1,
     ):
-        super().__init__(batch_size, pipeline)
+        super().__init__(batch_size, pipeline, preprocess, whiten_epsilon)
         self.fractions = [1.0 - val_fraction - test_fraction, val_fraction, test_fraction]
         self.split_seed = split_seed
 

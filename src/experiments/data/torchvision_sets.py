@@ -45,8 +45,10 @@ class TorchvisionDataModule(InMemoryDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         pipeline: str = "tensor",
+        preprocess: str = "standardize",
+        whiten_epsilon: float = 0.1,
     ):
-        super().__init__(batch_size, pipeline)
+        super().__init__(batch_size, pipeline, preprocess, whiten_epsilon)
         if name not in DATASET_CLASSES:
             raise UserError(f"data.name={name!r} is not available: choose one of {', '.join(DATASET_CLASSES)}")
         self.name = name
