@@ -29,6 +29,9 @@ BAD_INPUTS = [
     (["ckpt_path=missing.ckpt"], ["ckpt_path=missing.ckpt", "does not exist"]),
     (["train=false"], ["train=false", "ckpt_path"]),
     (["data.val_fraction=0.5", "data.test_fraction=0.5"], ["data.val_fraction=0.5", "below 1"]),
+    (["trainer.precision=bad"], ["trainer.precision='bad'", "16-mixed"]),
+    (["divergence_factor=0.5"], ["divergence_factor=0.5", "> 1"]),
+    (["sweep_name=a/b"], ["sweep_name='a/b'", "no slashes"]),
     (["data.preprocess=whiten"], ["data.preprocess='whiten'", "zca_whiten", "standardize"]),
     (["data.whiten_epsilon=0"], ["data.whiten_epsilon=0", "> 0"]),
     (

@@ -3,9 +3,11 @@
 Kept free of torch imports so `--help`, `--cfg job` and bad-input errors answer instantly.
 """
 
+import logging
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from experiments.config_checks import check_config
-from experiments.errors import UserError
+from experiments.errors import TrialsFailed, UserError
+from experiments.sweeps.logspace import expand_logspace
+
+log = logging.getLogger(__name__)
 
 
 def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
@@ -23,12 +28,19 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     wants_trace = bool(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
     try:
+        sys.argv[1:] = expand_logspace(sys.argv[1:])  # key=logspace(LOW,HIGH[,COUNT]) -> a list of values
         hydra_main()
     except (HydraException, OmegaConfBaseException) as err:
         if wants_trace:
             raise
         print(f"error: {describe_hydra_error(err, conf_dir)}", file=sys.stderr)
         sys.exit(2)
+    except UserError as err:  # raised by the sweepers' checks before any trial runs
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except TrialsFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
 
 
 def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
@@ -61,9 +73,48 @@ def register_resolvers() -> None:
 
 
 def run_job(cfg: DictConfig) -> float | None:
-    """Run one job; a UserError becomes one line on stderr and exit status 2."""
+    """Run one job; a UserError becomes one line on stderr and exit status 2.
+
+    Inside a sweep (-m) nothing escapes: the trial records its status (running, completed, diverged,
+    failed with the one-line error) in status.json and the sweep goes on with the next trial. The return
+    value is what Optuna maximizes: best val acc, 0.0 for a diverged trial that never validated, and
+    None for a failed one (Optuna records it as failed)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if not in_sweep:
+        return _run_single(cfg)
+    from experiments.sweeps.status import write_status
+
+    trial_dir = Path(HydraConfig.get().runtime.output_dir)
+    write_status(trial_dir, "running", fresh=True, resumed_from=cfg.ckpt_path, pid=os.getpid(), started=time.time())
     try:
         check_config(cfg, _command_line_overrides())
+        from experiments.train import run
+
+        metrics = run(cfg)
+    except Exception as err:
+        user_error = _user_error_in(err)
+        message = str(user_error) if user_error else f"{type(err).__name__}: {err}".strip().splitlines()[0]
+        log.error(f"trial failed: {message}")
+        if user_error is None:  # a bug rather than bad input: keep the whole story next to the one line
+            import traceback
+
+            (trial_dir / "traceback.txt").write_text(traceback.format_exc())
+        (trial_dir / "error.txt").write_text(message + "\n")
+        write_status(trial_dir, "failed", error=message)
+        return None
+    objective = metrics.get("best_val_acc") or 0.0
+    fields = {key: metrics.get(key) for key in ("best_val_acc", "diverged_step", "final_train_loss")}
+    write_status(trial_dir, metrics["status"], objective=objective, **fields)
+    return objective
+
+
+def _run_single(cfg: DictConfig) -> float | None:
+    try:
+        check_config(cfg, _command_line_overrides())
+        _refuse_sweep_preset_without_multirun()
         from experiments.train import run  # heavy: torch, Lightning, torchvision
 
         metrics = run(cfg)
@@ -75,6 +126,16 @@ def run_job(cfg: DictConfig) -> float | None:
         _remove_run_dir_if_untouched()
         sys.exit(2)
     return metrics.get("best_val_acc")
+
+
+def _refuse_sweep_preset_without_multirun() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return
+    preset = HydraConfig.get().runtime.choices.get("sweep")
+    if preset not in (None, "null", "grid"):
+        raise UserError(f"sweep={preset} is a sweep: add -m, as in `python train.py -m sweep={preset}`")
 
 
 def _user_error_in(err: BaseException | None) -> UserError | None:

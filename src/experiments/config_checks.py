@@ -3,6 +3,7 @@
 Rules apply to keys that exist in the composed config, so one table serves every model and dataset.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +75,13 @@ RULES: dict[str, Rule] = {
     "data.split_seed": integer(0),
     "data.download": BOOLEAN,
     "data.verify_checksums": BOOLEAN,
+    "divergence_factor": Rule("null or a number > 1", lambda v: _is_number(v) and v > 1, nullable=True),
+    "torch_threads": integer(1, nullable=True),
+    "sweep_name": Rule(
+        "null or a name of letters, digits and ._=,+- (no slashes)",
+        lambda v: isinstance(v, str) and bool(v) and re.fullmatch(r"[A-Za-z0-9._=,+\-]+", v) is not None,
+        nullable=True,
+    ),
     "data.pipeline": choice("tensor", "torchvision"),
     "data.preprocess": choice("standardize", "pca_whiten", "zca_whiten", "none"),
     "data.whiten_epsilon": number(0, low_open=True),
@@ -126,6 +134,10 @@ RULES: dict[str, Rule] = {
     "trainer.limit_test_batches": BATCH_LIMIT,
     "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
     "trainer.deterministic": BOOLEAN,
+    "trainer.precision": Rule(
+        "one of 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true, 64-true",
+        lambda v: str(v) in ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "32", "16", "64"),
+    ),
 }
 
 

@@ -1,18 +1,21 @@
 """run(cfg): seed -> datamodule -> model (dims from the data) -> trainer -> fit -> test -> metrics."""
 
 import logging
+import os
 import random
 import time
 import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.callbacks.divergence import DivergenceAbort
 from experiments.callbacks.epoch_timer import EpochTimer
 from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
@@ -52,6 +55,24 @@ def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:
 log = logging.getLogger(__name__)
 
 
+def torch_threads(cfg: DictConfig) -> int:
+    """cfg.torch_threads, or the cores shared out among trials that a parallel launcher runs at once."""
+    if cfg.torch_threads is not None:
+        threads = cfg.torch_threads
+    else:
+        launcher = HydraConfig.get().launcher
+        parallel = launcher.get("n_jobs", 1) if "joblib" in str(launcher.get("_target_", "")) else 1
+        cores = os.cpu_count() or 1
+        parallel = cores if parallel is None or parallel < 1 else parallel  # joblib's -1: one per core
+        threads = max(1, cores // parallel) if parallel > 1 else torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _number(value) -> float | None:
+    return float(value) if value is not None else None
+
+
 def run(cfg: DictConfig) -> dict:
     """Train (or only evaluate) one configuration; returns the final metrics also written to metrics.json."""
     started = time.perf_counter()
@@ -59,6 +80,7 @@ def run(cfg: DictConfig) -> dict:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)  # `is not None`: 0 is a seed
     L.seed_everything(seed, verbose=False)
+    threads = torch_threads(cfg)
 
     if cfg.train and cfg.data.get("preprocess") == "pca_whiten" and not cfg.model._target_.endswith("MLP"):
         log.warning(
@@ -85,11 +107,19 @@ def run(cfg: DictConfig) -> dict:
         save_last=True,
     )
     timer = EpochTimer()
+    divergence = DivergenceAbort(cfg.divergence_factor) if cfg.divergence_factor is not None else None
     clip = cfg.regularization.grad_clip
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         logger=logger,
-        callbacks=[checkpointing, timer, *optional_callbacks(cfg), SteadyRichProgressBar(), TestImages()],
+        callbacks=[
+            checkpointing,
+            timer,
+            *([divergence] if divergence else []),
+            *optional_callbacks(cfg),
+            SteadyRichProgressBar(),
+            TestImages(),
+        ],
         default_root_dir=str(run_dir),
         gradient_clip_val=clip.value,
         gradient_clip_algorithm=clip.algorithm,
@@ -109,13 +139,20 @@ def run(cfg: DictConfig) -> dict:
         if ckpt_hparams:
             check_same_model(cfg.ckpt_path, ckpt_hparams, module.hparams.model)
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-        tested = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False) if cfg.test else [{}]
+        diverged = divergence is not None and divergence.diverged_step is not None
+        # A diverged run is over: the note moves on to the next setting instead of testing it.
+        testing = cfg.test and not diverged and checkpointing.best_model_path
+        final_loss = trainer.callback_metrics.get("train/loss_epoch")  # read before testing replaces them
+        tested = trainer.test(module, datamodule=datamodule, ckpt_path="best", verbose=False) if testing else [{}]
         best = checkpointing.best_model_score
         metrics = {
+            "status": "diverged" if diverged else "completed",
             "best_val_acc": float(best) if best is not None else None,
             "test_acc": tested[0].get("test/acc"),
             "test_loss": tested[0].get("test/loss"),
             "epochs": trainer.current_epoch,
+            "final_train_loss": divergence.diverged_loss if diverged else _number(final_loss),
+            "diverged_step": divergence.diverged_step if diverged else None,
             "best_checkpoint": checkpointing.best_model_path,
             "train_epoch_seconds": timer.train_seconds,
             "epoch_seconds": timer.epoch_seconds,
@@ -128,7 +165,8 @@ def run(cfg: DictConfig) -> dict:
             "evaluated_checkpoint": str(Path(cfg.ckpt_path).resolve()),
         }
 
-    metrics |= {"seed": seed, "wall_seconds": round(time.perf_counter() - started, 2), "run_dir": str(run_dir)}
+    metrics |= {"seed": seed, "torch_threads": threads, "wall_seconds": round(time.perf_counter() - started, 2)}
+    metrics["run_dir"] = str(run_dir)
     log_hparams(logger, chosen_hparams(cfg, HydraConfig.get().runtime.choices, seed), metrics)
     write_metrics_json(run_dir, metrics)
     print_metrics_table(metrics, title="final metrics" if cfg.train else f"evaluation of {cfg.ckpt_path}")

@@ -1,0 +1,41 @@
+"""The note's 3x rule, checked every optimizer step: a training loss above factor x the first step's
+loss, or one that is not finite, means the run exploded. It stops at once instead of at the epoch's end."""
+
+import logging
+import math
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+
+
+class DivergenceAbort(L.Callback):
+    def __init__(self, factor: float):
+        self.factor = factor
+        self.initial_loss: float | None = None
+        self.diverged_step: int | None = None
+        self.diverged_loss: float | None = None
+        self.last_loss: float | None = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if not isinstance(outputs, dict) or "loss" not in outputs:
+            return
+        loss = float(outputs["loss"])  # one host sync per step: on a CPU this is free, and it is the point
+        self.last_loss = loss
+        if self.initial_loss is None:
+            self.initial_loss = loss
+        if math.isfinite(loss) and loss <= self.factor * self.initial_loss:
+            return
+        self.diverged_step, self.diverged_loss = trainer.global_step, loss
+        log.warning(
+            f"diverged at step {trainer.global_step}: training loss {loss:.4g} > {self.factor:g} x the initial "
+            f"{self.initial_loss:.4g}; stopping this run"
+        )
+        trainer.should_stop = True
+
+    # A resumed run compares against the first loss of the original run, not of the resumed one.
+    def state_dict(self) -> dict:
+        return {"initial_loss": self.initial_loss}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.initial_loss = state_dict.get("initial_loss")

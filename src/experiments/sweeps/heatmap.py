@@ -1,0 +1,127 @@
+"""heatmap.png: the swept grid (e.g. lr x wd) coloured by best val acc, every cell annotated."""
+
+import textwrap
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the picture goes to a file
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from experiments.sweeps.naming import format_value, short_keys  # noqa: E402
+
+MARKS = {"diverged": "diverged", "failed": "failed", "running": "running", "missing": "not run"}
+
+
+def _axis_values(rows: list[dict], key: str) -> list[str]:
+    values = {str(row[key]) for row in rows}
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return sorted(values)
+
+
+def draw_heatmap(path: Path, plan: dict, rows: list[dict]) -> None:
+    """A cell per grid point; sampled sweeps (Optuna), whose points are not a grid, get a scatter map."""
+    keys = list(plan["swept_keys"])
+    x_key, y_key = keys[0], keys[1] if len(keys) > 1 else None
+    xs = _axis_values(rows, x_key)
+    ys = _axis_values(rows, y_key) if y_key else [""]
+    if y_key and len(xs) * len(ys) > len(rows):
+        _draw_scatter(path, plan, rows, x_key, y_key)
+    else:
+        _draw_grid(path, plan, rows, x_key, y_key, xs, ys)
+
+
+def _title(plan: dict, what: str) -> str:
+    return what + "\n" + "\n".join(textwrap.wrap(f"sweep {plan['name']}", 70))
+
+
+def _draw_grid(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: str | None, xs, ys) -> None:
+    names = short_keys(list(plan["swept_keys"]))
+    grid = np.full((len(ys), len(xs)), np.nan)
+    labels = [["" for _ in xs] for _ in ys]
+    for row in rows:
+        i = ys.index(str(row[y_key])) if y_key else 0
+        j = xs.index(str(row[x_key]))
+        accuracy = row["best_val_acc"]
+        if accuracy is not None and row["status"] in ("completed", "diverged"):
+            grid[i, j] = accuracy
+        text = f"{accuracy:.3f}" if accuracy is not None else ""
+        if row["status"] != "completed":
+            text = f"{text}\n{MARKS.get(row['status'], row['status'])}".strip()
+        labels[i][j] = text
+
+    figure, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.4 * len(xs)), 1.8 + 0.9 * len(ys)))
+    image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=np.nanmin(grid, initial=0.0))
+    ranked = [r for r in rows if r["best_val_acc"] is not None]  # rows come sorted: the first is best.yaml's
+    best_cell = (ys.index(str(ranked[0][y_key])) if y_key else 0, xs.index(str(ranked[0][x_key]))) if ranked else None
+    statuses = {(ys.index(str(r[y_key])) if y_key else 0, xs.index(str(r[x_key]))): r["status"] for r in rows}
+    for i, row_labels in enumerate(labels):
+        for j, text in enumerate(row_labels):
+            status = statuses.get((i, j), "missing")
+            if np.isnan(grid[i, j]):  # no accuracy at all: a grey cell
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor="#dddddd", edgecolor="white"))
+            if status != "completed":  # diverged, failed, running, missing: hatched on top of the colour
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor="#cc3333"))
+            if (i, j) == best_cell:
+                ax.add_patch(
+                    plt.Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor="red", linewidth=2.5)
+                )
+                text += "\nbest"
+            dark = not np.isnan(grid[i, j]) and grid[i, j] < (np.nanmin(grid) + np.nanmax(grid)) / 2
+            colour = "white" if dark else "black"
+            ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour, backgroundcolor="none")
+    ax.set_xticks(range(len(xs)), [format_value(x) for x in xs])
+    ax.set_xlabel(names[x_key])
+    if y_key:
+        ax.set_yticks(range(len(ys)), [format_value(y) for y in ys])
+        ax.set_ylabel(names[y_key])
+    else:
+        ax.set_yticks([])
+    figure.colorbar(image, ax=ax, label="best val acc")
+    ax.set_title(
+        _title(plan, "best val acc per trial (red frame: best; hatched: diverged, failed or not run)"), fontsize=9
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _draw_scatter(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: str) -> None:
+    names = short_keys(list(plan["swept_keys"]))
+    figure, ax = plt.subplots(figsize=(7, 5))
+    done = [r for r in rows if r["best_val_acc"] is not None]
+    if done:
+        points = ax.scatter(
+            [float(r[x_key]) for r in done],
+            [float(r[y_key]) for r in done],
+            c=[r["best_val_acc"] for r in done],
+            cmap="viridis",
+            s=80,
+            edgecolors=["#cc3333" if r["status"] != "completed" else "black" for r in done],
+            linewidths=[2.0 if r["status"] != "completed" else 0.5 for r in done],
+        )
+        figure.colorbar(points, ax=ax, label="best val acc")
+        best = max(done, key=lambda r: r["best_val_acc"])
+        ax.scatter([float(best[x_key])], [float(best[y_key])], s=300, facecolors="none", edgecolors="red", linewidths=2)
+        for row in done:
+            mark = "" if row["status"] == "completed" else f" {row['status']}"
+            ax.annotate(
+                f"{row['best_val_acc']:.3f}{mark}",
+                (float(row[x_key]), float(row[y_key])),
+                fontsize=7,
+                xytext=(5, 5),
+                textcoords="offset points",
+            )
+    for axis, key in (("x", x_key), ("y", y_key)):
+        if all(float(r[key]) > 0 for r in rows):
+            getattr(ax, f"set_{axis}scale")("log")
+    ax.set_xlabel(names[x_key])
+    ax.set_ylabel(names[y_key])
+    ax.set_title(_title(plan, "best val acc per sampled trial (circled: best; red edge: diverged)"), fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

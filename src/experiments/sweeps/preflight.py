@@ -1,0 +1,42 @@
+"""Before any trial runs: every trial's config composes and passes the same checks a single run does."""
+
+from hydra.core.override_parser.types import Override
+
+from experiments.config_checks import check_config
+from experiments.errors import UserError
+
+
+def check_trials(hydra_context, master_config, swept: list[Override], jobs: list[list[str]]) -> None:
+    for override in swept:
+        if not list(override.sweep_string_iterator()):
+            raise UserError(f"{override.input_line} is an empty range: a sweep needs at least one value per key")
+    if not jobs:
+        raise UserError("the sweep has no trials: give at least one value for each swept key")
+    for job in jobs:
+        check_job(hydra_context, master_config, job)
+
+
+def check_job(hydra_context, master_config, job: list[str]) -> None:
+    """Compose one trial's config as its launcher will; unknown keys raise Hydra's own errors, which
+    train.py turns into one line, and bad values raise UserError."""
+    config = hydra_context.config_loader.load_sweep_config(master_config, list(job))
+    check_config(config, list(job))
+
+
+def check_optuna_space(hydra_context, master_config, swept: list[Override], fixed: list[Override]) -> None:
+    """Optuna samples its trials as it goes, so one trial at the low end of every range is checked, and
+    each range must hold a value (low < high for an interval, at least one choice)."""
+    job = [o.input_line for o in fixed if o.input_line]
+    for override in swept:
+        value = override.value()
+        key = override.get_key_element()
+        if hasattr(value, "start") and hasattr(value, "end") and value.start is not None and value.end is not None:
+            if not value.start < value.end:
+                raise UserError(f"{key}: interval({value.start}, {value.end}) is empty: expected low < high")
+            job.append(f"{key}={value.start}")
+        else:
+            values = list(override.sweep_string_iterator())
+            if not values:
+                raise UserError(f"{override.input_line} is an empty range: a sweep needs at least one value")
+            job.append(f"{key}={values[0]}")
+    check_job(hydra_context, master_config, job)

@@ -1,0 +1,148 @@
+"""`python -m experiments.sweeps.summary outputs/sweeps/NAME`: summary.csv, summary.md, heatmap.png and
+best.yaml for a sweep directory, finished or not. The sweepers call it when a sweep ends."""
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from experiments.errors import UserError
+from experiments.sweeps.naming import format_value, override_key, short_keys
+from experiments.sweeps.status import read_status
+
+PLAN = "sweep.json"  # written by the sweeper before any trial starts: the trials it means to run
+NOT_IN_RERUN = ("sweep", "sweep_name", "ckpt_path")
+COLUMNS = ("status", "best_val_acc", "final_train_loss", "seconds", "diverged_step", "error")
+
+
+def read_plan(sweep_dir: Path) -> dict:
+    plan_file = sweep_dir / PLAN
+    if not plan_file.is_file():
+        raise UserError(f"{sweep_dir} is not a sweep directory: no {PLAN} (made by `python train.py -m ...`)")
+    return json.loads(plan_file.read_text())
+
+
+def trial_record(trial_dir: Path) -> dict:
+    """What a trial directory says about itself; `missing` when it was never started."""
+    record = read_status(trial_dir)
+    if (trial_dir / "metrics.json").is_file():
+        metrics = json.loads((trial_dir / "metrics.json").read_text())
+        record |= {key: metrics.get(key) for key in ("best_val_acc", "final_train_loss", "wall_seconds")}
+    return record
+
+
+def collect(sweep_dir: Path) -> tuple[dict, list[dict]]:
+    """One row per planned trial: its swept values and its record, best val acc first."""
+    plan = read_plan(sweep_dir)
+    rows = []
+    for trial in plan["trials"]:
+        record = trial_record(sweep_dir / trial["name"])
+        row = {"trial": trial["name"], **trial["values"], "status": record["status"]}
+        row["best_val_acc"] = record.get("best_val_acc")
+        row["final_train_loss"] = record.get("final_train_loss")
+        row["seconds"] = record.get("wall_seconds")
+        row["diverged_step"] = record.get("diverged_step")
+        row["error"] = record.get("error")
+        row["overrides"] = trial["overrides"]
+        rows.append(row)
+    rows.sort(key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0.0)))
+    return plan, rows
+
+
+def write_summary(sweep_dir: Path) -> list[dict]:
+    sweep_dir = Path(sweep_dir)
+    plan, rows = collect(sweep_dir)
+    keys = list(plan["swept_keys"])
+    header = ["trial", *keys, *COLUMNS]
+    with open(sweep_dir / "summary.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    (sweep_dir / "summary.md").write_text(_markdown(plan, rows, header))
+    best = next((r for r in rows if r["best_val_acc"] is not None), None)
+    if best is not None:
+        (sweep_dir / "best.yaml").write_text(_best_yaml(plan, best))
+    if len(keys) in (1, 2) and rows:
+        from experiments.sweeps.heatmap import draw_heatmap
+
+        draw_heatmap(sweep_dir / "heatmap.png", plan, rows)
+    return rows
+
+
+def _show(value, column: str = "") -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.1f}" if column == "seconds" or value >= 100 else f"{value:.4f}"
+    return str(value)
+
+
+def _markdown(plan: dict, rows: list[dict], header: list[str]) -> str:
+    counts = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    lines = [
+        f"# Sweep {plan['name']}",
+        "",
+        f"Fixed overrides: {' '.join(plan['fixed_overrides']) or '(none)'}. "
+        + ", ".join(f"{n} {status}" for status, n in counts.items())
+        + f" of {len(rows)} trials. Sorted by best val acc.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in rows:
+        cells = [_show(row.get(column), column).replace("|", "/") for column in header]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _best_yaml(plan: dict, best: dict) -> str:
+    # A preset (sweep=lr_wd) only makes sense with -m, so the rerun spells out the settings it made.
+    chosen = [o for o in best["overrides"] if override_key(o) not in NOT_IN_RERUN]
+    typed = {override_key(o) for o in chosen}
+    rerun = [o for o in plan.get("preset_overrides", []) if override_key(o) not in typed] + chosen
+    command = "python train.py " + " ".join(f"'{o}'" if "(" in o or " " in o else o for o in rerun)
+    lines = [
+        f"# Best trial of sweep {plan['name']}: {best['trial']}, best val acc {best['best_val_acc']:.4f}.",
+        f"# Rerun it: {command}",
+        f"trial: {best['trial']}",
+        f"best_val_acc: {best['best_val_acc']}",
+        "overrides:",
+        *(f"  - {json.dumps(o)}" for o in rerun),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def print_summary(plan_name: str, rows: list[dict], keys: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sweep {plan_name}", header_style="bold")
+    for column in (*short_keys(keys).values(), "status", "best val acc", "final train loss", "seconds"):
+        table.add_column(column)
+    for row in rows:
+        values = [format_value(str(row[key])) for key in keys]
+        status = row["status"] + (f" @ step {row['diverged_step']}" if row["status"] == "diverged" else "")
+        table.add_row(*values, status, *(_show(row[c], c) for c in ("best_val_acc", "final_train_loss", "seconds")))
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="a directory under outputs/sweeps/")
+    args = parser.parse_args(argv)
+    try:
+        rows = write_summary(args.sweep_dir)
+        plan = read_plan(args.sweep_dir)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print_summary(plan["name"], rows, plan["swept_keys"])
+    print(f"wrote summary.csv, summary.md, best.yaml and heatmap.png in {args.sweep_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""When a sweep ends (or is interrupted): write and print the summary, and fail if trials failed."""
+
+import logging
+
+from experiments.errors import TrialsFailed
+from experiments.sweeps.summary import print_summary, write_summary
+
+log = logging.getLogger(__name__)
+
+
+def finish_sweep(plan, interrupted: bool = False) -> None:
+    rows = write_summary(plan.dir)
+    print_summary(plan.name, rows, plan.swept_keys)
+    log.info(f"sweep summary: {plan.dir}/summary.md, heatmap.png, best.yaml")
+    failed = [row["trial"] for row in rows if row["status"] == "failed"]
+    if failed and not interrupted:
+        raise TrialsFailed(
+            f"{len(failed)} of {len(rows)} trials failed ({', '.join(failed[:3])}{'...' if len(failed) > 3 else ''}); "
+            f"each has error.txt in {plan.dir}"
+        )

@@ -1,0 +1,1 @@
+"""Hydra sweepers of the `experiments` project (Hydra finds plugins only under `hydra_plugins`)."""

@@ -1,0 +1,214 @@
+"""Sweeps through the real `python train.py -m`: layout, summary, divergence, failure, bad input, resume,
+the joblib launcher and the Optuna preset."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, train
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from experiments.errors import UserError
+from experiments.sweeps.logspace import expand_logspace
+
+QUICK = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=8",
+    "trainer.limit_val_batches=2",
+    "trainer.limit_test_batches=2",
+]
+
+
+def sweep_dirs(cwd: Path) -> list[Path]:
+    return sorted((cwd / "outputs" / "sweeps").glob("*"))
+
+
+def summary_rows(sweep_dir: Path) -> list[dict]:
+    with open(sweep_dir / "summary.csv") as handle:
+        return list(csv.DictReader(handle))
+
+
+def status(trial_dir: Path) -> dict:
+    return json.loads((trial_dir / "status.json").read_text())
+
+
+def test_logspace_expands_to_log_spaced_values_and_refuses_empty_ranges():
+    assert expand_logspace(["optimizer.lr=logspace(1e-4,1e-1)", "model=cnn"]) == [
+        "optimizer.lr=0.0001,0.001,0.01,0.1",
+        "model=cnn",
+    ]
+    assert expand_logspace(["x=logspace(1e-3,1,7)"]) == ["x=0.001,0.00316,0.01,0.0316,0.1,0.316,1"]
+    for bad in ("x=logspace(1e-3,1,0)", "x=logspace(0,1)", "x=logspace(1e-3,5e-1)", "x=logspace(a,b)"):
+        with pytest.raises(UserError, match="x=logspace"):
+            expand_logspace([bad])
+
+
+def test_grid_sweep_writes_trials_summary_heatmap_and_best(tmp_path):
+    result = train(
+        tmp_path, "-m", "optimizer.lr=0.001,0.003", "regularization.weight_decay=logspace(1e-5,1e-4)", *QUICK
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [sweep_dir] = sweep_dirs(tmp_path)
+    assert sweep_dir.name.startswith("grid-lr_wd-max_epochs=2")
+    names = {"lr=0.001,wd=1e-05", "lr=0.001,wd=0.0001", "lr=0.003,wd=1e-05", "lr=0.003,wd=0.0001"}
+    assert {p.name for p in sweep_dir.iterdir() if p.is_dir()} == names
+    for name in names:
+        trial = sweep_dir / name
+        assert status(trial)["status"] == "completed"
+        assert (trial / "checkpoints" / "last.ckpt").is_file() and (trial / "metrics.json").is_file()
+        events = EventAccumulator(str(trial / "tensorboard"))
+        events.Reload()
+        assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+
+    rows = summary_rows(sweep_dir)
+    assert {row["trial"] for row in rows} == names and all(row["status"] == "completed" for row in rows)
+    accuracies = [float(row["best_val_acc"]) for row in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert all(float(row["final_train_loss"]) > 0 and float(row["seconds"]) > 0 for row in rows)
+    assert "| trial | optimizer.lr | regularization.weight_decay | status |" in (sweep_dir / "summary.md").read_text()
+    with Image.open(sweep_dir / "heatmap.png") as picture:
+        assert picture.width > 400 and picture.height > 200
+    best = yaml.safe_load((sweep_dir / "best.yaml").read_text())
+    assert best["trial"] == rows[0]["trial"] and best["best_val_acc"] == pytest.approx(accuracies[0])
+    assert f"optimizer.lr={rows[0]['optimizer.lr']}" in best["overrides"]
+    assert "best val acc" in result.stdout  # the table printed at the end
+
+
+def test_divergence_stops_the_trial_within_its_first_epoch_and_the_sweep_goes_on(tmp_path):
+    result = train(tmp_path, "-m", "optimizer=sgd", "optimizer.lr=0.01,20", *QUICK)
+    assert result.returncode == 0, result.stderr[-2000:]
+    [sweep_dir] = sweep_dirs(tmp_path)
+    exploded, fine = status(sweep_dir / "lr=20"), status(sweep_dir / "lr=0.01")
+    assert exploded["status"] == "diverged" and fine["status"] == "completed"
+    assert exploded["diverged_step"] < 8  # per step: before the first epoch's 8 batches are done
+    metrics = json.loads((sweep_dir / "lr=20" / "metrics.json").read_text())
+    assert not metrics["final_train_loss"] < 3 * 2.3  # above 3x the initial ~2.3, or NaN
+    assert metrics["test_acc"] is None  # a diverged run is not tested
+    row = next(r for r in summary_rows(sweep_dir) if r["trial"] == "lr=20")
+    assert row["status"] == "diverged" and row["diverged_step"] == str(exploded["diverged_step"])
+
+
+def test_a_failing_trial_is_recorded_the_others_run_and_the_sweep_exits_1(tmp_path):
+    from experiments.data.synthetic_files import write_mnist_family
+
+    good, empty = tmp_path / "with_mnist", tmp_path / "empty"
+    write_mnist_family(good)
+    empty.mkdir()  # no files: that trial raises when it loads its data
+    result = train(tmp_path, "-m", "data=mnist", "data.download=false", f"data.root={good},{empty}", *QUICK)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 trials failed")
+    [sweep_dir] = sweep_dirs(tmp_path)
+    failed = sweep_dir / f"root={str(empty).replace('/', '_')}"
+    assert status(failed)["status"] == "failed"
+    assert "dataset not found" in (failed / "error.txt").read_text()
+    assert {row["status"] for row in summary_rows(sweep_dir)} == {"completed", "failed"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["foo.bar=1,2"], "foo is not a known key"),
+        (["optimizer.lr=range(5,1)"], "empty range"),
+        (["optimizer.lr=logspace(1e-3,1e-1,0)"], "empty range"),
+        (["optimizer.lr=0.01,-1"], "optimizer.lr=-1 is not allowed"),
+        (["sweep=optuna", "optimizer.lr=tag(log, interval(0.1, 0.001))"], "is empty"),
+    ],
+)
+def test_bad_sweep_input_fails_before_any_trial_runs(tmp_path, overrides, expected):
+    result = train(tmp_path, "-m", *overrides, *QUICK)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_sweep_preset_without_multirun_is_refused(tmp_path):
+    result = train(tmp_path, "sweep=lr_wd")
+    assert result.returncode == 2 and "add -m" in result.stderr
+
+
+def test_killed_sweep_resumes_skipping_finished_trials(tmp_path):
+    overrides = [
+        "-m",
+        "optimizer.lr=0.001,0.002,0.003",
+        "trainer.max_epochs=6",
+        "data.batch_size=16",
+        "trainer.limit_train_batches=60",
+        "trainer.limit_val_batches=2",
+        "test=false",
+    ]
+    command = [sys.executable, str(REPO / "train.py"), *overrides]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, killed_in = time.monotonic() + 300, None
+    try:
+        while time.monotonic() < deadline and killed_in is None:
+            time.sleep(0.05)
+            trials = [p for d in sweep_dirs(tmp_path) for p in d.iterdir() if (p / "status.json").is_file()]
+            done = [p for p in trials if status(p)["status"] == "completed"]
+            partial = [p for p in trials if status(p)["status"] == "running" and (p / "checkpoints/last.ckpt").exists()]
+            if done and partial:
+                process.send_signal(signal.SIGKILL)
+                killed_in = partial[0]
+    finally:
+        process.kill()
+        process.wait()
+    assert killed_in is not None, "the sweep never had a finished and a half-trained trial at once"
+    [sweep_dir] = sweep_dirs(tmp_path)
+    finished_before = {
+        p.name: (p / "metrics.json").stat().st_mtime
+        for p in sweep_dir.iterdir()
+        if p.is_dir() and status(p)["status"] == "completed"
+    }
+
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    for name, mtime in finished_before.items():  # skipped, not retrained
+        assert (sweep_dir / name / "metrics.json").stat().st_mtime == mtime
+        assert f"trial {name}: already completed, skipped" in rerun.stdout + rerun.stderr
+    resumed = status(killed_in)
+    assert resumed["status"] == "completed" and resumed["resumed_from"].endswith("last.ckpt")
+    assert json.loads((killed_in / "metrics.json").read_text())["epochs"] == 6
+    assert [row["status"] for row in summary_rows(sweep_dir)] == ["completed"] * 3
+
+
+def test_joblib_launcher_runs_two_trials_in_parallel_with_one_thread_each(tmp_path):
+    result = train(
+        tmp_path, "-m", "optimizer.lr=0.001,0.002", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [sweep_dir] = sweep_dirs(tmp_path)
+    trials = [sweep_dir / "lr=0.001", sweep_dir / "lr=0.002"]
+    records = [status(t) for t in trials]
+    assert all(json.loads((t / "metrics.json").read_text())["torch_threads"] == 1 for t in trials)
+    assert len({r["pid"] for r in records} | {os.getpid()}) == 3  # two worker processes, not this one
+    first, second = records
+    assert first["started"] < second["updated"] and second["started"] < first["updated"]  # they overlapped
+
+
+def test_optuna_preset_survives_diverged_trials(tmp_path):
+    result = train(
+        tmp_path,
+        "-m",
+        "sweep=optuna",
+        "hydra.sweeper.n_trials=3",
+        "optimizer=sgd",
+        "optimizer.lr=tag(log, interval(5.0, 50.0))",
+        *QUICK,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    [sweep_dir] = sweep_dirs(tmp_path)
+    assert sweep_dir.name.startswith("optuna-")
+    rows = summary_rows(sweep_dir)
+    assert len(rows) == 3 and all(row["trial"][:4] in ("000_", "001_", "002_") for row in rows)
+    assert "diverged" in {row["status"] for row in rows}
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert 0.0 <= results["best_value"] <= 1.0
+    assert (sweep_dir / "heatmap.png").is_file() and (sweep_dir / "best.yaml").is_file()
