@@ -162,6 +162,13 @@ def test_killed_sweep_resumes_skipping_finished_trials(tmp_path):
         process.wait()
     assert killed_in is not None, "the sweep never had a finished and a half-trained trial at once"
     [sweep_dir] = sweep_dirs(tmp_path)
+    # the summary command works on the partial sweep: the killed trial shows as running, the last as missing
+    partial = subprocess.run(
+        [sys.executable, "-m", "experiments.sweeps.summary", str(sweep_dir)], capture_output=True, text=True
+    )
+    assert partial.returncode == 0, partial.stderr
+    statuses = {row["trial"]: row["status"] for row in summary_rows(sweep_dir)}
+    assert statuses[killed_in.name] == "running" and "completed" in statuses.values() and len(statuses) == 3
     finished_before = {
         p.name: (p / "metrics.json").stat().st_mtime
         for p in sweep_dir.iterdir()
@@ -212,3 +219,16 @@ def test_optuna_preset_survives_diverged_trials(tmp_path):
     results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     assert 0.0 <= results["best_value"] <= 1.0
     assert (sweep_dir / "heatmap.png").is_file() and (sweep_dir / "best.yaml").is_file()
+    # Same sampler seed, same suggestions: a rerun asking for one more trial skips the three it has.
+    more = train(
+        tmp_path,
+        "-m",
+        "sweep=optuna",
+        "hydra.sweeper.n_trials=4",
+        "optimizer=sgd",
+        "optimizer.lr=tag(log, interval(5.0, 50.0))",
+        *QUICK,
+    )
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert (more.stdout + more.stderr).count("skipped") == 3
+    assert len(summary_rows(sweep_dir)) == 4
