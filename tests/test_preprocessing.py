@@ -94,3 +94,20 @@ def test_zca_run_evaluates_and_predicts_with_its_training_transform(tmp_path):
     assert evaluated.metrics["test_acc"] == metrics["test_acc"]
     refused = train(tmp_path, "train=false", f"ckpt_path={metrics['best_checkpoint']}", "data.preprocess=none")
     assert refused.returncode == 2 and "has no effect with train=false" in refused.stderr
+
+
+def test_zca_whitening_on_cifar_shaped_files_keeps_the_layout_for_lenet(tmp_path, dataset_root):
+    result = train(
+        tmp_path,
+        "data=cifar10",
+        f"data.root={dataset_root}",
+        "data.download=false",
+        "data.verify_checksums=false",
+        "data.preprocess=zca_whiten",
+        "model=cnn",
+        "trainer.max_epochs=1",
+    )
+    checkpoint = torch.load(result.metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    matrix = checkpoint["state_dict"]["input_transform.matrix"]
+    assert matrix.shape == (3072, 3072) and torch.allclose(matrix, matrix.T, atol=1e-6 * matrix.abs().max())
+    assert "pca_whiten outputs principal components" not in result.stdout + result.stderr

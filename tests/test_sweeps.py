@@ -232,3 +232,28 @@ def test_optuna_preset_survives_diverged_trials(tmp_path):
     assert more.returncode == 0, more.stderr[-2000:]
     assert (more.stdout + more.stderr).count("skipped") == 3
     assert len(summary_rows(sweep_dir)) == 4
+
+
+def test_ctrl_c_stops_the_sweep_and_still_writes_the_partial_summary(tmp_path):
+    command = [
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "optimizer.lr=0.001,0.002",
+        "trainer.max_epochs=20",
+        "data.batch_size=16",
+        "trainer.limit_train_batches=60",
+        "trainer.limit_val_batches=2",
+        "test=false",
+    ]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(tmp_path.glob("outputs/sweeps/*/*/checkpoints/last.ckpt")):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0
+    [sweep_dir] = sweep_dirs(tmp_path)
+    statuses = {row["trial"]: row["status"] for row in summary_rows(sweep_dir)}
+    assert statuses == {"lr=0.001": "running", "lr=0.002": "missing"}, output[-2000:]
+    assert "Traceback" not in output
