@@ -80,6 +80,7 @@ def test_grid_sweep_writes_trials_summary_heatmap_and_best(tmp_path):
     assert best["trial"] == rows[0]["trial"] and best["best_val_acc"] == pytest.approx(accuracies[0])
     assert f"optimizer.lr={rows[0]['optimizer.lr']}" in best["overrides"]
     assert "best val acc" in result.stdout  # the table printed at the end
+    assert yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["trainer"]["max_epochs"] == 2
 
 
 def test_divergence_stops_the_trial_within_its_first_epoch_and_the_sweep_goes_on(tmp_path):

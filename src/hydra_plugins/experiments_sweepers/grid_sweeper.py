@@ -9,7 +9,7 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
-from omegaconf import read_write
+from omegaconf import OmegaConf, read_write
 
 
 @dataclass
@@ -41,6 +41,7 @@ class GridSweeper(BasicSweeper):
             plan.add(name, values, job)
         with read_write(self.config.hydra.sweep):
             self.config.hydra.sweep.dir = str(plan.dir)  # the launcher creates and logs this directory
+        OmegaConf.save(self.config, plan.dir / "multirun.yaml")  # as Hydra's basic sweeper does
         returns, index = [], 0
         try:
             for batch in batches:
