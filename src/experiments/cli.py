@@ -106,8 +106,7 @@ def run_job(cfg: DictConfig) -> float | None:
         write_status(trial_dir, "failed", error=message)
         return None
     objective = metrics.get("best_val_acc") or 0.0
-    fields = {key: metrics.get(key) for key in ("best_val_acc", "diverged_step", "final_train_loss")}
-    write_status(trial_dir, metrics["status"], objective=objective, **fields)
+    write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
     return objective
 
 

@@ -50,7 +50,7 @@ def collect(sweep_dir: Path) -> tuple[dict, list[dict]]:
     return plan, rows
 
 
-def write_summary(sweep_dir: Path) -> list[dict]:
+def write_summary(sweep_dir: Path) -> tuple[dict, list[dict]]:
     sweep_dir = Path(sweep_dir)
     plan, rows = collect(sweep_dir)
     keys = list(plan["swept_keys"])
@@ -67,7 +67,7 @@ def write_summary(sweep_dir: Path) -> list[dict]:
         from experiments.sweeps.heatmap import draw_heatmap
 
         draw_heatmap(sweep_dir / "heatmap.png", plan, rows)
-    return rows
+    return plan, rows
 
 
 def _show(value, column: str = "") -> str:
@@ -134,8 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, help="a directory under outputs/sweeps/")
     args = parser.parse_args(argv)
     try:
-        rows = write_summary(args.sweep_dir)
-        plan = read_plan(args.sweep_dir)
+        plan, rows = write_summary(args.sweep_dir)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -91,10 +91,12 @@ class SweepPlan:
                 f"swept {old.get('swept_keys')}); pass another sweep_name=... or remove that directory"
             )
 
-    def add(self, name: str, values: dict[str, str], overrides: list[str]) -> None:
-        if all(trial["name"] != name for trial in self.trials):
-            self.trials.append({"name": name, "values": values, "overrides": overrides})
-        self.save()
+    def add(self, name: str, values: dict[str, str], overrides: list[str], save: bool = True) -> None:
+        if any(trial["name"] == name for trial in self.trials):
+            return
+        self.trials.append({"name": name, "values": values, "overrides": overrides})
+        if save:
+            self.save()
 
     def save(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def finish_sweep(plan, interrupted: bool = False) -> None:
-    rows = write_summary(plan.dir)
+    _, rows = write_summary(plan.dir)
     print_summary(plan.name, rows, plan.swept_keys)
     log.info(f"sweep summary: {plan.dir}/summary.md, heatmap.png, best.yaml")
     failed = [row["trial"] for row in rows if row["status"] == "failed"]

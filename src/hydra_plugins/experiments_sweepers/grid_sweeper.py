@@ -38,7 +38,8 @@ class GridSweeper(BasicSweeper):
         launcher = TrialLauncher(self.launcher, plan)
         for job in jobs:  # listed up front, so a partial sweep's summary shows what is still missing
             name, values = plan.describe(job)
-            plan.add(name, values, job)
+            plan.add(name, values, job, save=False)
+        plan.save()
         with read_write(self.config.hydra.sweep):
             self.config.hydra.sweep.dir = str(plan.dir)  # the launcher creates and logs this directory
         OmegaConf.save(self.config, plan.dir / "multirun.yaml")  # as Hydra's basic sweeper does
