@@ -22,6 +22,7 @@ from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.test_images import TestImages
 from experiments.checkpoints import check_fits_data, check_same_model, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
+from experiments.lean_profiler import LeanPassThroughProfiler
 from experiments.module import ClassifierModule
 from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
 
@@ -109,8 +110,10 @@ def run(cfg: DictConfig) -> dict:
     timer = EpochTimer()
     divergence = DivergenceAbort(cfg.divergence_factor) if cfg.divergence_factor is not None else None
     clip = cfg.regularization.grad_clip
+    profiler = {} if "profiler" in cfg.trainer else {"profiler": LeanPassThroughProfiler()}
     trainer: L.Trainer = instantiate(
         cfg.trainer,
+        **profiler,
         logger=logger,
         callbacks=[
             checkpointing,

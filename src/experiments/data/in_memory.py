@@ -37,7 +37,8 @@ class TensorBatches:
             order = torch.randperm(count, generator=self.generator).to(self.images.device)
         for start in range(0, count, self.batch_size):
             index = order[start : start + self.batch_size]
-            yield self.images[index], self.labels[index]
+            # index_select, not images[index]: ten times faster for a uint8 batch on a CPU (3 vs 33 us)
+            yield self.images.index_select(0, index), self.labels.index_select(0, index)
 
 
 def stratified_split(labels: Tensor, fractions: list[float], seed: int) -> list[Tensor]:
