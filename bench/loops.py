@@ -1,0 +1,149 @@
+"""The loops bench/epoch.py times, each run in a process of its own by `python bench/epoch.py --worker KIND ...`.
+
+All of them train on the training split that the project's datamodule carves, so they see the same images:
+- seed: the note's loop over the seed-style per-sample path (data.pipeline=torchvision);
+- raw: one in-memory float tensor, sliced by a permutation; the floor for this model;
+- lightning: the same model and data in a bare LightningModule and Trainer (no logger, callbacks,
+  checkpoints or progress bar): Lightning's own per-step cost, which no project setting removes.
+The framework case is not here: it is a real `python train.py` run (see epoch.py).
+"""
+
+import time
+
+LR = 0.01
+
+
+def train_split(dataset: str, root: str, batch: int, pipeline: str = "tensor"):
+    from experiments.data.torchvision_sets import TorchvisionDataModule
+
+    datamodule = TorchvisionDataModule(
+        dataset, root=root, download=False, verify_checksums=False, batch_size=batch, pipeline=pipeline
+    )
+    datamodule.setup()
+    return datamodule
+
+
+def build_model(name: str, datamodule):
+    import torch
+
+    from experiments.models.cnn import LeNet
+    from experiments.models.mlp import MLP
+
+    torch.manual_seed(0)
+    shape, classes = datamodule.input_shape, datamodule.num_classes
+    return MLP(shape, classes) if name == "mlp" else LeNet(shape, classes)
+
+
+def seed_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+    """A DataLoader over a dataset that turns each uint8 image into a PIL image, then ToTensor and Normalize."""
+    import torch
+
+    datamodule = train_split(dataset, root, batch, pipeline="torchvision")
+    model = build_model(model_name, datamodule)
+    optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.train()
+        for step, (images, labels) in enumerate(datamodule.train_dataloader()):
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if step % 100 == 0:
+                loss.item()  # the note prints the loss every 100 batches
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def raw_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+    import torch
+
+    datamodule = train_split(dataset, root, batch)
+    images, labels = datamodule.splits["train"]
+    images = datamodule.input_transform(images)  # preprocessed once, up front
+    model = build_model(model_name, datamodule)
+    optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(labels))
+        for first in range(0, len(labels), batch):
+            index = order[first : first + batch]  # index_select: the fastest gather, as the framework uses
+            loss = loss_fn(model(images.index_select(0, index)), labels.index_select(0, index))
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
+def lightning_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+    """The raw loop's work inside Lightning's Trainer, with everything optional switched off."""
+    import lightning as L
+    import torch
+
+    datamodule = train_split(dataset, root, batch)
+    images, labels = datamodule.splits["train"]
+    images = datamodule.input_transform(images)
+    model = build_model(model_name, datamodule)
+
+    class Bare(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net, self.loss_fn = model, torch.nn.CrossEntropyLoss()
+
+        def training_step(self, batch, batch_idx):
+            return self.loss_fn(self.net(batch[0]), batch[1])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=LR)
+
+    class Batches:  # the raw loop's batching, as a loader Lightning can iterate
+        def __len__(self):
+            return -(-len(labels) // batch)
+
+        def __iter__(self):
+            order = torch.randperm(len(labels))
+            for first in range(0, len(labels), batch):
+                index = order[first : first + batch]
+                yield images.index_select(0, index), labels.index_select(0, index)
+
+    seconds: list[float] = []
+
+    class Timer(L.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):
+            seconds.append(time.perf_counter() - self.start)
+
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Timer()],
+    )
+    trainer.fit(Bare(), train_dataloaders=Batches())
+    return seconds
+
+
+def matmul_gflops() -> float:
+    """fp32 2048 x 2048 matmul throughput: the machine's ceiling for dense work, measured now."""
+    import torch
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(10):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048**3 / best / 1e9
+
+
+LOOPS = {"seed": seed_loop, "raw": raw_loop, "lightning": lightning_loop}
