@@ -3,9 +3,11 @@
 import pytest
 import torch
 from conftest import train
+from PIL import Image
 
 from experiments.data.mnist_sample import MNISTSampleDataModule
 from experiments.data.preprocessing import PREPROCESSING, InputTransform
+from experiments.predict import predict
 
 WHITENING = ("pca_whiten", "zca_whiten")
 
@@ -94,6 +96,16 @@ def test_zca_run_evaluates_and_predicts_with_its_training_transform(tmp_path):
     assert evaluated.metrics["test_acc"] == metrics["test_acc"]
     refused = train(tmp_path, "train=false", f"ckpt_path={metrics['best_checkpoint']}", "data.preprocess=none")
     assert refused.returncode == 2 and "has no effect with train=false" in refused.stderr
+    # predict whitens image files with the same matrix: test digits saved as PNG are mostly recognised
+    dm = MNISTSampleDataModule()
+    dm.setup()
+    images, labels = dm.splits["test"][0][:40], dm.splits["test"][1][:40]
+    truth = {}
+    for number, (image, label) in enumerate(zip(images, labels, strict=True)):
+        truth[tmp_path / f"digit{number}.png"] = str(int(label))
+        Image.fromarray(image[0].numpy()).save(tmp_path / f"digit{number}.png")
+    predictions = predict(metrics["best_checkpoint"], list(truth), top_k=1, resize=False)
+    assert sum(ranked[0][0] == truth[path] for path, ranked in predictions) >= 0.5 * len(truth)
 
 
 def test_zca_whitening_on_cifar_shaped_files_keeps_the_layout_for_lenet(tmp_path, dataset_root):

@@ -46,23 +46,46 @@ def test_max_norm_bounds_each_hidden_units_incoming_weights():
     assert len(hidden_weights(LeNet((1, 28, 28), 10))) == 4  # two kernels, two hidden fc layers
 
 
-def test_l1_raises_the_loss_and_shrinks_the_weights():
-    plain, sparse = module(), module(l1=1e-2)
-    assert sparse.regularization["l1"] > 0
-    images, labels = batch()
-    plain_loss = plain.loss_fn(plain(images), labels)
-    sparse_loss = plain_loss + 1e-2 * sum(w.abs().sum() for w in sparse._weights())
-    assert sparse_loss > plain_loss
-    for model in (plain, sparse):
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-        for _ in range(30):
-            loss = model.loss_fn(model(images), labels)
-            if model.regularization.get("l1"):
-                loss = loss + model.regularization["l1"] * sum(w.abs().sum() for w in model._weights())
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    assert sum(w.abs().sum() for w in sparse._weights()) < 0.9 * sum(w.abs().sum() for w in plain._weights())
+class OneBatch:
+    """A train loader of one fixed batch per epoch."""
+
+    def __iter__(self):
+        yield batch()
+
+    def __len__(self):
+        return 1
+
+
+def fit_on_one_batch(model: ClassifierModule, epochs: int = 30) -> list[float]:
+    """Train with Lightning; returns the loss that training_step handed to the optimizer at each step."""
+    losses = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            losses.append(float(outputs["loss"]))
+
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Record()],
+    )
+    trainer.fit(model, train_dataloaders=OneBatch())
+    return losses
+
+
+def l1_norm(model: ClassifierModule) -> float:
+    return sum(w.abs().sum() for w in model._weights()).item()
+
+
+def test_l1_adds_its_penalty_to_the_training_loss_and_shrinks_the_weights():
+    plain, sparse = module(), module(l1=1e-2)  # same seed: the same starting weights
+    penalty = 1e-2 * l1_norm(plain)
+    plain_losses, sparse_losses = fit_on_one_batch(plain), fit_on_one_batch(sparse)
+    assert sparse_losses[0] == pytest.approx(plain_losses[0] + penalty, rel=1e-5)
+    assert l1_norm(sparse) < 0.9 * l1_norm(plain)
 
 
 def test_dropout_differs_between_train_and_eval():
@@ -147,13 +170,6 @@ def test_gradient_clipping_bounds_the_gradient_norm_seen_by_the_optimizer():
             grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
             norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
 
-    class Batches:
-        def __iter__(self):
-            yield batch()
-
-        def __len__(self):
-            return 1
-
     model = module()
     model.training_step = lambda b, batch_idx: model.loss_fn(model(b[0] * 100), b[1])  # large gradients on purpose
     trainer = L.Trainer(
@@ -166,7 +182,7 @@ def test_gradient_clipping_bounds_the_gradient_norm_seen_by_the_optimizer():
         callbacks=[Probe()],
         enable_model_summary=False,
     )
-    trainer.fit(model, train_dataloaders=Batches())
+    trainer.fit(model, train_dataloaders=OneBatch())
     # on_before_optimizer_step runs before Lightning clips, so re-check after: gradients left in place
     total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None]))
     assert norms[0] > 0.05 and total.item() <= 0.05 + 1e-4
