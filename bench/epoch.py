@@ -1,15 +1,15 @@
 """Epoch seconds: the seed's loop, a raw PyTorch loop, bare Lightning and the framework, plus the matmul ceiling.
 
-    python bench/epoch.py            # full: 60k MNIST-shaped, 20k CIFAR-shaped images (about 7 minutes)
-    python bench/epoch.py --quick    # small data, one repeat: a smoke run
+    python bench/epoch.py            # full: 60k MNIST-shaped, 20k CIFAR-shaped images (about 9 minutes)
+    python bench/epoch.py --quick    # small data, one round: a smoke run
 
-Every loop runs in its own process (clean peak memory) on the same training split (see bench/loops.py).
-The framework case is a real `python train.py` run with its default callbacks, logger and progress bar,
-timed by its EpochTimer; it also runs under a pseudo-terminal so progress-bar redraws are counted.
-
-A shared 2-core VM drifts by 20-50% over minutes, so each repeat runs every loop back to back and the
-ratios are taken within a repeat, then their median over repeats is reported. The matmul ceiling is
-measured inside each raw-loop process, next to the loop it is compared with.
+The loops are described in bench/loops.py. A shared 2-core VM drifts by 20-70% from one minute to the
+next (other tenants share its caches), so one process per case runs every loop in turn, round after
+round, and each ratio is taken within a round before the median over rounds is reported. The matmul
+ceiling is measured at the start of every round. A second process per case repeats the raw and
+framework loops under a pseudo-terminal (`script -qec`), so progress-bar redraws are counted, and the
+slower of the two framework figures is used. Peak memory comes from one short process per loop, the
+framework's being a real `python train.py` run.
 """
 
 import argparse
@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,11 +28,11 @@ CASES = {  # name: (model, dataset, batch size)
     "mlp_b256": ("mlp", "mnist", 256),
     "lenet_b64": ("cnn", "cifar10", 64),
 }
-KINDS = ("raw", "lightning", "framework", "framework_pty", "seed")  # the order each repeat runs them in
+ORDER = ("raw", "lightning", "framework", "seed")  # every round runs the loops in this order
 
 
-def run_process(command: list[str], pty: bool = False) -> tuple[str, float]:
-    """Run a command; return its stdout and its own peak resident memory in MiB (GNU time's %M)."""
+def run_process(command: list[str], pty: bool = False) -> float:
+    """Run a command; return its own peak resident memory in MiB (GNU time's %M)."""
     with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak_file:
         command = ["/usr/bin/time", "-f", "%M", "-o", peak_file.name, *command]
         if pty:  # `script` gives the command a terminal, so Rich redraws as a user would see it
@@ -39,99 +40,77 @@ def run_process(command: list[str], pty: bool = False) -> tuple[str, float]:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         if done.returncode != 0:
             sys.exit(f"benchmark step failed: {shlex.join(command)}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}")
-        peak_kib = int(peak_file.read().split()[-1])
-    return done.stdout, peak_kib / 1024
+        return int(peak_file.read().split()[-1]) / 1024
 
 
-def worker_case(kind: str, case: str, root: str, epochs: int) -> tuple[dict, float]:
-    stdout, peak = run_process([sys.executable, __file__, "--worker", kind, case, root, str(epochs)])
-    return json.loads(stdout.strip().splitlines()[-1]), peak
+def rounds_in_a_process(case: str, root: str, epochs: int, rounds: int, kinds: tuple, pty: bool = False) -> list:
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+        arguments = [case, root, str(epochs), str(rounds), ",".join(kinds), out.name]
+        run_process([sys.executable, __file__, "--worker", *arguments], pty=pty)
+        return json.load(out)
 
 
-def framework_case(case: str, root: str, epochs: int, pty: bool) -> tuple[dict, float]:
-    """A real `python train.py` run with the defaults users get; epochs timed by its EpochTimer."""
-    from loops import LR
+def run_worker(case: str, root: str, epochs: int, rounds: int, kinds: str, out: str) -> None:
+    from loops import LOOPS, matmul_gflops
 
     model, dataset, batch = CASES[case]
-    with tempfile.TemporaryDirectory() as outputs:
-        command = [
-            sys.executable,
-            str(REPO / "train.py"),
-            f"model={model}",
-            f"data={dataset}",
-            f"data.root={root}",
-            "data.download=false",
-            "data.verify_checksums=false",
-            f"data.batch_size={batch}",
-            "optimizer=sgd",
-            f"optimizer.lr={LR}",
-            f"trainer.max_epochs={epochs}",
-            "test=false",
-            f"hydra.run.dir={outputs}/run",
-        ]
-        _, peak = run_process(command, pty=pty)
-        metrics = json.loads((Path(outputs) / "run" / "metrics.json").read_text())
-    return {"seconds": metrics["train_epoch_seconds"]}, peak
+    results = []
+    for _ in range(rounds):
+        entry = {"gflops": matmul_gflops()}
+        for kind in kinds.split(","):
+            # The seed loop is slow and its target loose: one warm-up and one timed epoch per round.
+            seconds = LOOPS[kind](model, dataset, root, batch, min(epochs, 2) if kind == "seed" else epochs)
+            entry[kind] = statistics.median(seconds[1:] or seconds)  # every run's first epoch warms up
+        results.append(entry)
+    Path(out).write_text(json.dumps(results))
 
 
-def write_data(root: Path, quick: bool) -> None:
-    from experiments.data.synthetic_files import write_cifar10, write_mnist_family
+def peak_memory(case: str, root: str) -> dict[str, float]:
+    """One short process per loop (one epoch): its peak resident memory."""
+    from loops import framework_overrides
 
-    write_mnist_family(root, train=6_000 if quick else 60_000, test=1_000)
-    write_cifar10(root, per_batch=400 if quick else 4_000, test=1_000)  # five batches: 2k or 20k images
-
-
-def compose_seconds() -> float:
-    """`python train.py --cfg job`: composition only, no torch."""
-    import time
-
-    runs = []
-    for _ in range(3):
-        start = time.perf_counter()
-        run_process([sys.executable, str(REPO / "train.py"), "--cfg", "job"])
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
-
-
-def one_repeat(case: str, root: str, epochs: int) -> dict:
-    """Every loop once, back to back: {kind: median epoch seconds after the first (warm-up) epoch}."""
-    repeat: dict = {"peak_mib": {}}
-    for kind in KINDS:
-        if kind.startswith("framework"):
-            result, peak = framework_case(case, root, epochs, pty=kind == "framework_pty")
-        else:  # the seed loop is slow and its ratio target is loose: one warm-up and one timed epoch
-            result, peak = worker_case(kind, case, root, min(epochs, 2) if kind == "seed" else epochs)
-        seconds = result["seconds"]
-        repeat[kind] = statistics.median(seconds[1:] if len(seconds) > 1 else seconds)
-        repeat["peak_mib"][kind] = peak
-        if "gflops" in result:
-            repeat["gflops"] = result["gflops"]
-    return repeat
+    model, dataset, batch = CASES[case]
+    peaks = {}
+    for kind in ORDER:
+        if kind == "framework":
+            with tempfile.TemporaryDirectory() as outputs:
+                overrides = framework_overrides(model, dataset, root, batch, epochs=1)
+                command = [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={outputs}/run"]
+                peaks[kind] = run_process(command)
+        else:
+            with tempfile.NamedTemporaryFile("r", suffix=".json") as out:
+                peaks[kind] = run_process([sys.executable, __file__, "--worker", case, root, "1", "1", kind, out.name])
+    return peaks
 
 
-def summarize(repeats: list[dict], mlp_flops: float | None) -> dict:
-    """Medians over repeats; each ratio is formed within a repeat first."""
+def summarize(main: list[dict], pty: list[dict], flops: float | None, peaks: dict) -> dict:
+    """Seconds are medians over rounds; every ratio is formed within a round (against that round's raw
+    loop) before taking the median over rounds."""
 
-    def median_of(value) -> float:
-        return statistics.median(value(r) for r in repeats)
+    def median(values) -> float:
+        return statistics.median(list(values))
 
-    def framework(r: dict) -> float:  # the slower of the two runs is what users get
-        return max(r["framework"], r["framework_pty"])
+    def per_raw(rounds: list[dict], kind: str) -> float:
+        return median(r[kind] / r["raw"] for r in rounds)
 
-    summary = {f"{kind}_s": round(median_of(lambda r, k=kind: r[k]), 3) for kind in KINDS}
+    framework_over_raw = max(per_raw(main, "framework"), per_raw(pty, "framework"))  # the slower counts
+    summary = {f"{kind}_s": round(median(r[kind] for r in main), 3) for kind in ORDER}
     summary |= {
-        "lightning_over_raw": round(median_of(lambda r: r["lightning"] / r["raw"]), 3),
-        "framework_over_raw": round(median_of(lambda r: framework(r) / r["raw"]), 3),
-        "framework_over_lightning": round(median_of(lambda r: framework(r) / r["lightning"]), 3),
-        "seed_over_framework": round(median_of(lambda r: r["seed"] / framework(r)), 2),
-        "matmul_gflops": round(median_of(lambda r: r["gflops"]), 1),
+        "framework_pty_s": round(median(r["framework"] for r in pty), 3),
+        "lightning_over_raw": round(per_raw(main, "lightning"), 3),
+        "framework_over_raw": round(framework_over_raw, 3),
+        "framework_over_lightning": round(framework_over_raw / per_raw(main, "lightning"), 3),
+        "seed_over_framework": round(per_raw(main, "seed") / framework_over_raw, 2),
+        "matmul_gflops": round(median(r["gflops"] for r in main + pty), 1),
         "matmul_share": None,
         "raw_matmul_share": None,
-        "peak_mib": {kind: round(max(r["peak_mib"][kind] for r in repeats)) for kind in KINDS},
+        "peak_mib": {kind: round(peak) for kind, peak in peaks.items()},
+        "rounds": {"main": main, "pty": pty},
     }
-    if mlp_flops:  # FLOPs / seconds / (GFLOP/s measured in the same repeat)
-        summary["matmul_share"] = round(median_of(lambda r: mlp_flops / framework(r) / (r["gflops"] * 1e9)), 3)
-        summary["raw_matmul_share"] = round(median_of(lambda r: mlp_flops / r["raw"] / (r["gflops"] * 1e9)), 3)
+    if flops:  # FLOPs / seconds / (GFLOP/s measured in the same round)
+        raw_share = median(flops / r["raw"] / (r["gflops"] * 1e9) for r in main + pty)
+        summary["raw_matmul_share"] = round(raw_share, 3)
+        summary["matmul_share"] = round(raw_share / framework_over_raw, 3)
     return summary
 
 
@@ -144,76 +123,75 @@ def mlp_flops_per_epoch(root: str) -> float:
     return 6.0 * params * len(datamodule.splits["train"][1])
 
 
+def write_data(root: Path, quick: bool) -> None:
+    from experiments.data.synthetic_files import write_cifar10, write_mnist_family
+
+    write_mnist_family(root, train=6_000 if quick else 60_000, test=1_000)
+    write_cifar10(root, per_batch=400 if quick else 4_000, test=1_000)  # five batches: 2k or 20k images
+
+
+def compose_seconds() -> float:
+    """`python train.py --cfg job`: composition only, no torch."""
+    runs = []
+    for _ in range(3):
+        start = time.perf_counter()
+        run_process([sys.executable, str(REPO / "train.py"), "--cfg", "job"])
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs)
+
+
 def print_table(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="seconds per training epoch (median); ratios within a repeat, then median", header_style="bold")
+    table = Table(title="seconds per training epoch (median over rounds)", header_style="bold")
     columns = ("case", "seed", "raw", "lightning", "framework", "fw (pty)", "lightning/raw", "fw/raw", "seed/fw")
-    for column in (*columns, "matmul share fw (raw)", "peak MiB seed/raw/fw"):
+    for column in (*columns, "matmul share fw (raw)", "peak MiB seed/raw/lightning/fw"):
         table.add_column(column, justify="right")
     for case in CASES:
         row = summary[case]
         share = f"{row['matmul_share']:.0%} ({row['raw_matmul_share']:.0%})" if row["matmul_share"] else "-"
-        peaks = row["peak_mib"]
         table.add_row(
             case,
             *(f"{row[f'{kind}_s']:.2f}" for kind in ("seed", "raw", "lightning", "framework", "framework_pty")),
-            f"{row['lightning_over_raw']:.2f}",
-            f"{row['framework_over_raw']:.2f}",
-            f"{row['seed_over_framework']:.2f}",
+            *(f"{row[ratio]:.2f}" for ratio in ("lightning_over_raw", "framework_over_raw", "seed_over_framework")),
             share,
-            f"{peaks['seed']}/{peaks['raw']}/{max(peaks['framework'], peaks['framework_pty'])}",
+            "/".join(str(row["peak_mib"][kind]) for kind in ("seed", "raw", "lightning", "framework")),
         )
     Console(width=170).print(table)
-    print(
-        f"fp32 matmul 2048x2048: {summary['mlp_b64']['matmul_gflops']:.0f} GFLOP/s (median, mlp_b64 repeats); ", end=""
-    )
-    print(f"`python train.py --cfg job`: {summary['compose_s']:.2f} s")
-
-
-def run_worker(kind: str, case: str, root: str, epochs: int) -> None:
-    from loops import LOOPS, matmul_gflops
-
-    model, dataset, batch = CASES[case]
-    result: dict = {}
-    if kind == "raw":
-        result["gflops"] = matmul_gflops()
-    result["seconds"] = LOOPS[kind](model, dataset, root, batch, epochs)
-    if kind == "raw":  # the best of before and after: the ceiling while this loop ran
-        result["gflops"] = max(result["gflops"], matmul_gflops())
-    print(json.dumps(result))
+    gflops = summary["mlp_b64"]["matmul_gflops"]
+    print(f"fp32 matmul 2048x2048: {gflops:.0f} GFLOP/s; `python train.py --cfg job`: {summary['compose_s']:.2f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small data, one repeat: a smoke run")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats per case (default 2; 1 with --quick)")
-    parser.add_argument("--worker", nargs=4, metavar=("KIND", "CASE", "ROOT", "EPOCHS"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="small data, one round: a smoke run")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per case (default 3; 1 with --quick)")
+    parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))  # bench/loops.py, also inside worker processes
     if args.worker:
-        kind, case, root, epochs = args.worker
-        run_worker(kind, case, root, int(epochs))
+        case, root, epochs, rounds, kinds, out = args.worker
+        run_worker(case, root, int(epochs), int(rounds), kinds, out)
         return
-    repeats = args.repeats or (1 if args.quick else 2)
+    rounds = args.rounds or (1 if args.quick else 3)
     epochs = 2 if args.quick else 3
     summary: dict = {}
     with tempfile.TemporaryDirectory() as root:
         write_data(Path(root), args.quick)
-        mlp_flops = mlp_flops_per_epoch(root)
+        flops = mlp_flops_per_epoch(root)
         for case in CASES:
-            runs = []
-            for number in range(repeats):
-                runs.append(one_repeat(case, root, epochs))
-                figures = ", ".join(f"{kind} {runs[-1][kind]:.2f}s" for kind in KINDS)
-                print(
-                    f"{case} repeat {number + 1}: {figures}, matmul {runs[-1]['gflops']:.0f} GFLOP/s", file=sys.stderr
-                )
-            summary[case] = summarize(runs, mlp_flops if case.startswith("mlp") else None)
+            main_rounds = rounds_in_a_process(case, root, epochs, rounds, ORDER)
+            pty_rounds = rounds_in_a_process(case, root, epochs, rounds, ("raw", "framework"), pty=True)
+            peaks = peak_memory(case, root)
+            summary[case] = summarize(main_rounds, pty_rounds, flops if case.startswith("mlp") else None, peaks)
+            for name, entries in (("", main_rounds), (" pty", pty_rounds)):
+                for number, entry in enumerate(entries, 1):
+                    figures = ", ".join(f"{k} {v:.2f}s" for k, v in entry.items() if k != "gflops")
+                    print(f"{case}{name} round {number}: {figures}, matmul {entry['gflops']:.0f}", file=sys.stderr)
     summary["compose_s"] = round(compose_seconds(), 2)
     print_table(summary)
-    summary |= {"quick": args.quick, "epochs_per_process": epochs, "repeats": repeats}
+    summary |= {"quick": args.quick, "epochs_per_run": epochs, "rounds": rounds}
     print(json.dumps(summary))
 
 

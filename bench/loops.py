@@ -1,16 +1,20 @@
-"""The loops bench/epoch.py times, each run in a process of its own by `python bench/epoch.py --worker KIND ...`.
-
-All of them train on the training split that the project's datamodule carves, so they see the same images:
+"""The loops bench/epoch.py times. All of them train on the training split that the project's datamodule
+carves from the same files, so they see the same images:
 - seed: the note's loop over the seed-style per-sample path (data.pipeline=torchvision);
 - raw: one in-memory float tensor, sliced by a permutation; the floor for this model;
 - lightning: the same model and data in a bare LightningModule and Trainer (no logger, callbacks,
-  checkpoints or progress bar): Lightning's own per-step cost, which no project setting removes.
-The framework case is not here: it is a real `python train.py` run (see epoch.py).
+  checkpoints or progress bar): Lightning's own per-step cost, which no project setting removes;
+- framework: `python train.py ...` in this process: Hydra composes conf/ with the overrides, then the
+  same `experiments.train.run(cfg)` that train.py calls builds the datamodule, ClassifierModule,
+  Trainer, default callbacks, logger and progress bar. Its EpochTimer times the epochs.
 """
 
+import tempfile
 import time
+from pathlib import Path
 
 LR = 0.01
+REPO = Path(__file__).resolve().parents[1]
 
 
 def train_split(dataset: str, root: str, batch: int, pipeline: str = "tensor"):
@@ -131,6 +135,40 @@ def lightning_loop(model_name: str, dataset: str, root: str, batch: int, epochs:
     return seconds
 
 
+def framework_overrides(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[str]:
+    return [
+        f"model={model_name}",
+        f"data={dataset}",
+        f"data.root={root}",
+        "data.download=false",
+        "data.verify_checksums=false",
+        f"data.batch_size={batch}",
+        "optimizer=sgd",
+        f"optimizer.lr={LR}",
+        f"trainer.max_epochs={epochs}",
+        "test=false",
+    ]
+
+
+def framework_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from experiments.cli import register_resolvers
+    from experiments.train import run
+
+    register_resolvers()
+    overrides = framework_overrides(model_name, dataset, root, batch, epochs)
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    with tempfile.TemporaryDirectory() as run_dir:
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = run_dir  # what Hydra's run mode sets before calling the task
+        HydraConfig.instance().set_config(cfg)
+        return run(cfg)["train_epoch_seconds"]
+
+
 def matmul_gflops() -> float:
     """fp32 2048 x 2048 matmul throughput: the machine's ceiling for dense work, measured now."""
     import torch
@@ -146,4 +184,4 @@ def matmul_gflops() -> float:
     return 2 * 2048**3 / best / 1e9
 
 
-LOOPS = {"seed": seed_loop, "raw": raw_loop, "lightning": lightning_loop}
+LOOPS = {"seed": seed_loop, "raw": raw_loop, "lightning": lightning_loop, "framework": framework_loop}
