@@ -60,7 +60,8 @@ class InputTransform(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         if self.kind in ("standardize", "none"):
-            return (images.float() - self.shift) * self.scale
+            # One float copy, then in place: no further batch-sized temporaries (this runs every step).
+            return images.to(torch.float32, copy=True).sub_(self.shift).mul_(self.scale)
         flat = images.reshape(len(images), -1).float()
         return torch.addmm(self.bias, flat, self.matrix).view(images.shape)
 
