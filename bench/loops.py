@@ -60,21 +60,40 @@ def seed_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int)
     return seconds
 
 
+class ShuffledBatches:
+    """The training split preprocessed once, up front, then cut into batches by a fresh permutation each
+    epoch (index_select: the fastest gather, as the framework uses). Shared by the raw and bare-Lightning
+    loops, so they do the same data work."""
+
+    def __init__(self, dataset: str, root: str, batch: int):
+        self.datamodule = train_split(dataset, root, batch)
+        images, self.labels = self.datamodule.splits["train"]
+        self.images = self.datamodule.input_transform(images)
+        self.batch = batch
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch)
+
+    def __iter__(self):
+        import torch
+
+        order = torch.randperm(len(self.labels))
+        for first in range(0, len(self.labels), self.batch):
+            index = order[first : first + self.batch]
+            yield self.images.index_select(0, index), self.labels.index_select(0, index)
+
+
 def raw_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
     import torch
 
-    datamodule = train_split(dataset, root, batch)
-    images, labels = datamodule.splits["train"]
-    images = datamodule.input_transform(images)  # preprocessed once, up front
-    model = build_model(model_name, datamodule)
+    batches = ShuffledBatches(dataset, root, batch)
+    model = build_model(model_name, batches.datamodule)
     optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
     seconds = []
     for _ in range(epochs):
         start = time.perf_counter()
-        order = torch.randperm(len(labels))
-        for first in range(0, len(labels), batch):
-            index = order[first : first + batch]  # index_select: the fastest gather, as the framework uses
-            loss = loss_fn(model(images.index_select(0, index)), labels.index_select(0, index))
+        for images, labels in batches:
+            loss = loss_fn(model(images), labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
@@ -87,10 +106,8 @@ def lightning_loop(model_name: str, dataset: str, root: str, batch: int, epochs:
     import lightning as L
     import torch
 
-    datamodule = train_split(dataset, root, batch)
-    images, labels = datamodule.splits["train"]
-    images = datamodule.input_transform(images)
-    model = build_model(model_name, datamodule)
+    batches = ShuffledBatches(dataset, root, batch)
+    model = build_model(model_name, batches.datamodule)
 
     class Bare(L.LightningModule):
         def __init__(self):
@@ -102,16 +119,6 @@ def lightning_loop(model_name: str, dataset: str, root: str, batch: int, epochs:
 
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=LR)
-
-    class Batches:  # the raw loop's batching, as a loader Lightning can iterate
-        def __len__(self):
-            return -(-len(labels) // batch)
-
-        def __iter__(self):
-            order = torch.randperm(len(labels))
-            for first in range(0, len(labels), batch):
-                index = order[first : first + batch]
-                yield images.index_select(0, index), labels.index_select(0, index)
 
     seconds: list[float] = []
 
@@ -131,7 +138,7 @@ def lightning_loop(model_name: str, dataset: str, root: str, batch: int, epochs:
         enable_model_summary=False,
         callbacks=[Timer()],
     )
-    trainer.fit(Bare(), train_dataloaders=Batches())
+    trainer.fit(Bare(), train_dataloaders=batches)
     return seconds
 
 
