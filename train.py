@@ -5,7 +5,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from experiments.cli import register_resolvers, run_hydra, run_job
+from experiments.job import register_resolvers, run_hydra, run_job
 
 register_resolvers()
 

@@ -1,11 +1,11 @@
 """The loops bench/epoch.py times. All of them train on the training split that the project's datamodule
 carves from the same files, so they see the same images:
-- seed: the note's loop over the seed-style per-sample path (data.pipeline=torchvision);
+- note: the note's loop over the note's per-sample path (data.pipeline=torchvision: PIL image -> ToTensor);
 - raw: one in-memory float tensor, sliced by a permutation; the floor for this model;
 - lightning: the same model and data in a bare LightningModule and Trainer (no logger, callbacks,
   checkpoints or progress bar): Lightning's own per-step cost, which no project setting removes;
 - framework: `python train.py ...` in this process: Hydra composes conf/ with the overrides, then the
-  same `experiments.train.run(cfg)` that train.py calls builds the datamodule, ClassifierModule,
+  same `experiments.run.run(cfg, run_dir)` that train.py calls builds the datamodule, ClassifierModule,
   Trainer, default callbacks, logger and progress bar. Its EpochTimer times the epochs.
 """
 
@@ -23,8 +23,7 @@ def train_split(dataset: str, root: str, batch: int, pipeline: str = "tensor"):
     datamodule = TorchvisionDataModule(
         dataset, root=root, download=False, verify_checksums=False, batch_size=batch, pipeline=pipeline
     )
-    datamodule.setup()
-    return datamodule
+    return datamodule.load()
 
 
 def build_model(name: str, datamodule):
@@ -38,11 +37,12 @@ def build_model(name: str, datamodule):
     return MLP(shape, classes) if name == "mlp" else LeNet(shape, classes)
 
 
-def seed_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
-    """A DataLoader over a dataset that turns each uint8 image into a PIL image, then ToTensor and Normalize."""
+def note_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+    """A DataLoader over a dataset that turns each uint8 image into a PIL image, then ToTensor, as the note does."""
     import torch
 
     datamodule = train_split(dataset, root, batch, pipeline="torchvision")
+    datamodule.setup()
     model = build_model(model_name, datamodule)
     optimizer, loss_fn = torch.optim.SGD(model.parameters(), lr=LR), torch.nn.CrossEntropyLoss()
     seconds = []
@@ -66,9 +66,11 @@ class ShuffledBatches:
     loops, so they do the same data work."""
 
     def __init__(self, dataset: str, root: str, batch: int):
+        from experiments.data.preprocessing import InputTransform
+
         self.datamodule = train_split(dataset, root, batch)
         images, self.labels = self.datamodule.splits["train"]
-        self.images = self.datamodule.input_transform(images)
+        self.images = InputTransform.fit("standardize", images)(images)
         self.batch = batch
 
     def __len__(self) -> int:
@@ -159,21 +161,14 @@ def framework_overrides(model_name: str, dataset: str, root: str, batch: int, ep
 
 def framework_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
     from hydra import compose, initialize_config_dir
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
 
-    from experiments.cli import register_resolvers
-    from experiments.train import run
+    from experiments.run import run
 
-    register_resolvers()
     overrides = framework_overrides(model_name, dataset, root, batch, epochs)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        cfg = compose("config", overrides=overrides)
     with tempfile.TemporaryDirectory() as run_dir:
-        with open_dict(cfg):
-            cfg.hydra.runtime.output_dir = run_dir  # what Hydra's run mode sets before calling the task
-        HydraConfig.instance().set_config(cfg)
-        return run(cfg)["train_epoch_seconds"]
+        return run(cfg, run_dir)["train_epoch_seconds"]
 
 
 def matmul_gflops() -> float:
@@ -191,4 +186,4 @@ def matmul_gflops() -> float:
     return 2 * 2048**3 / best / 1e9
 
 
-LOOPS = {"seed": seed_loop, "raw": raw_loop, "lightning": lightning_loop, "framework": framework_loop}
+LOOPS = {"note": note_loop, "raw": raw_loop, "lightning": lightning_loop, "framework": framework_loop}

@@ -44,6 +44,35 @@ def train(cwd: Path, *overrides: str, timeout: int = 600) -> TrainResult:
     return TrainResult(done.returncode, done.stdout, done.stderr, cwd)
 
 
+def compose_config(*overrides: str):
+    """conf/ composed with overrides, as `python train.py OVERRIDES` would compose it (no Hydra job)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run_here(run_dir: Path, *overrides: str) -> dict:
+    """What `python train.py OVERRIDES` runs, in this process: the config composed and checked as train.py
+    does, then the same `experiments.run.run`. For tests of what an option does; it saves the 4-5 s of
+    imports a subprocess pays. The command line itself is driven by the tests that call `train`."""
+    from experiments.config_checks import check_config
+    from experiments.run import run
+
+    cfg = compose_config(*overrides)
+    check_config(cfg, list(overrides))
+    return run(cfg, run_dir)
+
+
+def logged_scalars(run_dir: Path) -> dict[str, list[float]]:
+    """Every scalar curve a run wrote to TensorBoard: tag -> values in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
 @pytest.fixture(scope="session")
 def dataset_root(tmp_path_factory) -> Path:
     """One folder holding tiny MNIST, FashionMNIST, CIFAR-10 and CIFAR-100 files in torchvision's formats."""

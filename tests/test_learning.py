@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import train
+from conftest import REPO, run_here, train
 from PIL import Image
 
 # Measured with these defaults (Adam 1e-3, batch 64, 5 epochs, seed 42): MLP 95.2%, LeNet 95.0%,
@@ -21,7 +21,7 @@ def mlp_run(tmp_path_factory):
 
 @pytest.mark.parametrize("model", ["cnn", "lstm", "gru", "rnn"])
 def test_model_learns_mnist_sample(tmp_path, model):
-    metrics = train(tmp_path, f"model={model}", "trainer.max_epochs=5").metrics
+    metrics = run_here(tmp_path, f"model={model}", "trainer.max_epochs=5")
     assert metrics["best_val_acc"] >= THRESHOLDS[model]
     assert metrics["epochs"] == 5
 
@@ -43,6 +43,15 @@ def test_evaluating_the_best_checkpoint_reproduces_test_accuracy(mlp_run, tmp_pa
     assert evaluated.metrics["test_loss"] == pytest.approx(trained["test_loss"], rel=1e-5)
     assert "evaluation of" in evaluated.stdout
     assert evaluated.run_dirs[-1].name.split("_")[2:4] == ["eval", "mnist"]
+
+
+def test_checkpoints_written_before_the_model_owned_its_preprocessing_still_evaluate(tmp_path):
+    # Written by v0.1 (commit e02016a): `python train.py model.hidden_sizes=[16] trainer.max_epochs=2 seed=1
+    # optimizer=sgd optimizer.lr=0.1`, its last.ckpt; evaluated then at test acc 0.9060, test loss 0.33552.
+    old = REPO / "tests" / "fixtures" / "mlp16_sgd_v0.1.ckpt"
+    evaluated = run_here(tmp_path, "train=false", f"ckpt_path={old}")
+    assert evaluated["test_acc"] == pytest.approx(0.906000018119812, abs=1e-6)
+    assert evaluated["test_loss"] == pytest.approx(0.33551812171936035, rel=1e-5)
 
 
 def test_predict_classifies_png_files_with_the_checkpoint(mlp_run, tmp_path):
@@ -91,15 +100,13 @@ def test_predict_classifies_png_files_with_the_checkpoint(mlp_run, tmp_path):
         (lambda d: (d / "empty").mkdir() or d / "empty", "holds no"),
     ],
 )
-def test_predict_errors_are_one_line(mlp_run, tmp_path, make_input, message):
+def test_predict_errors_are_one_line(mlp_run, tmp_path, make_input, message, capsys):
+    from experiments.predict import main
+
     target = make_input(tmp_path)
-    cli = subprocess.run(
-        [sys.executable, "-m", "experiments.predict", mlp_run.metrics["best_checkpoint"], str(target)],
-        capture_output=True,
-        text=True,
-    )
-    assert cli.returncode == 2
-    assert cli.stderr.count("\n") == 1 and message in cli.stderr and "Traceback" not in cli.stderr
+    assert main([mlp_run.metrics["best_checkpoint"], str(target)]) == 2  # `python -m experiments.predict` exits so
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
 
 
 def test_predict_refuses_a_missing_checkpoint(tmp_path):

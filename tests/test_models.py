@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import SMOKE, train
+from conftest import SMOKE, run_here
 
 from experiments.errors import UserError
 from experiments.models.cnn import LeNet
@@ -51,7 +51,7 @@ def test_bidirectional_head_sees_the_first_row_through_the_backward_direction():
 @pytest.mark.parametrize("dataset", ["mnist", "cifar10"])
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_trains_on_both_image_shapes(dataset_root, tmp_path, model, dataset):
-    result = train(
+    metrics = run_here(
         tmp_path,
         f"model={model}",
         f"data={dataset}",
@@ -60,12 +60,11 @@ def test_every_model_trains_on_both_image_shapes(dataset_root, tmp_path, model, 
         "data.verify_checksums=false",
         *SMOKE,
     )
-    metrics = result.metrics
     assert metrics["epochs"] == 1 and metrics["test_loss"] > 0
 
 
 def test_stacked_bidirectional_options_from_the_command_line(tmp_path):
-    result = train(
+    metrics = run_here(
         tmp_path, "model=lstm", "model.num_layers=2", "model.bidirectional=true", "model.hidden_size=16", *SMOKE
     )
-    assert result.metrics["test_acc"] is not None
+    assert metrics["test_acc"] is not None

@@ -1,23 +1,26 @@
-"""The seed-style per-sample torchvision path stays available and agrees with the fast tensor path."""
+"""The note's per-sample torchvision path stays available and agrees with the fast tensor path."""
 
 import pytest
 import torch
-from conftest import train
+from conftest import SMOKE, run_here, train
 
 from experiments.data.mnist_sample import MNISTSampleDataModule
+from experiments.data.preprocessing import InputTransform
 
 
-def test_both_pipelines_give_the_same_batches_up_to_float_rounding():
+@pytest.mark.parametrize("kind", ["standardize", "zca_whiten"])
+def test_both_pipelines_reach_the_model_as_the_same_inputs_up_to_float_rounding(kind):
     fast, seed_style = MNISTSampleDataModule(pipeline="tensor"), MNISTSampleDataModule(pipeline="torchvision")
     for dm in (fast, seed_style):
         dm.shuffle_generator.manual_seed(7)
         dm.setup()
-    fast_images, fast_labels = fast.on_after_batch_transfer(next(iter(fast.train_dataloader())), 0)
-    seed_images, seed_labels = seed_style.on_after_batch_transfer(next(iter(seed_style.train_dataloader())), 0)
+    fast_pixels, fast_labels = fast.on_after_batch_transfer(next(iter(fast.train_dataloader())), 0)
+    seed_pixels, seed_labels = seed_style.on_after_batch_transfer(next(iter(seed_style.train_dataloader())), 0)
     assert torch.equal(fast_labels, seed_labels)  # same shuffling order from the same generator
-    assert seed_images.dtype == fast_images.dtype == torch.float32
-    # ToTensor + Normalize per sample vs one fused subtract-and-scale per batch: same numbers to rounding.
-    assert torch.allclose(fast_images, seed_images, atol=1e-5)
+    assert fast_pixels.dtype == torch.uint8 and seed_pixels.dtype == torch.float32  # ToTensor: floats on [0, 1]
+    # The model's first layer reads either: uint8 on 0..255 or floats on [0, 1], the same numbers to rounding.
+    transform = InputTransform.fit(kind, fast.train_images)
+    assert torch.allclose(transform(fast_pixels), transform(seed_pixels), atol=1e-4)
 
 
 def test_torchvision_pipeline_uses_per_sample_pil_transforms():
@@ -26,12 +29,20 @@ def test_torchvision_pipeline_uses_per_sample_pil_transforms():
     loader = dm.train_dataloader()
     assert isinstance(loader, torch.utils.data.DataLoader)
     image, _ = loader.dataset[0]
-    assert image.shape == (1, 28, 28) and image.dtype == torch.float32
+    assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and 0 <= image.min() < image.max() <= 1
+
+
+def test_per_sample_path_takes_whitening_and_augmentation(tmp_path):
+    # One owner for preprocessing (the model) and augmentation on batches: both work on either path.
+    metrics = run_here(
+        tmp_path, "data.pipeline=torchvision", "data.preprocess=zca_whiten", "regularization=[augment]", *SMOKE
+    )
+    assert metrics["status"] == "completed" and metrics["test_acc"] is not None
 
 
 def test_same_accuracy_on_mnist_sample_for_the_same_seed(tmp_path):
-    fast = train(tmp_path / "fast", "seed=5", "trainer.max_epochs=3").metrics
-    seed_style = train(tmp_path / "seed", "seed=5", "trainer.max_epochs=3", "data.pipeline=torchvision").metrics
+    fast = run_here(tmp_path / "fast", "seed=5", "trainer.max_epochs=3")
+    seed_style = run_here(tmp_path / "seed", "seed=5", "trainer.max_epochs=3", "data.pipeline=torchvision")
     # Same seed, same shuffling: only float rounding (~1e-7) differs, and it grows through training.
     # Different seeds move val acc by about 1 point here, so 1 point (5 of 500 val digits) separates
     # "the same within noise" from a broken path, which would be off by far more.

@@ -2,9 +2,10 @@
 
 import pytest
 import torch
-from conftest import train
+from conftest import compose_config, train
 from PIL import Image
 
+from experiments.checkpoints import load_module
 from experiments.data.mnist_sample import MNISTSampleDataModule
 from experiments.data.preprocessing import PREPROCESSING, InputTransform
 from experiments.predict import predict
@@ -47,26 +48,30 @@ def test_zca_keeps_the_image_layout_and_pca_does_not():
 
 @pytest.mark.parametrize("kind", WHITENING)
 def test_whitening_real_digits_from_the_training_split_only(kind):
-    dm = MNISTSampleDataModule(preprocess=kind)
-    dm.setup()
-    train_images = dm.splits["train"][0]
+    from experiments.run import build_data, build_module
+
+    cfg = compose_config(f"data.preprocess={kind}")
+    datamodule = build_data(cfg)
+    module = build_module(cfg, datamodule)
+    train_images = datamodule.train_images
     refitted = InputTransform.fit(kind, train_images, epsilon=0.1)
-    assert torch.equal(dm.input_transform.matrix, refitted.matrix)
+    assert torch.equal(module.input_transform.matrix, refitted.matrix)  # the module's own, from the training split
     # epsilon damps each principal direction to exactly lambda / (lambda + eps); the strongest end near 1
-    spectrum = torch.linalg.eigvalsh(covariance(dm.on_after_batch_transfer((train_images, None), 0)[0]))
+    spectrum = torch.linalg.eigvalsh(covariance(module.input_transform(train_images)))
     pixel_spectrum = torch.linalg.eigvalsh(covariance(train_images / 255.0))
     assert torch.allclose(spectrum, pixel_spectrum / (pixel_spectrum.clamp_min(0) + 0.1), atol=2e-3)
     assert spectrum[-5:].min() > 0.95
     # validation pixels go through the training split's transform, so their covariance is not whitened exactly
-    val_spectrum = torch.linalg.eigvalsh(covariance(dm.input_transform(dm.splits["val"][0])))
+    val_spectrum = torch.linalg.eigvalsh(covariance(module.input_transform(datamodule.splits["val"][0])))
     assert not torch.allclose(val_spectrum[-20:], spectrum[-20:], atol=1e-3)
 
 
 @pytest.mark.parametrize("kind", PREPROCESSING)
-def test_undo_recovers_the_pixels(kind):
+def test_uint8_pixels_and_floats_on_the_unit_scale_are_preprocessed_alike(kind):
     images = correlated_images(n=2000)
     transform = InputTransform.fit(kind, images)
-    assert torch.allclose(transform.undo(transform(images[:8])), images[:8] / 255.0, atol=1e-4)
+    assert torch.allclose(transform(images[:8]), transform(images[:8].float() / 255.0), atol=1e-4)
+    assert images.dtype == torch.uint8  # the input is left as it was
 
 
 def test_none_only_scales_and_standardize_centres_each_channel():
@@ -94,11 +99,15 @@ def test_zca_run_evaluates_and_predicts_with_its_training_transform(tmp_path):
         tmp_path, "train=false", f"ckpt_path={metrics['best_checkpoint']}", "trainer.limit_test_batches=3"
     )
     assert evaluated.metrics["test_acc"] == metrics["test_acc"]
+    # the module alone, built from the checkpoint, preprocesses raw test pixels as in training: the same accuracy
+    dm = MNISTSampleDataModule().load()
+    pixels, labels = (part[: 3 * 64] for part in dm.splits["test"])  # limit_test_batches=3 of 64
+    with torch.no_grad():
+        predictions = load_module(metrics["best_checkpoint"])(pixels).argmax(dim=1)
+    assert (predictions == labels).float().mean().item() == pytest.approx(metrics["test_acc"], abs=1e-6)
     refused = train(tmp_path, "train=false", f"ckpt_path={metrics['best_checkpoint']}", "data.preprocess=none")
     assert refused.returncode == 2 and "has no effect with train=false" in refused.stderr
     # predict whitens image files with the same matrix: test digits saved as PNG are mostly recognised
-    dm = MNISTSampleDataModule()
-    dm.setup()
     images, labels = dm.splits["test"][0][:40], dm.splits["test"][1][:40]
     truth = {}
     for number, (image, label) in enumerate(zip(images, labels, strict=True)):
@@ -108,6 +117,7 @@ def test_zca_run_evaluates_and_predicts_with_its_training_transform(tmp_path):
     assert sum(ranked[0][0] == truth[path] for path, ranked in predictions) >= 0.5 * len(truth)
 
 
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_zca_whitening_on_cifar_shaped_files_keeps_the_layout_for_lenet(tmp_path, dataset_root):
     result = train(
         tmp_path,

@@ -1,17 +1,21 @@
 """Run-level behaviour: seeds, resuming, checkpoints, TensorBoard HParams and unique run directories."""
 
+import json
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import REPO, train
+from conftest import REPO, compose_config, run_here, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
+
+from experiments.errors import UserError
 
 QUICK = ["trainer.limit_train_batches=10", "trainer.limit_val_batches=4"]
 
 
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_same_seed_same_metrics_and_seed_zero_is_used(tmp_path):
     first = train(tmp_path / "a", "seed=0", "trainer.max_epochs=2", *QUICK).metrics
     again = train(tmp_path / "b", "seed=0", "trainer.max_epochs=2", *QUICK).metrics
@@ -21,6 +25,7 @@ def test_same_seed_same_metrics_and_seed_zero_is_used(tmp_path):
     assert first["test_loss"] != other["test_loss"]
 
 
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_resuming_from_last_checkpoint_matches_an_unbroken_run(tmp_path):
     unbroken = train(tmp_path / "unbroken", "seed=3", "trainer.max_epochs=3", *QUICK).metrics
     first_part = train(tmp_path / "part", "seed=3", "trainer.max_epochs=1", *QUICK)
@@ -32,11 +37,13 @@ def test_resuming_from_last_checkpoint_matches_an_unbroken_run(tmp_path):
     assert resumed["best_val_acc"] == pytest.approx(unbroken["best_val_acc"])
 
 
-def test_resuming_with_another_model_is_refused(tmp_path):
-    first = train(tmp_path, "trainer.max_epochs=1", *QUICK)
-    last = first.run_dirs[-1] / "checkpoints" / "last.ckpt"
+def test_resuming_with_another_model_or_preprocessing_is_refused(tmp_path):
+    run_here(tmp_path / "first", "trainer.max_epochs=1", *QUICK)
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     refused = train(tmp_path, "model=cnn", f"ckpt_path={last}")
     assert refused.returncode == 2 and "pass the same model options to resume" in refused.stderr
+    with pytest.raises(UserError, match="pass data.preprocess=standardize to resume"):
+        run_here(tmp_path / "second", "data.preprocess=none", f"ckpt_path={last}", *QUICK)
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +84,19 @@ def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
     assert chosen["regularization"] == "none" and chosen["weight_decay"] == 0.0
     logged_test_acc = events.Scalars("hparams/test_acc")[-1].value
     assert logged_test_acc == pytest.approx(smoke_run.metrics["test_acc"])
+
+
+def test_run_needs_no_hydra_job(tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+
+    from experiments.run import run
+
+    cfg = compose_config("trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2")
+    assert not HydraConfig.initialized()  # what the benchmark and a fused launcher do: call run directly
+    metrics = run(cfg, tmp_path / "run", choices={"model": "mlp"})
+    assert metrics["status"] == "completed" and metrics["run_dir"] == str(tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_acc"] == metrics["test_acc"]
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_runs_started_together_get_their_own_directories(tmp_path):

@@ -136,6 +136,7 @@ def test_a_sweep_preset_without_multirun_is_refused(tmp_path):
     assert result.returncode == 2 and "add -m" in result.stderr
 
 
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_killed_sweep_resumes_skipping_finished_trials(tmp_path):
     overrides = [
         "-m",
@@ -187,7 +188,24 @@ def test_killed_sweep_resumes_skipping_finished_trials(tmp_path):
     assert [row["status"] for row in summary_rows(sweep_dir)] == ["completed"] * 3
 
 
-def test_joblib_launcher_runs_two_trials_in_parallel_with_one_thread_each(tmp_path):
+def test_threads_per_trial_share_the_cores_among_parallel_trials():
+    from omegaconf import OmegaConf
+
+    from experiments.job import threads_per_trial
+
+    def joblib(n_jobs):
+        target = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+        return OmegaConf.create({"_target_": target, "n_jobs": n_jobs})
+
+    assert threads_per_trial(joblib(2), cores=16) == 8 and threads_per_trial(joblib(3), cores=2) == 1
+    assert threads_per_trial(joblib(-1), cores=16) == 1  # joblib's -1: one trial per core
+    assert threads_per_trial(joblib(1), cores=16) is None  # one at a time: torch's own default
+    basic = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"})
+    assert threads_per_trial(basic, cores=16) is None
+
+
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
+def test_joblib_launcher_runs_two_trials_in_parallel_sharing_the_cores(tmp_path):
     result = train(
         tmp_path, "-m", "optimizer.lr=0.001,0.002", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK
     )
@@ -195,12 +213,14 @@ def test_joblib_launcher_runs_two_trials_in_parallel_with_one_thread_each(tmp_pa
     [sweep_dir] = sweep_dirs(tmp_path)
     trials = [sweep_dir / "lr=0.001", sweep_dir / "lr=0.002"]
     records = [status(t) for t in trials]
-    assert all(json.loads((t / "metrics.json").read_text())["torch_threads"] == 1 for t in trials)
+    share = max(1, (os.cpu_count() or 1) // 2)  # the rule: cores // n_jobs (1 on a 2-core machine, 8 on 16 cores)
+    assert all(json.loads((t / "metrics.json").read_text())["torch_threads"] == share for t in trials)
     assert len({r["pid"] for r in records} | {os.getpid()}) == 3  # two worker processes, not this one
     first, second = records
     assert first["started"] < second["updated"] and second["started"] < first["updated"]  # they overlapped
 
 
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_optuna_preset_survives_diverged_trials(tmp_path):
     result = train(
         tmp_path,
@@ -235,6 +255,7 @@ def test_optuna_preset_survives_diverged_trials(tmp_path):
     assert len(summary_rows(sweep_dir)) == 4
 
 
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_ctrl_c_stops_the_sweep_and_still_writes_the_partial_summary(tmp_path):
     command = [
         sys.executable,

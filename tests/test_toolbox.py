@@ -229,14 +229,13 @@ def test_augmentation_changes_train_batches_but_not_eval_batches():
 
     from experiments.data.mnist_sample import MNISTSampleDataModule
 
-    dm = MNISTSampleDataModule()
+    dm = MNISTSampleDataModule(augment=AUGMENT)
     dm.setup()
-    dm.use_augmentation(AUGMENT)
     images, labels = dm.splits["train"][0][:16], dm.splits["train"][1][:16]
-    plain = dm.input_transform(images)
     dm.trainer = types.SimpleNamespace(training=False)
-    assert torch.equal(dm.on_after_batch_transfer((images, labels), 0)[0], plain)
+    assert torch.equal(dm.on_after_batch_transfer((images, labels), 0)[0], images)  # eval: the pixels as stored
     dm.trainer.training = True
+    plain = images.float() / 255.0  # augmented batches are floats on [0, 1], which the model reads as such
     first = dm.on_after_batch_transfer((images, labels), 0)[0]
     second = dm.on_after_batch_transfer((images, labels), 0)[0]
     assert not torch.allclose(first, plain) and not torch.allclose(first, second)

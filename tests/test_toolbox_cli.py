@@ -1,8 +1,8 @@
-"""Every activation, init, optimizer and scheduler runs through `python train.py` (short runs)."""
+"""Every activation, init, optimizer and scheduler trains from its overrides (short runs, in this process,
+through the config checks and `run` that `python train.py` uses)."""
 
 import pytest
-from conftest import train
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import logged_scalars, run_here, train
 
 SHORT = [
     "trainer.max_epochs=2",
@@ -24,19 +24,13 @@ COMBINATIONS = [
 ]
 
 
-def scalars(result) -> dict[str, list[float]]:
-    events = EventAccumulator(str(result.run_dirs[-1] / "tensorboard"))
-    events.Reload()
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
-
-
 @pytest.mark.parametrize(
     ("activation", "init", "optimizer", "scheduler", "extra"), COMBINATIONS, ids=[c[0] for c in COMBINATIONS]
 )
 def test_option_combination_trains(tmp_path, activation, init, optimizer, scheduler, extra):
     model = [e for e in extra if e.startswith("model=")] or ["model=mlp"]
     rest = [e for e in extra if not e.startswith("model=")]
-    result = train(
+    metrics = run_here(
         tmp_path,
         *model,
         f"model.activation={activation}",
@@ -46,8 +40,8 @@ def test_option_combination_trains(tmp_path, activation, init, optimizer, schedu
         *rest,
         *SHORT,
     )
-    assert result.metrics["epochs"] == 2
-    logged = scalars(result)
+    assert metrics["epochs"] == 2
+    logged = logged_scalars(tmp_path)
     if scheduler != "none":  # LearningRateMonitor logs one curve per parameter group
         rates = [values for tag, values in logged.items() if tag.startswith("lr-")]
         assert rates
@@ -57,22 +51,23 @@ def test_option_combination_trains(tmp_path, activation, init, optimizer, schedu
         assert min(logged["train/l1_penalty"]) > 0
 
 
+@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_lbfgs_full_batch_reduces_the_loss(tmp_path):
     # Full batch (all 4,000 training digits), as the seed suggests: stochastic L-BFGS is unstable.
-    result = train(tmp_path, "optimizer=lbfgs", "data.batch_size=4000", "trainer.max_epochs=3")
-    epoch_losses = scalars(result)["train/loss_epoch"]
+    metrics = run_here(tmp_path, "optimizer=lbfgs", "data.batch_size=4000", "trainer.max_epochs=3")
+    epoch_losses = logged_scalars(tmp_path)["train/loss_epoch"]
     assert epoch_losses[-1] < 0.5 * epoch_losses[0]
-    assert result.metrics["best_val_acc"] > 0.85
+    assert metrics["best_val_acc"] > 0.85
 
 
 def test_zeros_init_trains_badly(tmp_path):
-    broken = train(tmp_path / "zeros", "model.init=zeros", "trainer.max_epochs=2").metrics
+    broken = run_here(tmp_path, "model.init=zeros", "trainer.max_epochs=2")
     assert broken["best_val_acc"] < 0.25  # symmetric units: no better than a few classes
 
 
 def test_early_stopping_stops_when_val_loss_stalls(tmp_path):
     # min_delta is unreachable, so no epoch counts as an improvement: stop after patience=1 more epoch.
-    result = train(
+    metrics = run_here(
         tmp_path,
         "regularization=[early_stopping]",
         "regularization.early_stopping.patience=1",
@@ -80,10 +75,11 @@ def test_early_stopping_stops_when_val_loss_stalls(tmp_path):
         "trainer.max_epochs=10",
         *SHORT[1:],
     )
-    assert result.metrics["epochs"] == 2
+    assert metrics["epochs"] == 2
 
 
 def test_augmentation_from_the_command_line(tmp_path, dataset_root):
+    # the one run here that goes through `python train.py` itself
     result = train(
         tmp_path,
         "regularization=[augment]",

@@ -31,10 +31,25 @@ def check_fits_data(path: str | Path, hparams: dict, input_shape: tuple, num_cla
         )
 
 
-def check_same_model(path: str | Path, hparams: dict, model_cfg: dict) -> None:
-    """Resuming needs the architecture the checkpoint was trained with."""
-    if hparams["model"] != model_cfg:
+def check_same_setup(path: str | Path, saved: dict, wanted: dict) -> None:
+    """Resuming needs the architecture and the preprocessing the checkpoint was trained with."""
+    if saved["model"] != wanted["model"]:
         raise UserError(
-            f"ckpt_path={path} was trained with model {hparams['model']}, not {model_cfg}; "
+            f"ckpt_path={path} was trained with model {saved['model']}, not {wanted['model']}; "
             "pass the same model options to resume"
         )
+    for key in ("preprocess", "whiten_epsilon"):
+        before, now = saved["data"].get(key), wanted["data"][key]
+        if before is not None and before != now:
+            raise UserError(
+                f"ckpt_path={path} was trained with data.{key}={before}, not {now}; pass data.{key}={before} to resume"
+            )
+
+
+def load_module(path: str | Path):
+    """The ClassifierModule saved in a checkpoint (check it with read_hparams first), on the CPU, in eval
+    mode, preprocessing as it did in training. weights_only=True: this project's checkpoints hold plain
+    containers only, so nothing in the file gets unpickled into code."""
+    from experiments.module import ClassifierModule  # torch and Lightning: loaded only when needed
+
+    return ClassifierModule.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()

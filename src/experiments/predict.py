@@ -75,15 +75,14 @@ def predict(
 
     import torch
 
-    from experiments.checkpoints import read_hparams
-    from experiments.module import ClassifierModule
+    from experiments.checkpoints import load_module, read_hparams
 
     hparams = read_hparams(checkpoint)
-    module = ClassifierModule.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    module = load_module(checkpoint)
     class_names = hparams["data"]["class_names"]
-    batch = torch.stack([load_image(path, hparams["input_shape"], resize) for path in files])
+    pixels = torch.stack([load_image(path, hparams["input_shape"], resize) for path in files])
     with torch.no_grad():
-        probabilities = module(module.input_transform(batch)).softmax(dim=1)
+        probabilities = module(pixels).softmax(dim=1)  # the module preprocesses as it did in training
     top = probabilities.topk(min(top_k, len(class_names)), dim=1)
     return [
         (path, [(class_names[i], p) for i, p in zip(indices.tolist(), probs.tolist(), strict=True)])

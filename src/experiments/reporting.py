@@ -17,15 +17,16 @@ HPARAM_METRICS = {
 
 
 def chosen_hparams(cfg: DictConfig, choices: dict, seed: int) -> dict:
-    """A flat dict of what was chosen, with scalar values only (what TensorBoard's HParams accepts)."""
+    """A flat dict of what was chosen, with scalar values only (what TensorBoard's HParams accepts).
+    `choices` are the config groups' option names; a run started outside Hydra may have none."""
     params = {
         "model": choices.get("model"),
         "data": choices.get("data"),
         "optimizer": choices.get("optimizer"),
         "lr": cfg.optimizer.lr,
         "scheduler": choices.get("scheduler"),
-        # a multi-select group: its choice is a list, and HParams takes scalars only
-        "regularization": "+".join(choices.get("regularization") or []) or "none",
+        # a multi-select group: its choice is a list (absent when empty), and HParams takes scalars only
+        "regularization": ("+".join(choices.get("regularization") or []) or "none") if choices else None,
         "weight_decay": cfg.regularization.weight_decay,
         "batch_size": cfg.data.batch_size,
         "max_epochs": cfg.trainer.max_epochs,
@@ -36,7 +37,7 @@ def chosen_hparams(cfg: DictConfig, choices: dict, seed: int) -> dict:
         for key, value in flat.items():
             if not key.startswith("_") and key != "weight_decay":
                 params[f"{group}.{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
-    return params
+    return {key: value for key, value in params.items() if value is not None}
 
 
 def log_hparams(logger: TensorBoardLogger, params: dict, metrics: dict) -> None:

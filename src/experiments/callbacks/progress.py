@@ -1,8 +1,10 @@
-"""Lightning's Rich progress bar, with the per-batch work throttled by time.
+"""Lightning's Rich progress bar, with the per-batch work throttled by time, showing the live step loss.
 
 Lightning's RichProgressBar updates, collects metrics (a .item() each) and re-renders on every batch;
 on small models that costs as much as the training step. Here a batch updates the bar at most
 `max_per_second` times a second, and always on an epoch's last batch, so the final counts are exact.
+The training loss shown is read from the step's outputs at those updates: the module logs its step
+loss straight to TensorBoard, not through `self.log`, which is what would otherwise feed the bar.
 """
 
 import math
@@ -16,6 +18,7 @@ class SteadyRichProgressBar(RichProgressBar):
         super().__init__(**kwargs)
         self.min_interval = 1.0 / max_per_second
         self._last_update = -math.inf
+        self.step_loss: float | None = None
 
     def _due(self, batch_idx: int, total: float) -> bool:
         now = time.monotonic()
@@ -26,7 +29,13 @@ class SteadyRichProgressBar(RichProgressBar):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         if self._due(batch_idx, trainer.num_training_batches):
+            if isinstance(outputs, dict) and "loss" in outputs:
+                self.step_loss = float(outputs["loss"])
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        return metrics if self.step_loss is None else {"train/loss": self.step_loss, **metrics}
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         total = self.total_val_batches_current_dataloader

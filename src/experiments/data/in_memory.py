@@ -1,5 +1,5 @@
 """The datamodule base: splits as uint8 tensors (on the accelerator when there is one), whole-batch
-indexing, and preprocessing of each batch after transfer. No per-sample PIL work in the loop."""
+indexing, and augmentation of training batches after transfer. No per-sample PIL work in the loop."""
 
 import math
 from collections.abc import Iterator
@@ -11,8 +11,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision import transforms
 
+from experiments.config_checks import check_value
 from experiments.data.augment import build_augmenter
-from experiments.data.preprocessing import PREPROCESSING, InputTransform
 from experiments.errors import UserError
 
 Split = tuple[Tensor, Tensor]  # images uint8 (N, C, H, W), labels int64 (N,)
@@ -59,8 +59,8 @@ def stratified_split(labels: Tensor, fractions: list[float], seed: int) -> list[
 
 
 class PerSampleDataset(Dataset):
-    """The seed's path, kept for comparison and custom transforms: each item goes uint8 -> PIL image
-    -> torchvision transform, exactly as torchvision's own MNIST and CIFAR classes do."""
+    """The note's path, kept for comparison and custom transforms: each item goes uint8 -> PIL image
+    -> torchvision transform (ToTensor by default), exactly as torchvision's own MNIST and CIFAR classes do."""
 
     def __init__(self, split: Split, transform):
         self.images, self.labels = split
@@ -74,35 +74,26 @@ class PerSampleDataset(Dataset):
         return self.transform(Image.fromarray(pixels)), int(self.labels[index])
 
 
-PIPELINES = ("tensor", "torchvision")
-
-
 class InMemoryDataModule(L.LightningDataModule):
-    """Subclasses implement `load_splits`; this class serves, normalizes and describes the data.
+    """Serves pixels: subclasses implement `load_splits`; this class holds the splits, cuts batches and
+    augments training batches. Preprocessing (standardize, whiten) is the model's first layer, not data.
 
-    pipeline="tensor" (default) serves whole batches by index and preprocesses them in one operation;
-    pipeline="torchvision" is the seed's per-sample path through a DataLoader (slow; for comparison).
-    preprocess picks the InputTransform fitted on the training split (see data/preprocessing.py)."""
+    pipeline="tensor" (default) serves whole uint8 batches by index (on the accelerator when there is one);
+    pipeline="torchvision" is the note's per-sample path: PIL image -> ToTensor through a DataLoader (slow).
+    `augment` holds the regularization.augment options; augmentation runs on training batches only."""
 
     name = "in_memory"
     hflip_default = True  # digit datasets turn it off: a mirrored 3 is not a 3
 
-    def __init__(
-        self, batch_size: int, pipeline: str = "tensor", preprocess: str = "standardize", whiten_epsilon: float = 0.1
-    ):
+    def __init__(self, batch_size: int, pipeline: str = "tensor", augment: dict | None = None):
         super().__init__()
-        if pipeline not in PIPELINES:
-            raise UserError(f"data.pipeline={pipeline!r} is not allowed: expected one of {', '.join(PIPELINES)}")
-        if preprocess not in PREPROCESSING:
-            raise UserError(
-                f"data.preprocess={preprocess!r} is not allowed: expected one of {', '.join(PREPROCESSING)}"
-            )
+        check_value("data.batch_size", batch_size)
+        check_value("data.pipeline", pipeline)
         self.batch_size = batch_size
         self.pipeline = pipeline
-        self.preprocess, self.whiten_epsilon = preprocess, whiten_epsilon
+        self.augment_options = augment or {}
         self.splits: dict[str, Split] = {}
         self.class_names: list[str] = []
-        self.input_transform: InputTransform | None = None
         self.augmenter: torch.nn.Module | None = None
         # Drawn from the global RNG, so seed_everything(seed) fixes the shuffling order too.
         shuffle_seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -112,58 +103,48 @@ class InMemoryDataModule(L.LightningDataModule):
         """Return {"train", "val", "test"} -> (uint8 images, int64 labels), and the class names."""
         raise NotImplementedError
 
-    def setup(self, stage: str | None = None) -> None:
+    def load(self) -> "InMemoryDataModule":
+        """Read the splits into memory (once). Before any Trainer exists, so the model can take its
+        input shape and class count, and its preprocessing statistics, from the data."""
         if not self.splits:
             self.splits, self.class_names = self.load_splits()
             for split, (images, _) in self.splits.items():
                 if len(images) == 0:
                     raise UserError(f"data={self.name}: the {split} split is empty; adjust the split fractions")
-        if self.input_transform is None:
-            self.input_transform = InputTransform.fit(self.preprocess, self.splits["train"][0], self.whiten_epsilon)
+        return self
+
+    def setup(self, stage: str | None = None) -> None:
+        """Lightning's hook: splits to the trainer's device (host memory for the PIL path), augmenter built."""
+        self.load()
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        self.input_transform.to(device)
         if self.pipeline == "torchvision":
-            device = torch.device("cpu")  # PIL works on host memory; the DataLoader moves batches
+            device = torch.device("cpu")  # PIL works on host memory; the DataLoader's batches are moved
         self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
+        if self.augmenter is None:
+            self.augmenter = build_augmenter(self.augment_options, self.hflip_default, self.input_shape[1:])
 
-    def use_input_transform(self, transform: InputTransform) -> None:
-        """Preprocess with a given transform (a checkpoint's, or the module's), not this training split's."""
-        self.input_transform = transform
-
-    def use_augmentation(self, options: dict) -> None:
-        """Augment training batches (after setup: the crop size comes from the images)."""
-        self.augmenter = build_augmenter(options, self.hflip_default, self.input_shape[1:])
+    @property
+    def train_images(self) -> Tensor:
+        """The training split's uint8 pixels: what preprocessing statistics are fitted on."""
+        return self.load().splits["train"][0]
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.splits["train"][0].shape[1:])  # type: ignore[return-value]
+        return tuple(self.load().splits["train"][0].shape[1:])  # type: ignore[return-value]
 
     @property
     def num_classes(self) -> int:
-        return len(self.class_names)
+        return len(self.load().class_names)
 
     def describe(self) -> dict:
-        """What a checkpoint needs to rebuild the input transform and name its predictions: plain containers
-        only (the transform's statistics travel as module buffers)."""
-        return {
-            "name": self.name,
-            "class_names": list(self.class_names),
-            "preprocess": self.preprocess,
-            "whiten_epsilon": self.whiten_epsilon,
-        }
+        """What a checkpoint needs to name its predictions: plain containers only."""
+        return {"name": self.name, "class_names": list(self.load().class_names)}
 
     def _loader(self, split: str, shuffle: bool) -> TensorBatches | DataLoader:
         generator = self.shuffle_generator if shuffle else None
         if self.pipeline == "tensor":
             return TensorBatches(self.splits[split], self.batch_size, generator)
-        # The seed's per-sample steps. Config checks allow only standardize and none on this path.
-        steps = [transforms.ToTensor()]
-        if self.preprocess == "standardize":
-            mean = (self.input_transform.shift / 255.0).flatten().tolist()
-            std = (1.0 / (self.input_transform.scale * 255.0)).flatten().tolist()
-            steps.append(transforms.Normalize(mean, std))
-        transform = transforms.Compose(steps)
-        dataset = PerSampleDataset(self.splits[split], transform)
+        dataset = PerSampleDataset(self.splits[split], transforms.ToTensor())
         # The sampler draws randperm(n, generator) like TensorBatches, so both paths shuffle alike; the
         # DataLoader gets its own generator because it draws a worker seed from it before sampling.
         sampler = RandomSampler(dataset, generator=generator) if shuffle else None
@@ -180,12 +161,11 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Split, dataloader_idx: int) -> Split:
         images, labels = batch
-        if self.pipeline == "torchvision":  # already preprocessed, sample by sample
-            return images, labels
         if self.augmenter is not None and self.trainer is not None and self.trainer.training:
             self.augmenter.to(images.device)
-            images = self.augmenter(images.float() / 255.0) * 255.0  # kornia works on [0, 1] floats
-        return self.input_transform(images), labels  # type: ignore[misc]
+            # kornia works on floats in [0, 1], which the model's preprocessing reads as such
+            images = self.augmenter(images.float() / 255.0 if images.dtype == torch.uint8 else images)
+        return images, labels
 
     # The shuffling RNG travels in checkpoints, so a resumed run sees the batches an unbroken run would.
     def state_dict(self) -> dict:

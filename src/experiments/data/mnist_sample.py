@@ -16,10 +16,9 @@ class MNISTSampleDataModule(InMemoryDataModule):
         test_fraction: float = 0.1,
         split_seed: int = 0,
         pipeline: str = "tensor",
-        preprocess: str = "standardize",
-        whiten_epsilon: float = 0.1,
+        augment: dict | None = None,
     ):
-        super().__init__(batch_size, pipeline, preprocess, whiten_epsilon)
+        super().__init__(batch_size, pipeline, augment)
         self.fractions = [1.0 - val_fraction - test_fraction, val_fraction, test_fraction]
         self.split_seed = split_seed
 

@@ -1,19 +1,23 @@
-"""uint8 images -> preprocessed float batches (`data.preprocess`). Shared by training, evaluation and `predict`.
+"""Pixels -> preprocessed float batches (`data.preprocess`): the first layer of every ClassifierModule.
 
-The statistics come from the training split only. They live in buffers of an nn.Module, so the
-ClassifierModule carries them in its checkpoint: a 3072 x 3072 whitening matrix would not fit in
-hyperparameters, and evaluation must use the training split's numbers, not its own.
+The statistics come from the training split only. They live in buffers of an nn.Module inside the
+ClassifierModule, so its checkpoint carries them: a 3072 x 3072 whitening matrix would not fit in
+hyperparameters, and training, evaluation, `predict` and the pictures all go through this one object.
 """
 
 import torch
 from torch import Tensor, nn
 
-PREPROCESSING = ("standardize", "pca_whiten", "zca_whiten", "none")
+from experiments.config_checks import RULES, check_value
+
+PREPROCESSING = RULES["data.preprocess"].options
 CHUNK = 4096  # rows per covariance product: bounded memory for 50k x 3072 CIFAR
 
 
 class InputTransform(nn.Module):
-    """(N, C, H, W) pixels on the 0..255 scale (uint8 or float) -> float32 model inputs.
+    """(N, C, H, W) pixels -> float32 model inputs. Pixels come as uint8 on 0..255 (the tensor path) or as
+    floats on [0, 1] (torchvision's ToTensor, kornia's augmentation): the dtype says which, as in
+    torchvision.transforms.v2.
 
     - none: pixels scaled to [0, 1];
     - standardize: per channel, (x/255 - mean) / std;
@@ -24,8 +28,7 @@ class InputTransform(nn.Module):
 
     def __init__(self, kind: str, input_shape: tuple[int, ...] | list[int], epsilon: float = 0.1):
         super().__init__()
-        if kind not in PREPROCESSING:
-            raise ValueError(f"unknown preprocessing {kind!r}")
+        check_value("data.preprocess", kind)
         self.kind, self.epsilon = kind, epsilon
         channels = input_shape[0]
         features = int(torch.tensor(input_shape).prod())
@@ -59,19 +62,15 @@ class InputTransform(nn.Module):
         return transform
 
     def forward(self, images: Tensor) -> Tensor:
+        # The buffers hold constants for the 0..255 scale (checkpoints since v0.1 store them so); floats
+        # on [0, 1] are brought to it first. That costs a batch-sized multiply on the float paths only.
+        if images.is_floating_point():
+            pixels = images.to(torch.float32) * 255.0
+        else:  # one float copy, then in place: no further batch-sized temporaries (this runs every step)
+            pixels = images.to(torch.float32, copy=True)
         if self.kind in ("standardize", "none"):
-            # One float copy, then in place: no further batch-sized temporaries (this runs every step).
-            return images.to(torch.float32, copy=True).sub_(self.shift).mul_(self.scale)
-        flat = images.reshape(len(images), -1).float()
-        return torch.addmm(self.bias, flat, self.matrix).view(images.shape)
-
-    def undo(self, inputs: Tensor) -> Tensor:
-        """Model inputs back to [0, 1] pixels, for pictures (whitening is invertible while eps > 0)."""
-        if self.kind in ("standardize", "none"):
-            return (inputs / self.scale + self.shift) / 255.0
-        flat = inputs.reshape(len(inputs), -1).double() - self.bias.double()
-        pixels = torch.linalg.solve(self.matrix.double().T, flat.T).T
-        return (pixels / 255.0).float().view(inputs.shape)
+            return pixels.sub_(self.shift).mul_(self.scale)
+        return torch.addmm(self.bias, pixels.reshape(len(pixels), -1), self.matrix).view(images.shape)
 
 
 def channel_stats(images: Tensor) -> tuple[list[float], list[float]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torchvision import datasets
 
+from experiments.config_checks import check_value
 from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
 from experiments.errors import UserError
 
@@ -45,12 +46,10 @@ class TorchvisionDataModule(InMemoryDataModule):
         val_fraction: float = 0.1,
         split_seed: int = 0,
         pipeline: str = "tensor",
-        preprocess: str = "standardize",
-        whiten_epsilon: float = 0.1,
+        augment: dict | None = None,
     ):
-        super().__init__(batch_size, pipeline, preprocess, whiten_epsilon)
-        if name not in DATASET_CLASSES:
-            raise UserError(f"data.name={name!r} is not available: choose one of {', '.join(DATASET_CLASSES)}")
+        super().__init__(batch_size, pipeline, augment)
+        check_value("data.name", name)
         self.name = name
         self.hflip_default = name != "mnist"  # digits are not mirror-symmetric; clothes and CIFAR objects are
         self.root = Path(root).expanduser().resolve()

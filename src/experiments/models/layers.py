@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu", "prelu", "elu", "maxout")
-INITS = ("default", "zeros", "normal", "xavier", "he")
+from experiments.config_checks import check_value
+
 # Each activation's usual alpha when model.activation_alpha is null.
 DEFAULT_ALPHA = {"leaky_relu": 0.01, "prelu": 0.25, "elu": 1.0}
 
@@ -17,6 +17,11 @@ class Activation:
     name: str = "relu"
     alpha: float | None = None  # leaky_relu slope, prelu's initial slope, elu's alpha
     pieces: int = 2  # maxout: affine pieces per unit
+
+    def __post_init__(self) -> None:
+        check_value("model.activation", self.name)
+        check_value("model.activation_alpha", self.alpha)
+        check_value("model.maxout_pieces", self.pieces)
 
     def width(self, units: int) -> int:
         """Outputs the affine layer needs for `units` hidden units."""
@@ -69,6 +74,7 @@ def hidden_block(
 
 def initialize(model: nn.Module, scheme: str, std: float, activation: str = "relu") -> None:
     """Apply an init scheme to every weight matrix/kernel; biases start at zero except for `default`."""
+    check_value("model.init", scheme)
     if scheme == "default":
         return
     gain_name = {

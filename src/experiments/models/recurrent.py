@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from experiments.errors import UserError
+from experiments.config_checks import check_recurrent_options, check_value
 from experiments.models.layers import initialize
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -28,13 +28,8 @@ class RecurrentClassifier(nn.Module):
         batchnorm: bool = False,
     ):
         super().__init__()
-        if batchnorm:
-            raise UserError(f"regularization.batchnorm applies to model=mlp and model=cnn, not model={cell}")
-        if dropout > 0 and num_layers < 2:
-            raise UserError(
-                f"regularization.dropout={dropout} acts between stacked layers of model={cell}: "
-                "set model.num_layers >= 2"
-            )
+        check_value("model.cell", cell)
+        check_recurrent_options(cell, num_layers, dropout, batchnorm)
         channels, _, width = input_shape
         self.directions = 2 if bidirectional else 1
         self.tbptt_steps = tbptt_steps

@@ -1,4 +1,6 @@
-"""What `train.py` runs inside Hydra: validate, then import the heavy stack and train.
+"""The Hydra job around `run`: what `train.py` calls inside Hydra. It validates the config, reads what
+a run needs from Hydra's job state (run directory, group choices, the launcher's parallelism) and hands
+it to `experiments.run.run` as arguments, then turns bad input into one line.
 
 Kept free of torch imports so `--help`, `--cfg job` and bad-input errors answer instantly.
 """
@@ -28,6 +30,7 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     wants_trace = bool(os.environ.get("HYDRA_FULL_ERROR"))
     os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
     try:
+        refuse_combined_modes(sys.argv[1:])
         sys.argv[1:] = expand_logspace(sys.argv[1:])  # key=logspace(LOW,HIGH[,COUNT]) -> a list of values
         hydra_main()
     except (HydraException, OmegaConfBaseException) as err:
@@ -41,6 +44,21 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     except TrialsFailed as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+# Hydra's mode flags: it takes one per command, and raises a bare ValueError (a traceback) for two.
+MODE_FLAGS = {
+    "-m": "-m", "--multirun": "-m", "-c": "--cfg", "--cfg": "--cfg", "-i": "--info", "--info": "--info",
+    "-r": "--run", "--run": "--run", "-sc": "--shell-completion", "--shell-completion": "--shell-completion",
+}  # fmt: skip
+
+
+def refuse_combined_modes(arguments: list[str]) -> None:
+    modes = list(dict.fromkeys(MODE_FLAGS[a] for a in arguments if a in MODE_FLAGS))
+    if len(modes) < 2:
+        return
+    hint = "; drop -m to print one trial's config (add that trial's values)" if "-m" in modes else ""
+    raise UserError(f"{' and '.join(modes)} do not combine: Hydra takes one of them per command{hint}")
 
 
 def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
@@ -91,9 +109,7 @@ def run_job(cfg: DictConfig) -> float | None:
     write_status(trial_dir, "running", fresh=True, resumed_from=cfg.ckpt_path, pid=os.getpid(), started=time.time())
     try:
         check_config(cfg, _command_line_overrides())
-        from experiments.train import run
-
-        metrics = run(cfg)
+        metrics = _run_in_job(cfg)
     except Exception as err:
         user_error = _user_error_in(err)
         message = str(user_error) if user_error else f"{type(err).__name__}: {err}".strip().splitlines()[0]
@@ -114,9 +130,7 @@ def _run_single(cfg: DictConfig) -> float | None:
     try:
         check_config(cfg, _command_line_overrides())
         _refuse_sweep_preset_without_multirun()
-        from experiments.train import run  # heavy: torch, Lightning, torchvision
-
-        metrics = run(cfg)
+        metrics = _run_in_job(cfg)
     except Exception as err:
         user_error = _user_error_in(err)
         if user_error is None:
@@ -125,6 +139,31 @@ def _run_single(cfg: DictConfig) -> float | None:
         _remove_run_dir_if_untouched()
         sys.exit(2)
     return metrics.get("best_val_acc")
+
+
+def _run_in_job(cfg: DictConfig) -> dict:
+    """`run` with what it needs from Hydra's job state passed in."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from experiments.run import run  # heavy: torch, Lightning, torchvision
+
+    hydra = HydraConfig.get()
+    if cfg.torch_threads is None:
+        with open_dict(cfg):
+            cfg.torch_threads = threads_per_trial(hydra.launcher, os.cpu_count() or 1)
+    choices = OmegaConf.to_container(hydra.runtime.choices)
+    return run(cfg, Path(hydra.runtime.output_dir), choices)
+
+
+def threads_per_trial(launcher: DictConfig, cores: int) -> int | None:
+    """The cores shared out among the trials a parallel launcher runs at once (joblib's n_jobs; -1 or
+    null means one trial per core); None, torch's own default, when trials run one at a time."""
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    parallel = launcher.get("n_jobs", 1)
+    parallel = cores if parallel is None or parallel < 1 else parallel
+    return max(1, cores // parallel) if parallel > 1 else None
 
 
 def _refuse_sweep_preset_without_multirun() -> None:

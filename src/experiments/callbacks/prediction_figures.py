@@ -12,9 +12,10 @@ from torchmetrics.classification import MulticlassConfusionMatrix  # noqa: E402
 GRID = 32  # sample images shown, in a 4 x 8 grid
 
 
-class TestImages(L.Callback):
-    """Logs `test/predictions` (first test images, predicted vs true, misses in red) and
-    `test/confusion_matrix` after testing."""
+class PredictionFigures(L.Callback):
+    """Logs `test/predictions` (test images spread over the split, predicted vs true, misses in red) and
+    `test/confusion_matrix` after testing. It draws the pixels the module was given and the predictions
+    its test_step returned: no second forward pass, and no undoing of the preprocessing."""
 
     def on_test_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.confusion = MulticlassConfusionMatrix(module.hparams.num_classes).to(module.device)
@@ -25,8 +26,7 @@ class TestImages(L.Callback):
 
     def on_test_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         images, labels = batch
-        with torch.no_grad():
-            predictions = module(images).argmax(dim=1)
+        predictions = outputs  # what ClassifierModule.test_step returns
         self.confusion.update(predictions, labels)
         if sum(len(chunk[0]) for chunk in self.samples) < GRID:
             take = self.per_batch
@@ -44,7 +44,7 @@ class TestImages(L.Callback):
 
     def _prediction_grid(self, module: L.LightningModule, names: list[str]) -> plt.Figure:
         images, predictions, labels = (torch.cat(parts)[:GRID] for parts in zip(*self.samples, strict=True))
-        pictures = module.input_transform.undo(images.to(module.device)).cpu().clamp(0, 1)
+        pictures = images.float() / 255.0 if images.dtype == torch.uint8 else images  # ToTensor's are on [0, 1]
         figure, axes = plt.subplots(4, 8, figsize=(12, 7))
         for ax, image, predicted, true in zip(axes.flat, pictures, predictions, labels, strict=False):
             pixels = image.permute(1, 2, 0).squeeze(-1).numpy()

@@ -1,0 +1,174 @@
+"""run(cfg, run_dir): one configuration, from config to results, in named steps that read top to bottom:
+
+    prepare_process -> build_data -> build_module -> build_trainer -> fit (when training) -> test
+    -> collect_metrics -> write_results
+
+Training and evaluation (`train=false`) share every step; evaluation skips `fit` and tests the module
+built from its checkpoint. Nothing here reads Hydra's global state: the run directory and the group
+choices arrive as arguments, the thread count as `cfg.torch_threads`. So the benchmark, a test or a
+sweep launcher can call `run` outside a Hydra job.
+"""
+
+import logging
+import random
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.checkpoints import check_fits_data, check_same_setup, load_module, read_hparams
+from experiments.data.in_memory import InMemoryDataModule
+from experiments.data.preprocessing import InputTransform
+from experiments.module import ClassifierModule
+from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
+from experiments.trainer import RunCallbacks, build_trainer
+
+log = logging.getLogger(__name__)
+
+PREPROCESSING_KEYS = ("preprocess", "whiten_epsilon")  # data.* keys that configure the module, not the data
+
+
+def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> dict:
+    """Train and test (or only evaluate) one configuration; returns the metrics written to metrics.json.
+
+    `choices` are the config-group names picked (model=mlp, data=...), recorded in TensorBoard's HParams."""
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    seed = prepare_process(cfg)
+    datamodule = build_data(cfg)
+    module = build_module(cfg, datamodule)
+    trainer, callbacks = build_trainer(cfg, run_dir)
+    trained = fit(cfg, trainer, module, datamodule, callbacks) if cfg.train else {}
+    tested = test(cfg, trainer, module, datamodule, trained)
+    metrics = collect_metrics(cfg, trained, tested, seed, run_dir, started)
+    write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed))
+    return metrics
+
+
+def prepare_process(cfg: DictConfig) -> int:
+    """Seed every RNG, set the torch thread count and route library logging; returns the seed used."""
+    _quiet_library_noise()
+    seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)  # `is not None`: 0 is a seed
+    L.seed_everything(seed, verbose=False)
+    if cfg.torch_threads is not None:
+        torch.set_num_threads(cfg.torch_threads)
+    return seed
+
+
+def build_data(cfg: DictConfig) -> InMemoryDataModule:
+    """The datamodule, with its splits read into memory: it serves pixels and augments training batches."""
+    options = OmegaConf.to_container(cfg.data, resolve=True)
+    for key in PREPROCESSING_KEYS:
+        options.pop(key, None)
+    augment = OmegaConf.to_container(cfg.regularization.augment, resolve=True)
+    return instantiate(options, augment=augment).load()
+
+
+def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> ClassifierModule:
+    """The checkpoint's own module when evaluating. Otherwise a new one, shaped by the data, whose
+    preprocessing is fitted on the training pixels; when resuming, the checkpoint restores its statistics."""
+    saved = read_hparams(cfg.ckpt_path) if cfg.ckpt_path else None
+    if saved:
+        check_fits_data(cfg.ckpt_path, saved, datamodule.input_shape, datamodule.num_classes, datamodule.name)
+    if not cfg.train:
+        return load_module(cfg.ckpt_path)
+    preprocess, epsilon = (cfg.data.get(key) for key in PREPROCESSING_KEYS)
+    if preprocess == "pca_whiten" and not cfg.model._target_.endswith("MLP"):
+        log.warning(
+            "data.preprocess=pca_whiten outputs principal components, not pixels: the image layout this "
+            "model reads is lost; data.preprocess=zca_whiten keeps it"
+        )
+    hparams = {
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "optimizer": OmegaConf.to_container(cfg.optimizer, resolve=True),
+        "regularization": OmegaConf.to_container(cfg.regularization, resolve=True),
+        "scheduler": OmegaConf.to_container(cfg.scheduler, resolve=True) or None,
+        "input_shape": list(datamodule.input_shape),
+        "num_classes": datamodule.num_classes,
+        "data": {**datamodule.describe(), "preprocess": preprocess, "whiten_epsilon": epsilon},
+    }
+    if saved:
+        check_same_setup(cfg.ckpt_path, saved, hparams)
+        return ClassifierModule(**hparams)  # an empty transform of the right shape, filled by the checkpoint
+    transform = InputTransform.fit(preprocess, datamodule.train_images, epsilon)
+    return ClassifierModule(**hparams, input_transform=transform)
+
+
+def fit(
+    cfg: DictConfig,
+    trainer: L.Trainer,
+    module: ClassifierModule,
+    datamodule: InMemoryDataModule,
+    callbacks: RunCallbacks,
+) -> dict:
+    """Train (resuming from cfg.ckpt_path when given); returns what training leaves to report."""
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    divergence, checkpointing = callbacks.divergence, callbacks.checkpointing
+    diverged = divergence is not None and divergence.diverged_step is not None
+    last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
+    best = checkpointing.best_model_score
+    return {
+        "status": "diverged" if diverged else "completed",
+        "best_val_acc": float(best) if best is not None else None,
+        "epochs": trainer.current_epoch,
+        "final_train_loss": divergence.diverged_loss if diverged else _number(last_epoch_loss),
+        "diverged_step": divergence.diverged_step if diverged else None,
+        "best_checkpoint": checkpointing.best_model_path,
+        "train_epoch_seconds": callbacks.timer.train_seconds,
+        "epoch_seconds": callbacks.timer.epoch_seconds,
+    }
+
+
+def test(
+    cfg: DictConfig, trainer: L.Trainer, module: ClassifierModule, datamodule: InMemoryDataModule, trained: dict
+) -> dict:
+    """The official test split: after training, the best checkpoint; when evaluating, the loaded module.
+    A diverged run is over, and is not tested: the note moves on to the next setting instead."""
+    if not cfg.test:
+        return {}
+    if cfg.train and (trained["status"] == "diverged" or not trained["best_checkpoint"]):
+        return {"test_acc": None, "test_loss": None}
+    [tested] = trainer.test(module, datamodule=datamodule, ckpt_path="best" if cfg.train else None, verbose=False)
+    return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"]}
+
+
+def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, seed: int, run_dir: Path, started: float) -> dict:
+    """metrics.json's content, in the order people read it: outcome, test figures, training details, run facts."""
+    if cfg.train:
+        outcome = {"status": trained["status"], "best_val_acc": trained["best_val_acc"]}
+        metrics = {**outcome, "test_acc": None, "test_loss": None, **tested, **trained}
+    else:
+        metrics = {**tested, "evaluated_checkpoint": str(Path(cfg.ckpt_path).resolve())}
+    return metrics | {
+        "seed": seed,
+        "torch_threads": torch.get_num_threads(),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "run_dir": str(run_dir),
+    }
+
+
+def write_results(cfg: DictConfig, trainer: L.Trainer, metrics: dict, hparams: dict) -> None:
+    """TensorBoard's HParams row with the real final metrics, metrics.json, and the table on the console."""
+    log_hparams(trainer.logger, hparams, metrics)
+    write_metrics_json(Path(metrics["run_dir"]), metrics)
+    print_metrics_table(metrics, title="final metrics" if cfg.train else f"evaluation of {cfg.ckpt_path}")
+
+
+def _number(value) -> float | None:
+    return float(value) if value is not None else None
+
+
+def _quiet_library_noise() -> None:
+    # Lightning and torchmetrics install console handlers of their own; the job's root handlers already
+    # print each record and file it in train.log, so route everything through those once.
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+    # Advertising tips ("💡 Tip: ... litlogger") come through rank_zero_info; they are not about this run.
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡" not in record.getMessage())
+    # Raised inside Lightning's own code against torch >= 2.10; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")

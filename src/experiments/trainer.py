@@ -1,0 +1,79 @@
+"""build_trainer(cfg, run_dir): Lightning's Trainer with this project's logger and callbacks.
+
+Always on: best and last checkpoints, epoch timing, the note's divergence rule (unless
+divergence_factor=null), a throttled Rich progress bar and the test-split pictures. The regularization
+and scheduler choices switch on max-norm, early stopping and the learning-rate monitor.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig
+
+from experiments.callbacks.divergence import DivergenceAbort
+from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.callbacks.max_norm import MaxNorm
+from experiments.callbacks.prediction_figures import PredictionFigures
+from experiments.callbacks.progress import SteadyRichProgressBar
+from experiments.lean_profiler import LeanPassThroughProfiler
+
+
+@dataclass
+class RunCallbacks:
+    """The callbacks whose results a run reports, and the rest."""
+
+    checkpointing: ModelCheckpoint
+    timer: EpochTimer
+    divergence: DivergenceAbort | None
+    others: list[L.Callback] = field(default_factory=list)
+
+    def all(self) -> list[L.Callback]:
+        return [self.checkpointing, self.timer, *([self.divergence] if self.divergence else []), *self.others]
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbacks]:
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    callbacks = RunCallbacks(
+        checkpointing=ModelCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
+            auto_insert_metric_name=False,
+            monitor="val/acc",
+            mode="max",
+            save_last=True,
+        ),
+        timer=EpochTimer(),
+        divergence=DivergenceAbort(cfg.divergence_factor) if cfg.divergence_factor is not None else None,
+        others=[*optional_callbacks(cfg), SteadyRichProgressBar(), PredictionFigures()],
+    )
+    # A real profiler is one override away (+trainer.profiler=simple); by default, a no-op without per-hook cost.
+    profiler = {} if "profiler" in cfg.trainer else {"profiler": LeanPassThroughProfiler()}
+    clip = cfg.regularization.grad_clip
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        **profiler,
+        logger=logger,
+        callbacks=callbacks.all(),
+        default_root_dir=str(run_dir),
+        gradient_clip_val=clip.value,
+        gradient_clip_algorithm=clip.algorithm,
+    )
+    return trainer, callbacks
+
+
+def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:
+    """Callbacks that the regularization and scheduler choices switch on."""
+    regularization = cfg.regularization
+    callbacks: list[L.Callback] = []
+    if regularization.max_norm is not None:
+        callbacks.append(MaxNorm(regularization.max_norm))
+    if regularization.early_stopping.patience is not None:
+        stopping = regularization.early_stopping
+        callbacks.append(EarlyStopping("val/loss", patience=stopping.patience, min_delta=stopping.min_delta))
+    if cfg.scheduler:
+        callbacks.append(LearningRateMonitor())
+    return callbacks
