@@ -1,7 +1,8 @@
-"""Epoch seconds: the seed's loop, a raw PyTorch loop, bare Lightning and the framework, plus the matmul ceiling.
+"""Epoch seconds: the note's loop, a raw PyTorch loop, bare Lightning and the framework, plus the matmul ceiling.
 
     python bench/epoch.py            # full: 60k MNIST-shaped, 20k CIFAR-shaped images (about 9 minutes)
-    python bench/epoch.py --quick    # small data, one round: a smoke run
+    python bench/epoch.py --quick    # small data, one round (about 2 minutes)
+    python bench/epoch.py --smoke    # tiny data, one process, no pty or memory runs: checks the table (seconds)
 
 The loops are described in bench/loops.py. A shared 2-core VM drifts by 20-70% from one minute to the
 next (other tenants share its caches), so one process per case runs every loop in turn, round after
@@ -28,7 +29,7 @@ CASES = {  # name: (model, dataset, batch size)
     "mlp_b256": ("mlp", "mnist", 256),
     "lenet_b64": ("cnn", "cifar10", 64),
 }
-ORDER = ("raw", "lightning", "framework", "seed")  # every round runs the loops in this order
+ORDER = ("raw", "lightning", "framework", "note")  # every round runs the loops in this order
 
 
 def run_process(command: list[str], pty: bool = False) -> float:
@@ -50,7 +51,7 @@ def rounds_in_a_process(case: str, root: str, epochs: int, rounds: int, kinds: t
         return json.load(out)
 
 
-def run_worker(case: str, root: str, epochs: int, rounds: int, kinds: str, out: str) -> None:
+def run_rounds(case: str, root: str, epochs: int, rounds: int, kinds: str) -> list[dict]:
     from loops import LOOPS, matmul_gflops
 
     model, dataset, batch = CASES[case]
@@ -58,11 +59,15 @@ def run_worker(case: str, root: str, epochs: int, rounds: int, kinds: str, out: 
     for _ in range(rounds):
         entry = {"gflops": matmul_gflops()}
         for kind in kinds.split(","):
-            # The seed loop is slow and its target loose: one warm-up and one timed epoch per round.
-            seconds = LOOPS[kind](model, dataset, root, batch, min(epochs, 2) if kind == "seed" else epochs)
+            # The note's loop is slow and its target loose: one warm-up and one timed epoch per round.
+            seconds = LOOPS[kind](model, dataset, root, batch, min(epochs, 2) if kind == "note" else epochs)
             entry[kind] = statistics.median(seconds[1:] or seconds)  # every run's first epoch warms up
         results.append(entry)
-    Path(out).write_text(json.dumps(results))
+    return results
+
+
+def run_worker(case: str, root: str, epochs: int, rounds: int, kinds: str, out: str) -> None:
+    Path(out).write_text(json.dumps(run_rounds(case, root, epochs, rounds, kinds)))
 
 
 def peak_memory(case: str, root: str) -> dict[str, float]:
@@ -85,7 +90,7 @@ def peak_memory(case: str, root: str) -> dict[str, float]:
 
 def summarize(main: list[dict], pty: list[dict], flops: float | None, peaks: dict) -> dict:
     """Seconds are medians over rounds; every ratio is formed within a round (against that round's raw
-    loop) before taking the median over rounds."""
+    loop) before taking the median over rounds. `pty` and `peaks` are empty in a smoke run."""
 
     def median(values) -> float:
         return statistics.median(list(values))
@@ -93,14 +98,14 @@ def summarize(main: list[dict], pty: list[dict], flops: float | None, peaks: dic
     def per_raw(rounds: list[dict], kind: str) -> float:
         return median(r[kind] / r["raw"] for r in rounds)
 
-    framework_over_raw = max(per_raw(main, "framework"), per_raw(pty, "framework"))  # the slower counts
+    framework_over_raw = max(per_raw(rounds, "framework") for rounds in (main, pty) if rounds)  # the slower counts
     summary = {f"{kind}_s": round(median(r[kind] for r in main), 3) for kind in ORDER}
     summary |= {
-        "framework_pty_s": round(median(r["framework"] for r in pty), 3),
+        "framework_pty_s": round(median(r["framework"] for r in pty), 3) if pty else None,
         "lightning_over_raw": round(per_raw(main, "lightning"), 3),
         "framework_over_raw": round(framework_over_raw, 3),
         "framework_over_lightning": round(framework_over_raw / per_raw(main, "lightning"), 3),
-        "seed_over_framework": round(per_raw(main, "seed") / framework_over_raw, 2),
+        "note_over_framework": round(per_raw(main, "note") / framework_over_raw, 2),
         "matmul_gflops": round(median(r["gflops"] for r in main + pty), 1),
         "matmul_share": None,
         "raw_matmul_share": None,
@@ -123,17 +128,25 @@ def mlp_flops_per_epoch(root: str) -> float:
     return 6.0 * params * len(datamodule.splits["train"][1])
 
 
-def write_data(root: Path, quick: bool) -> None:
+SIZES = {  # mode: (MNIST-shaped training images, CIFAR images per batch file; five files)
+    "full": (60_000, 4_000),
+    "quick": (6_000, 400),
+    "smoke": (700, 64),
+}
+
+
+def write_data(root: Path, mode: str) -> None:
     from experiments.data.synthetic_files import write_cifar10, write_mnist_family
 
-    write_mnist_family(root, train=6_000 if quick else 60_000, test=1_000)
-    write_cifar10(root, per_batch=400 if quick else 4_000, test=1_000)  # five batches: 2k or 20k images
+    mnist, cifar_per_batch = SIZES[mode]
+    write_mnist_family(root, train=mnist, test=100 if mode == "smoke" else 1_000)
+    write_cifar10(root, per_batch=cifar_per_batch, test=100 if mode == "smoke" else 1_000)
 
 
-def compose_seconds() -> float:
+def compose_seconds(times: int = 3) -> float:
     """`python train.py --cfg job`: composition only, no torch."""
     runs = []
-    for _ in range(3):
+    for _ in range(times):
         start = time.perf_counter()
         run_process([sys.executable, str(REPO / "train.py"), "--cfg", "job"])
         runs.append(time.perf_counter() - start)
@@ -145,27 +158,33 @@ def print_table(summary: dict) -> None:
     from rich.table import Table
 
     table = Table(title="seconds per training epoch (median over rounds)", header_style="bold")
-    columns = ("case", "seed", "raw", "lightning", "framework", "fw (pty)", "lightning/raw", "fw/raw", "seed/fw")
-    for column in (*columns, "matmul share fw (raw)", "peak MiB seed/raw/lightning/fw"):
+    columns = ("case", "note", "raw", "lightning", "framework", "fw (pty)", "lightning/raw", "fw/raw", "note/fw")
+    for column in (*columns, "matmul share fw (raw)", "peak MiB note/raw/lightning/fw"):
         table.add_column(column, justify="right")
     for case in CASES:
         row = summary[case]
         share = f"{row['matmul_share']:.0%} ({row['raw_matmul_share']:.0%})" if row["matmul_share"] else "-"
         table.add_row(
             case,
-            *(f"{row[f'{kind}_s']:.2f}" for kind in ("seed", "raw", "lightning", "framework", "framework_pty")),
-            *(f"{row[ratio]:.2f}" for ratio in ("lightning_over_raw", "framework_over_raw", "seed_over_framework")),
+            *(_seconds(row[f"{kind}_s"]) for kind in ("note", "raw", "lightning", "framework", "framework_pty")),
+            *(f"{row[ratio]:.2f}" for ratio in ("lightning_over_raw", "framework_over_raw", "note_over_framework")),
             share,
-            "/".join(str(row["peak_mib"][kind]) for kind in ("seed", "raw", "lightning", "framework")),
+            "/".join(str(row["peak_mib"].get(kind, "-")) for kind in ("note", "raw", "lightning", "framework")),
         )
     Console(width=170).print(table)
     gflops = summary["mlp_b64"]["matmul_gflops"]
     print(f"fp32 matmul 2048x2048: {gflops:.0f} GFLOP/s; `python train.py --cfg job`: {summary['compose_s']:.2f} s")
 
 
+def _seconds(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small data, one round: a smoke run")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_true", help="small data, one round (about 2 minutes)")
+    modes.add_argument("--smoke", action="store_true", help="tiny data in this process, no pty or memory runs")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per case (default 3; 1 with --quick)")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -174,24 +193,28 @@ def main() -> None:
         case, root, epochs, rounds, kinds, out = args.worker
         run_worker(case, root, int(epochs), int(rounds), kinds, out)
         return
-    rounds = args.rounds or (1 if args.quick else 3)
-    epochs = 2 if args.quick else 3
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    rounds = args.rounds or (3 if mode == "full" else 1)
+    epochs = {"full": 3, "quick": 2, "smoke": 1}[mode]
     summary: dict = {}
     with tempfile.TemporaryDirectory() as root:
-        write_data(Path(root), args.quick)
+        write_data(Path(root), mode)
         flops = mlp_flops_per_epoch(root)
         for case in CASES:
-            main_rounds = rounds_in_a_process(case, root, epochs, rounds, ORDER)
-            pty_rounds = rounds_in_a_process(case, root, epochs, rounds, ("raw", "framework"), pty=True)
-            peaks = peak_memory(case, root)
+            if mode == "smoke":  # every loop once, in this process: the figures mean nothing, the table's shape does
+                main_rounds, pty_rounds, peaks = run_rounds(case, root, epochs, rounds, ",".join(ORDER)), [], {}
+            else:
+                main_rounds = rounds_in_a_process(case, root, epochs, rounds, ORDER)
+                pty_rounds = rounds_in_a_process(case, root, epochs, rounds, ("raw", "framework"), pty=True)
+                peaks = peak_memory(case, root)
             summary[case] = summarize(main_rounds, pty_rounds, flops if case.startswith("mlp") else None, peaks)
             for name, entries in (("", main_rounds), (" pty", pty_rounds)):
                 for number, entry in enumerate(entries, 1):
                     figures = ", ".join(f"{k} {v:.2f}s" for k, v in entry.items() if k != "gflops")
                     print(f"{case}{name} round {number}: {figures}, matmul {entry['gflops']:.0f}", file=sys.stderr)
-    summary["compose_s"] = round(compose_seconds(), 2)
+    summary["compose_s"] = round(compose_seconds(1 if mode == "smoke" else 3), 2)
     print_table(summary)
-    summary |= {"quick": args.quick, "epochs_per_run": epochs, "rounds": rounds}
+    summary |= {"mode": mode, "epochs_per_run": epochs, "rounds": rounds}
     print(json.dumps(summary))
 
 

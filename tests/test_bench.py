@@ -1,4 +1,7 @@
-"""The benchmark runs end to end and reports every figure the README's Performance section quotes."""
+"""The benchmark runs end to end and prints every figure the README's Performance table quotes.
+
+Its smoke mode trains each loop on a few batches: the figures mean nothing there, so this checks the
+table's shape and the arithmetic of its ratios, never the speed."""
 
 import json
 import subprocess
@@ -7,29 +10,29 @@ import sys
 import pytest
 from conftest import REPO
 
+CASES = ("mlp_b64", "mlp_b256", "lenet_b64")
+LOOPS = ("note", "raw", "lightning", "framework")
 
-@pytest.mark.slow
-def test_bench_quick_mode_prints_table_and_json_ratios():
+
+def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "epoch.py"), "--quick"], capture_output=True, text=True, timeout=600
+        [sys.executable, str(REPO / "bench" / "epoch.py"), "--smoke"], capture_output=True, text=True, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["rounds"] == 1 and 0 < summary["compose_s"] < 5
-    for case in ("mlp_b64", "mlp_b256", "lenet_b64"):
+    assert summary["mode"] == "smoke" and summary["rounds"] == 1 and summary["compose_s"] > 0
+    for case in CASES:
         figures = summary[case]
-        kinds = ("seed", "raw", "lightning", "framework", "framework_pty")
-        assert min(figures[f"{kind}_s"] for kind in kinds) > 0 and figures["matmul_gflops"] > 0
-        [main], [pty] = figures["rounds"]["main"], figures["rounds"]["pty"]
-        # ratios are taken within a round, each against the raw loop of its own process; the slower framework counts
-        framework = max(main["framework"] / main["raw"], pty["framework"] / pty["raw"])
-        assert figures["framework_over_raw"] == pytest.approx(framework, rel=0.01)
-        assert figures["lightning_over_raw"] == pytest.approx(figures["lightning_s"] / figures["raw_s"], rel=0.01)
-        assert figures["seed_over_framework"] == pytest.approx(main["seed"] / main["raw"] / framework, rel=0.01)
-        assert set(figures["peak_mib"]) == {"seed", "raw", "lightning", "framework"}
-        assert min(figures["peak_mib"].values()) > 100  # torch alone takes more than that
+        assert min(figures[f"{kind}_s"] for kind in LOOPS) > 0 and figures["matmul_gflops"] > 0
+        [main] = figures["rounds"]["main"]
+        assert set(main) == {"gflops", *LOOPS}
+        # ratios are taken within a round, each against the raw loop of its own round
+        assert figures["framework_over_raw"] == pytest.approx(main["framework"] / main["raw"], rel=0.01)
+        assert figures["lightning_over_raw"] == pytest.approx(main["lightning"] / main["raw"], rel=0.01)
+        assert figures["note_over_framework"] == pytest.approx(main["note"] / main["framework"], rel=0.02)
+        assert figures["framework_pty_s"] is None and figures["peak_mib"] == {}  # not measured in smoke mode
     b256 = summary["mlp_b256"]
-    assert 0 < b256["raw_matmul_share"] < 1.5
     assert b256["matmul_share"] == pytest.approx(b256["raw_matmul_share"] / b256["framework_over_raw"], rel=0.01)
     assert summary["lenet_b64"]["matmul_share"] is None
-    assert "seconds per training epoch" in done.stdout
+    table = done.stdout[done.stdout.index("seconds per training epoch") :]
+    assert all(case in table for case in CASES) and "fw/raw" in table and "fp32 matmul" in table
