@@ -69,6 +69,8 @@ def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"} <= scalars
     assert "hp_metric" not in scalars
+    # the step loss goes to the logger every log_every_n_steps (10) steps, at Lightning's step numbers
+    assert [event.step for event in events.Scalars("train/loss")] == [9, 19]
 
     content = events.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment

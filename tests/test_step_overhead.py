@@ -51,6 +51,29 @@ def test_epoch_metrics_from_kept_step_outputs_equal_a_direct_computation():
     assert module._epoch_outputs["val"] == []  # handed over and cleared at the epoch's end
 
 
+def test_progress_bar_shows_the_live_step_loss_from_the_step_outputs(tmp_path):
+    from experiments.callbacks.divergence import DivergenceAbort
+    from experiments.callbacks.progress import SteadyRichProgressBar
+
+    torch.manual_seed(0)
+    module = ClassifierModule(
+        model={"_target_": "experiments.models.mlp.MLP", "hidden_sizes": [8]},
+        optimizer={"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1},
+        input_shape=[1, 4, 4],
+        num_classes=3,
+        data={"name": "t", "class_names": ["a", "b", "c"], "preprocess": "none"},
+    )
+    generator = torch.Generator().manual_seed(2)
+    batches = [(torch.rand(6, 1, 4, 4, generator=generator), torch.randint(0, 3, (6,), generator=generator))] * 5
+    bar, recorder = SteadyRichProgressBar(), DivergenceAbort(factor=1e9)  # the recorder keeps the last step loss
+    trainer = L.Trainer(
+        max_epochs=1, logger=False, callbacks=[bar, recorder], enable_checkpointing=False, default_root_dir=tmp_path
+    )
+    trainer.fit(module, train_dataloaders=Loader(batches))
+    # the epoch's last batch always updates the bar, so it shows exactly the last step's loss
+    assert bar.get_metrics(trainer, module)["train/loss"] == pytest.approx(recorder.last_loss)
+
+
 def test_tensor_batches_take_the_shuffled_rows():
     images, labels = torch.arange(10 * 4, dtype=torch.uint8).view(10, 1, 2, 2), torch.arange(10)
     batches = list(TensorBatches((images, labels), batch_size=4, generator=torch.Generator().manual_seed(3)))
