@@ -1,4 +1,4 @@
-"""The seed's toolbox: each option changes what it should (in-process, small models)."""
+"""The note's toolbox: each option changes what it should (in-process, small models)."""
 
 import lightning as L
 import pytest

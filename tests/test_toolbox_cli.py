@@ -53,7 +53,7 @@ def test_option_combination_trains(tmp_path, activation, init, optimizer, schedu
 
 @pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_lbfgs_full_batch_reduces_the_loss(tmp_path):
-    # Full batch (all 4,000 training digits), as the seed suggests: stochastic L-BFGS is unstable.
+    # Full batch (all 4,000 training digits), as the note suggests: stochastic L-BFGS is unstable.
     metrics = run_here(tmp_path, "optimizer=lbfgs", "data.batch_size=4000", "trainer.max_epochs=3")
     epoch_losses = logged_scalars(tmp_path)["train/loss_epoch"]
     assert epoch_losses[-1] < 0.5 * epoch_losses[0]

@@ -1,4 +1,4 @@
-"""The seed's LeNet, with the flatten size computed from the input shape instead of 16*5*5."""
+"""The note's LeNet, with the flatten size computed from the input shape instead of 16*5*5."""
 
 from collections.abc import Sequence
 

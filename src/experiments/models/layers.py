@@ -1,4 +1,4 @@
-"""The seed's activations (maxout included), hidden blocks with optional BatchNorm and dropout, and
+"""The note's activations (maxout included), hidden blocks with optional BatchNorm and dropout, and
 weight initialization schemes shared by the MLP, LeNet and the recurrent models."""
 
 from collections.abc import Callable
@@ -61,7 +61,7 @@ def hidden_block(
     dropout: float,
 ) -> list[nn.Module]:
     """affine -> [BatchNorm] -> activation (or maxout) -> [Dropout]: BatchNorm before the
-    nonlinearity, as the seed orders it."""
+    nonlinearity, as the note orders it."""
     width = activation.width(units)
     layers = [affine(width)]
     if norm is not None:
@@ -95,5 +95,5 @@ def initialize(model: nn.Module, scheme: str, std: float, activation: str = "rel
             nn.init.normal_(param, mean=0.0, std=std)
         elif scheme == "xavier":
             nn.init.xavier_normal_(param, gain=nn.init.calculate_gain(gain_name))
-        elif scheme == "he":  # derived for ReLU, as the seed presents it
+        elif scheme == "he":  # derived for ReLU, as the note presents it
             nn.init.kaiming_normal_(param, nonlinearity="relu")

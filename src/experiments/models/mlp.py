@@ -1,4 +1,4 @@
-"""The seed's multi-layer perceptron, with hidden sizes, activation and initialization from the config."""
+"""The note's multi-layer perceptron, with hidden sizes, activation and initialization from the config."""
 
 import math
 from collections.abc import Sequence
