@@ -35,6 +35,12 @@ BAD_INPUTS = [
     (["data.whiten_epsilon=0"], ["data.whiten_epsilon=0", "> 0"]),
     (["data=cifar10", "data.name=svhn"], ["data.name='svhn'", "cifar100"]),
     (["-m", "sweep=lr_wd", "--cfg", "job"], ["-m and --cfg do not combine", "drop -m"]),
+    (["check=proc"], ["check='proc'", "none, procedure"]),
+    (["check=procedure", "tune=lr_find"], ["check=procedure with tune=lr_find", "one of them"]),
+    (["checks.during_training=[warmup]"], ["checks.during_training=['warmup']", "initial_loss, regularization"]),
+    (["checks.overfit_examples=0"], ["checks.overfit_examples=0", ">= 1"]),
+    (["tune=lr_find", "optimizer=lbfgs"], ["tune=lr_find with optimizer=lbfgs"]),
+    (["tune=lr_find", "lr_find.min_lr=0.1", "lr_find.max_lr=0.01"], ["lr_find.min_lr=0.1", "below"]),
 ]
 
 

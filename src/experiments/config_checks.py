@@ -69,6 +69,8 @@ BATCH_LIMIT = Rule(
     nullable=True,
 )
 
+CHECKS = ("initial_loss", "regularization", "overfit")  # the note's steps 3, 4 and 5
+
 RULES: dict[str, Rule] = {
     "seed": integer(0, nullable=True),
     "train": BOOLEAN,
@@ -132,6 +134,24 @@ RULES: dict[str, Rule] = {
     "regularization.augment.rotate": number(0),
     "regularization.augment.shear": number(0),
     "regularization.augment.scale": number(0, 1, high_open=True),
+    "check": choice("none", "procedure"),
+    "checks.during_training": Rule(
+        "a list of initial_loss, regularization, overfit (e.g. [initial_loss] or [])",
+        lambda v: isinstance(v, list | ListConfig) and all(x in CHECKS for x in v),
+    ),
+    "checks.initial_loss_tolerance": number(0, low_open=True),
+    "checks.regularization_strength": number(0, low_open=True),
+    "checks.overfit_examples": integer(1),
+    "checks.overfit_max_steps": integer(1),
+    "checks.overfit_lr": number(0, low_open=True),
+    "tune": choice("none", "lr_find"),
+    "lr_find.min_lr": number(0, low_open=True),
+    "lr_find.max_lr": number(0, low_open=True),
+    "lr_find.num_training": integer(2),
+    "lr_find.then_train": BOOLEAN,
+    "watch.update_ratio_every": integer(1, nullable=True),
+    "watch.histograms": BOOLEAN,
+    "watch.pictures": BOOLEAN,
     "trainer.max_epochs": integer(1),
     "trainer.log_every_n_steps": integer(1),
     "trainer.limit_train_batches": BATCH_LIMIT,
@@ -214,6 +234,20 @@ def _check_cross_keys(cfg: DictConfig, model_overrides: list[str], preprocess_ov
         )
     if not cfg.train and not cfg.test:
         raise UserError("train=false with test=false does nothing: set one of them to true")
+    _check_procedure_keys(cfg)
+
+
+def _check_procedure_keys(cfg: DictConfig) -> None:
+    if cfg.check == "procedure" and cfg.tune != "none":
+        raise UserError(f"check=procedure with tune={cfg.tune}: run one of them per command")
+    if cfg.check == "procedure" and not cfg.train:
+        raise UserError("check=procedure with train=false: the checks build an untrained model; drop train=false")
+    if cfg.tune == "lr_find" and not cfg.train:
+        raise UserError("tune=lr_find with train=false: the search trains; drop train=false")
+    if cfg.tune == "lr_find" and cfg.optimizer._target_.endswith("LBFGS"):
+        raise UserError("tune=lr_find with optimizer=lbfgs: the search steps one rate per batch; use another optimizer")
+    if cfg.tune == "lr_find" and cfg.lr_find.min_lr >= cfg.lr_find.max_lr:
+        raise UserError(f"lr_find.min_lr={cfg.lr_find.min_lr} must be below lr_find.max_lr={cfg.lr_find.max_lr}")
 
 
 _MISSING = object()

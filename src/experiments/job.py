@@ -121,6 +121,11 @@ def run_job(cfg: DictConfig) -> float | None:
         (trial_dir / "error.txt").write_text(message + "\n")
         write_status(trial_dir, "failed", error=message)
         return None
+    if metrics.get("failed_checks"):  # check=procedure in a sweep: a trial whose checks failed has failed
+        message = _failed_checks_line(metrics)
+        (trial_dir / "error.txt").write_text(message + "\n")
+        write_status(trial_dir, "failed", error=message)
+        return None
     objective = metrics.get("best_val_acc") or 0.0
     write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
     return objective
@@ -138,7 +143,15 @@ def _run_single(cfg: DictConfig) -> float | None:
         print(f"error: {user_error}", file=sys.stderr)
         _remove_run_dir_if_untouched()
         sys.exit(2)
+    if metrics.get("failed_checks"):
+        print(f"error: {_failed_checks_line(metrics)}", file=sys.stderr)
+        sys.exit(1)
     return metrics.get("best_val_acc")
+
+
+def _failed_checks_line(metrics: dict) -> str:
+    failed, total = metrics["failed_checks"], len(metrics["checks"])
+    return f"{len(failed)} of {total} checks failed ({'; '.join(failed)}); see {metrics['checks_file']}"
 
 
 def _run_in_job(cfg: DictConfig) -> dict:
@@ -146,14 +159,21 @@ def _run_in_job(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from experiments.run import run  # heavy: torch, Lightning, torchvision
+    from experiments.run import check_procedure, run  # heavy: torch, Lightning, torchvision
 
     hydra = HydraConfig.get()
     if cfg.torch_threads is None:
         with open_dict(cfg):
             cfg.torch_threads = threads_per_trial(hydra.launcher, os.cpu_count() or 1)
-    choices = OmegaConf.to_container(hydra.runtime.choices)
-    return run(cfg, Path(hydra.runtime.output_dir), choices)
+    run_dir = Path(hydra.runtime.output_dir)
+    if cfg.check == "procedure":
+        results = check_procedure(cfg, run_dir)
+        return {
+            "checks": [result.label for result in results],
+            "failed_checks": [result.label for result in results if not result.passed],
+            "checks_file": str(run_dir / "checks.json"),
+        }
+    return run(cfg, run_dir, OmegaConf.to_container(hydra.runtime.choices))
 
 
 def threads_per_trial(launcher: DictConfig, cores: int) -> int | None:

@@ -66,13 +66,12 @@ class ClassifierModule(L.LightningModule):
         return self.net(self.input_transform(pixels))
 
     def _step(self, stage: str, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """The batch's loss and predicted classes; both are also kept for the epoch's metrics."""
+        """The batch's loss and logits; its predictions, labels and loss are kept for the epoch's metrics."""
         pixels, labels = batch
         logits = self(pixels)
         loss = self.loss_fn(logits, labels)
-        predictions = logits.detach().argmax(dim=1)
-        self._epoch_outputs[stage].append((predictions, labels, loss.detach()))
-        return loss, predictions
+        self._epoch_outputs[stage].append((logits.detach().argmax(dim=1), labels, loss.detach()))
+        return loss, logits
 
     def _log_epoch(self, stage: str, loss_name: str) -> None:
         outputs, self._epoch_outputs[stage] = self._epoch_outputs[stage], []
@@ -90,8 +89,8 @@ class ClassifierModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step("train", batch)
         scalars = {}
-        if self.regularization.get("l1", 0.0) > 0:
-            penalty = self.regularization["l1"] * sum(w.abs().sum() for w in self._weights())
+        penalty = self.l1_penalty()
+        if penalty is not None:
             loss = loss + penalty
             scalars["train/l1_penalty"] = penalty
         # The per-step curve, the loss curve the note says to watch, every trainer.log_every_n_steps steps
@@ -103,6 +102,10 @@ class ClassifierModule(L.LightningModule):
             self.logger.log_metrics({name: value.item() for name, value in scalars.items()}, step=self.global_step)
         return loss
 
+    def on_fit_start(self) -> None:
+        # a learning-rate search (Tuner.lr_find) trains steps of its own: none of them belong to epoch 1
+        self._epoch_outputs = {stage: [] for stage in STAGES}
+
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train", "train/loss_epoch")
 
@@ -112,16 +115,26 @@ class ClassifierModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val", "val/loss")
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        _, predictions = self._step("test", batch)
-        return predictions  # for callbacks that draw them (PredictionFigures)
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        _, logits = self._step("test", batch)
+        confidence, predictions = logits.detach().softmax(dim=1).max(dim=1)
+        return {"predictions": predictions, "confidence": confidence}  # for the pictures (PredictionFigures)
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test", "test/loss")
 
+    def named_weights(self) -> list[tuple[str, nn.Parameter]]:
+        """The backbone's weight matrices and kernels, by layer name (`layers.1`): what L1 and L2 penalize,
+        what the update/weight ratios and histograms follow (biases and norm scales are 1-d)."""
+        return [(name.removesuffix(".weight"), p) for name, p in self.net.named_parameters() if p.dim() > 1]
+
     def _weights(self) -> list[nn.Parameter]:
-        """Weight matrices and kernels: what L1 and L2 penalize (biases and norm scales are 1-d)."""
-        return [p for p in self.net.parameters() if p.dim() > 1]
+        return [p for _, p in self.named_weights()]
+
+    def l1_penalty(self) -> Tensor | None:
+        """regularization.l1 x sum |w| over the weights, which training adds to the loss; None when off."""
+        strength = self.regularization.get("l1", 0.0)
+        return strength * sum(w.abs().sum() for w in self._weights()) if strength > 0 else None
 
     def configure_optimizers(self) -> dict:
         build_optimizer = instantiate(self.hparams.optimizer)  # a partial: parameters still missing

@@ -56,15 +56,26 @@ def print_metrics_table(metrics: dict, title: str) -> None:
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right", overflow="fold")
-    for key, value in metrics.items():
-        if isinstance(value, float):
-            shown = f"{value:.1f}" if key.endswith("seconds") else f"{value:.4f}"
-        elif isinstance(value, list):  # per-epoch seconds: the table shows their median
-            key, shown = f"{key} (median)", f"{sorted(value)[len(value) // 2]:.2f}" if value else "-"
-        else:
-            shown = _relative(value) if isinstance(value, str) else str(value)
-        table.add_row(key, shown)
+    for key, value in _rows(metrics):
+        table.add_row(key, value)
     Console().print(table)
+
+
+def _rows(metrics: dict, prefix: str = ""):
+    """(name, shown value) pairs: nested sections as `section.key`, check results as PASS/FAIL lines."""
+    for key, value in metrics.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            yield from _rows(value, prefix=f"{name}.")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):  # the sanity checks' rows
+            for row in value:
+                yield f"check: {row['label']}", f"{'PASS' if row['passed'] else 'FAIL'} ({row['measured']})"
+        elif isinstance(value, list) and all(isinstance(v, float | int) for v in value):  # per-epoch seconds
+            yield f"{name} (median)", f"{sorted(value)[len(value) // 2]:.2f}" if value else "-"
+        elif isinstance(value, float):
+            yield name, f"{value:.1f}" if key.endswith("seconds") else f"{value:.4g}"
+        else:
+            yield name, _relative(value) if isinstance(value, str) else str(value)
 
 
 def _relative(text: str) -> str:

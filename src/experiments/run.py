@@ -1,12 +1,13 @@
 """run(cfg, run_dir): one configuration, from config to results, in named steps that read top to bottom:
 
-    prepare_process -> build_data -> build_module -> build_trainer -> fit (when training) -> test
-    -> collect_metrics -> write_results
+    prepare_process -> build_data -> build_module -> check_before_training -> build_trainer
+    -> find_learning_rate (tune=lr_find) -> fit (when training) -> test -> collect_metrics -> write_results
 
 Training and evaluation (`train=false`) share every step; evaluation skips `fit` and tests the module
-built from its checkpoint. Nothing here reads Hydra's global state: the run directory and the group
-choices arrive as arguments, the thread count as `cfg.torch_threads`. So the benchmark, a test or a
-sweep launcher can call `run` outside a Hydra job.
+built from its checkpoint. `check_procedure` (check=procedure) shares the first three and then runs the
+note's sanity checks instead of training. Nothing here reads Hydra's global state: the run directory
+and the group choices arrive as arguments, the thread count as `cfg.torch_threads`. So the benchmark,
+a test or a sweep launcher can call `run` outside a Hydra job.
 """
 
 import logging
@@ -24,12 +25,16 @@ from experiments.checkpoints import check_fits_data, check_same_setup, load_modu
 from experiments.data.in_memory import InMemoryDataModule
 from experiments.data.preprocessing import InputTransform
 from experiments.module import ClassifierModule
+from experiments.procedure.lr_find import find_learning_rate
+from experiments.procedure.report import report_checks, warn_failures
+from experiments.procedure.sanity import CheckResult, run_checks
 from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
 from experiments.trainer import RunCallbacks, build_trainer
 
 log = logging.getLogger(__name__)
 
 PREPROCESSING_KEYS = ("preprocess", "whiten_epsilon")  # data.* keys that configure the module, not the data
+CHECKS = ("initial_loss", "regularization", "overfit")  # check=procedure runs all three, in the note's order
 
 
 def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> dict:
@@ -41,12 +46,25 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> di
     seed = prepare_process(cfg)
     datamodule = build_data(cfg)
     module = build_module(cfg, datamodule)
+    checked = check_before_training(cfg, module, datamodule)
     trainer, callbacks = build_trainer(cfg, run_dir)
-    trained = fit(cfg, trainer, module, datamodule, callbacks) if cfg.train else {}
+    tuned = find_learning_rate(cfg, trainer, module, datamodule) if cfg.tune == "lr_find" else {}
+    trained = fit(cfg, trainer, module, datamodule, callbacks) if trains(cfg) else {}
     tested = test(cfg, trainer, module, datamodule, trained)
-    metrics = collect_metrics(cfg, trained, tested, seed, run_dir, started)
+    metrics = collect_metrics(cfg, checked | tuned | trained, tested, seed, run_dir, started)
     write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed))
     return metrics
+
+
+def check_procedure(cfg: DictConfig, run_dir: str | Path) -> list[CheckResult]:
+    """check=procedure: the note's sanity checks (steps 3-5) on the untrained model, instead of training.
+    Prints their table and writes checks.json; the caller exits non-zero if any failed."""
+    prepare_process(cfg)
+    datamodule = build_data(cfg)
+    module = build_module(cfg, datamodule)
+    results = run_checks(CHECKS, cfg, module, datamodule)
+    report_checks(results, Path(run_dir))
+    return results
 
 
 def prepare_process(cfg: DictConfig) -> int:
@@ -98,6 +116,19 @@ def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> ClassifierM
     return ClassifierModule(**hparams, input_transform=transform)
 
 
+def trains(cfg: DictConfig) -> bool:
+    """Whether this run trains: not when evaluating, and not when it only searches a learning rate."""
+    return cfg.train and (cfg.tune == "none" or cfg.lr_find.then_train)
+
+
+def check_before_training(cfg: DictConfig, module: ClassifierModule, datamodule: InMemoryDataModule) -> dict:
+    """checks.during_training (by default the initial loss) on a model about to train from scratch;
+    a failed check warns and training goes on."""
+    if not trains(cfg) or cfg.ckpt_path or not cfg.checks.during_training:
+        return {}
+    return {"checks": warn_failures(run_checks(cfg.checks.during_training, cfg, module, datamodule))}
+
+
 def fit(
     cfg: DictConfig,
     trainer: L.Trainer,
@@ -112,6 +143,7 @@ def fit(
     last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
     best = checkpointing.best_model_score
     return {
+        "lr": module.hparams.optimizer["lr"],  # the rate trained with (lr_find's suggestion with tune=lr_find)
         "status": "diverged" if diverged else "completed",
         "best_val_acc": float(best) if best is not None else None,
         "epochs": trainer.current_epoch,
@@ -128,7 +160,7 @@ def test(
 ) -> dict:
     """The official test split: after training, the best checkpoint; when evaluating, the loaded module.
     A diverged run is over, and is not tested: the note moves on to the next setting instead."""
-    if not cfg.test:
+    if not cfg.test or (cfg.train and not trained):  # nothing trained: a learning-rate search only
         return {}
     if cfg.train and (trained["status"] == "diverged" or not trained["best_checkpoint"]):
         return {"test_acc": None, "test_loss": None}
@@ -138,7 +170,9 @@ def test(
 
 def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, seed: int, run_dir: Path, started: float) -> dict:
     """metrics.json's content, in the order people read it: outcome, test figures, training details, run facts."""
-    if cfg.train:
+    if cfg.train and not trains(cfg):
+        metrics = {"status": "searched", **trained}  # tune=lr_find alone: the search is the result
+    elif cfg.train:
         outcome = {"status": trained["status"], "best_val_acc": trained["best_val_acc"]}
         metrics = {**outcome, "test_acc": None, "test_loss": None, **tested, **trained}
     else:
@@ -155,7 +189,11 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, metrics: dict, hparams: d
     """TensorBoard's HParams row with the real final metrics, metrics.json, and the table on the console."""
     log_hparams(trainer.logger, hparams, metrics)
     write_metrics_json(Path(metrics["run_dir"]), metrics)
-    print_metrics_table(metrics, title="final metrics" if cfg.train else f"evaluation of {cfg.ckpt_path}")
+    if cfg.train:
+        title = "final metrics" if trains(cfg) else "learning-rate search"
+    else:
+        title = f"evaluation of {cfg.ckpt_path}"
+    print_metrics_table(metrics, title=title)
 
 
 def _number(value) -> float | None:

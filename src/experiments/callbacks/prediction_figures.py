@@ -26,7 +26,7 @@ class PredictionFigures(L.Callback):
 
     def on_test_batch_end(self, trainer, module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         images, labels = batch
-        predictions = outputs  # what ClassifierModule.test_step returns
+        predictions = outputs["predictions"]  # what ClassifierModule.test_step returns
         self.confusion.update(predictions, labels)
         if sum(len(chunk[0]) for chunk in self.samples) < GRID:
             take = self.per_batch

@@ -123,6 +123,13 @@ class InMemoryDataModule(L.LightningDataModule):
         if self.augmenter is None:
             self.augmenter = build_augmenter(self.augment_options, self.hflip_default, self.input_shape[1:])
 
+    def probe_batch(self, size: int) -> Split:
+        """`size` training examples, the same ones on every call: drawn by a fixed permutation, never by the
+        shuffling generator, so the sanity checks leave the training order untouched."""
+        images, labels = self.load().splits["train"]
+        index = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:size]
+        return images[index], labels[index]
+
     @property
     def train_images(self) -> Tensor:
         """The training split's uint8 pixels: what preprocessing statistics are fitted on."""
