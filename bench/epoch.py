@@ -30,6 +30,8 @@ CASES = {  # name: (model, dataset, batch size)
     "lenet_b64": ("cnn", "cifar10", 64),
 }
 ORDER = ("raw", "lightning", "framework", "note")  # every round runs the loops in this order
+RATIO_OFF = "framework_no_ratio"  # after them, the framework without the update/weight ratio
+MAIN = (*ORDER, RATIO_OFF)
 
 
 def run_process(command: list[str], pty: bool = False) -> float:
@@ -99,8 +101,9 @@ def summarize(main: list[dict], pty: list[dict], flops: float | None, peaks: dic
         return median(r[kind] / r["raw"] for r in rounds)
 
     framework_over_raw = max(per_raw(rounds, "framework") for rounds in (main, pty) if rounds)  # the slower counts
-    summary = {f"{kind}_s": round(median(r[kind] for r in main), 3) for kind in ORDER}
+    summary = {f"{kind}_s": round(median(r[kind] for r in main), 3) for kind in (*ORDER, RATIO_OFF)}
     summary |= {
+        "update_ratio_cost": round(median(r["framework"] / r[RATIO_OFF] - 1 for r in main), 4),
         "framework_pty_s": round(median(r["framework"] for r in pty), 3) if pty else None,
         "lightning_over_raw": round(per_raw(main, "lightning"), 3),
         "framework_over_raw": round(framework_over_raw, 3),
@@ -159,6 +162,7 @@ def print_table(summary: dict) -> None:
 
     table = Table(title="seconds per training epoch (median over rounds)", header_style="bold")
     columns = ("case", "note", "raw", "lightning", "framework", "fw (pty)", "lightning/raw", "fw/raw", "note/fw")
+    columns += ("update-ratio cost",)
     for column in (*columns, "matmul share fw (raw)", "peak MiB note/raw/lightning/fw"):
         table.add_column(column, justify="right")
     for case in CASES:
@@ -168,6 +172,7 @@ def print_table(summary: dict) -> None:
             case,
             *(_seconds(row[f"{kind}_s"]) for kind in ("note", "raw", "lightning", "framework", "framework_pty")),
             *(f"{row[ratio]:.2f}" for ratio in ("lightning_over_raw", "framework_over_raw", "note_over_framework")),
+            f"{row['update_ratio_cost']:+.1%}",
             share,
             "/".join(str(row["peak_mib"].get(kind, "-")) for kind in ("note", "raw", "lightning", "framework")),
         )
@@ -202,9 +207,9 @@ def main() -> None:
         flops = mlp_flops_per_epoch(root)
         for case in CASES:
             if mode == "smoke":  # every loop once, in this process: the figures mean nothing, the table's shape does
-                main_rounds, pty_rounds, peaks = run_rounds(case, root, epochs, rounds, ",".join(ORDER)), [], {}
+                main_rounds, pty_rounds, peaks = run_rounds(case, root, epochs, rounds, ",".join(MAIN)), [], {}
             else:
-                main_rounds = rounds_in_a_process(case, root, epochs, rounds, ORDER)
+                main_rounds = rounds_in_a_process(case, root, epochs, rounds, MAIN)
                 pty_rounds = rounds_in_a_process(case, root, epochs, rounds, ("raw", "framework"), pty=True)
                 peaks = peak_memory(case, root)
             summary[case] = summarize(main_rounds, pty_rounds, flops if case.startswith("mlp") else None, peaks)

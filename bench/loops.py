@@ -6,7 +6,8 @@ carves from the same files, so they see the same images:
   checkpoints or progress bar): Lightning's own per-step cost, which no project setting removes;
 - framework: `python train.py ...` in this process: Hydra composes conf/ with the overrides, then the
   same `experiments.run.run(cfg, run_dir)` that train.py calls builds the datamodule, ClassifierModule,
-  Trainer, default callbacks, logger and progress bar. Its EpochTimer times the epochs.
+  Trainer, default callbacks, logger and progress bar. Its EpochTimer times the epochs;
+- framework_no_ratio: the same with watch.update_ratio_every=null, to price the update/weight ratio.
 """
 
 import tempfile
@@ -159,12 +160,12 @@ def framework_overrides(model_name: str, dataset: str, root: str, batch: int, ep
     ]
 
 
-def framework_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+def framework_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int, extra=()) -> list[float]:
     from hydra import compose, initialize_config_dir
 
     from experiments.run import run
 
-    overrides = framework_overrides(model_name, dataset, root, batch, epochs)
+    overrides = [*framework_overrides(model_name, dataset, root, batch, epochs), *extra]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     with tempfile.TemporaryDirectory() as run_dir:
@@ -186,4 +187,15 @@ def matmul_gflops() -> float:
     return 2 * 2048**3 / best / 1e9
 
 
-LOOPS = {"note": note_loop, "raw": raw_loop, "lightning": lightning_loop, "framework": framework_loop}
+def framework_without_update_ratio(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+    """The framework with its one per-step diagnostic off: what the update/weight ratio costs."""
+    return framework_loop(model_name, dataset, root, batch, epochs, extra=["watch.update_ratio_every=null"])
+
+
+LOOPS = {
+    "note": note_loop,
+    "raw": raw_loop,
+    "lightning": lightning_loop,
+    "framework": framework_loop,
+    "framework_no_ratio": framework_without_update_ratio,
+}

@@ -10,8 +10,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Small-but-real runs: a couple of batches per epoch is enough to exercise the whole pipeline.
-SMOKE = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2"]
+# Small-but-real runs: a couple of batches per epoch is enough to exercise the whole pipeline. The pictures
+# (0.5-1 s a run to draw) are off here; test_watch.py and the smoke run in test_runs.py check them.
+SMOKE = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "watch.pictures=false"]
 
 
 @dataclass
@@ -55,10 +56,12 @@ def compose_config(*overrides: str):
 def run_here(run_dir: Path, *overrides: str) -> dict:
     """What `python train.py OVERRIDES` runs, in this process: the config composed and checked as train.py
     does, then the same `experiments.run.run`. For tests of what an option does; it saves the 4-5 s of
-    imports a subprocess pays. The command line itself is driven by the tests that call `train`."""
+    imports a subprocess pays. The command line itself is driven by the tests that call `train`.
+    Pictures are off unless the overrides turn them on (watch.pictures=true)."""
     from experiments.config_checks import check_config
     from experiments.run import run
 
+    overrides = ("watch.pictures=false", *overrides)  # 0.5-1 s a run to draw; tests of pictures turn them on
     cfg = compose_config(*overrides)
     check_config(cfg, list(overrides))
     return run(cfg, run_dir)

@@ -83,7 +83,8 @@ def test_each_dataset_trains_from_files_in_root(dataset_root, tmp_path, name):
     assert 0.0 <= metrics["test_acc"] <= 1.0
 
 
-@pytest.mark.parametrize("download", ["false", "true"])  # true: the download is attempted and fails offline
+# true: the download is attempted and fails offline (several seconds of connection attempts: slow)
+@pytest.mark.parametrize("download", ["false", pytest.param("true", marks=pytest.mark.slow)])
 def test_missing_dataset_offline_is_one_clear_line(tmp_path, download):
     empty = tmp_path / "nothing_here"
     result = train(tmp_path, "data=mnist", f"data.root={empty}", f"data.download={download}")

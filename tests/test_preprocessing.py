@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import compose_config, train
+from conftest import compose_config, run_here, train
 from PIL import Image
 
 from experiments.checkpoints import load_module
@@ -82,23 +82,16 @@ def test_none_only_scales_and_standardize_centres_each_channel():
 
 
 def test_zca_run_evaluates_and_predicts_with_its_training_transform(tmp_path):
-    result = train(
-        tmp_path,
-        "data.preprocess=zca_whiten",
-        "trainer.max_epochs=2",
-        "trainer.limit_train_batches=20",
-        "trainer.limit_test_batches=3",
-    )
-    metrics = result.metrics
+    overrides = ["trainer.max_epochs=2", "trainer.limit_train_batches=20", "trainer.limit_test_batches=3"]
+    metrics = run_here(tmp_path / "trained", "data.preprocess=zca_whiten", *overrides)
     assert metrics["test_acc"] > 0.5
     checkpoint = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
     matrix = checkpoint["state_dict"]["input_transform.matrix"]
     assert matrix.shape == (784, 784) and not torch.allclose(matrix, torch.eye(784) / 255)
     # evaluation on the same data must reuse the checkpoint's matrix: the same test accuracy exactly
-    evaluated = train(
-        tmp_path, "train=false", f"ckpt_path={metrics['best_checkpoint']}", "trainer.limit_test_batches=3"
-    )
-    assert evaluated.metrics["test_acc"] == metrics["test_acc"]
+    best = metrics["best_checkpoint"]
+    evaluated = run_here(tmp_path / "evaluated", "train=false", f"ckpt_path={best}", overrides[-1])
+    assert evaluated["test_acc"] == metrics["test_acc"]
     # the module alone, built from the checkpoint, preprocesses raw test pixels as in training: the same accuracy
     dm = MNISTSampleDataModule().load()
     pixels, labels = (part[: 3 * 64] for part in dm.splits["test"])  # limit_test_batches=3 of 64

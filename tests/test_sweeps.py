@@ -24,6 +24,7 @@ QUICK = [
     "trainer.limit_train_batches=8",
     "trainer.limit_val_batches=2",
     "trainer.limit_test_batches=2",
+    "watch.pictures=false",  # 0.5-1 s a trial to draw; test_watch.py checks them
 ]
 
 

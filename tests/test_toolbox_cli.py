@@ -10,6 +10,7 @@ SHORT = [
     "trainer.limit_val_batches=4",
     "trainer.limit_test_batches=2",
     "trainer.log_every_n_steps=4",
+    "watch.pictures=false",  # 0.5-1 s a run to draw; test_watch.py checks them
 ]
 
 # Seven runs, each option of each list at least once.

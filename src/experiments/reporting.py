@@ -70,8 +70,10 @@ def _rows(metrics: dict, prefix: str = ""):
         elif isinstance(value, list) and value and isinstance(value[0], dict):  # the sanity checks' rows
             for row in value:
                 yield f"check: {row['label']}", f"{'PASS' if row['passed'] else 'FAIL'} ({row['measured']})"
-        elif isinstance(value, list) and all(isinstance(v, float | int) for v in value):  # per-epoch seconds
-            yield f"{name} (median)", f"{sorted(value)[len(value) // 2]:.2f}" if value else "-"
+        elif isinstance(value, list) and value and all(isinstance(v, float | int) for v in value):  # epoch seconds
+            yield f"{name} (median)", f"{sorted(value)[len(value) // 2]:.2f}"
+        elif isinstance(value, list):
+            yield name, ", ".join(map(str, value)) or "-"
         elif isinstance(value, float):
             yield name, f"{value:.1f}" if key.endswith("seconds") else f"{value:.4g}"
         else:

@@ -21,10 +21,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.checkpoints import check_fits_data, check_same_setup, load_module, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
 from experiments.data.preprocessing import InputTransform
 from experiments.module import ClassifierModule
+from experiments.pictures.first_layer import draw_first_layer
+from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
@@ -136,12 +139,21 @@ def fit(
     datamodule: InMemoryDataModule,
     callbacks: RunCallbacks,
 ) -> dict:
-    """Train (resuming from cfg.ckpt_path when given); returns what training leaves to report."""
+    """Train (resuming from cfg.ckpt_path when given); returns what training leaves to report. With
+    watch.pictures, draws the training inputs per class first and the first layer's weights after."""
+    run_dir, names = trainer.default_root_dir, module.hparams.data["class_names"]
+    if cfg.watch.pictures and not cfg.ckpt_path:
+        draw_training_inputs(datamodule, names, trainer.logger, run_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    if cfg.watch.pictures:
+        draw_first_layer(module, trainer.logger, run_dir, trainer.global_step)
     divergence, checkpointing = callbacks.divergence, callbacks.checkpointing
     diverged = divergence is not None and divergence.diverged_step is not None
     last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
     best = checkpointing.best_model_score
+    watched = {"loss_curve": callbacks.loss_curve.verdict(diverged, trainer if cfg.watch.pictures else None)}
+    if callbacks.update_ratio is not None:
+        watched["update_ratio"] = callbacks.update_ratio.summary()
     return {
         "lr": module.hparams.optimizer["lr"],  # the rate trained with (lr_find's suggestion with tune=lr_find)
         "status": "diverged" if diverged else "completed",
@@ -152,6 +164,7 @@ def fit(
         "best_checkpoint": checkpointing.best_model_path,
         "train_epoch_seconds": callbacks.timer.train_seconds,
         "epoch_seconds": callbacks.timer.epoch_seconds,
+        **watched,
     }
 
 
@@ -164,6 +177,8 @@ def test(
         return {}
     if cfg.train and (trained["status"] == "diverged" or not trained["best_checkpoint"]):
         return {"test_acc": None, "test_loss": None}
+    if cfg.watch.pictures:
+        trainer.callbacks.append(PredictionFigures())  # test hooks only: not called on every training step
     [tested] = trainer.test(module, datamodule=datamodule, ckpt_path="best" if cfg.train else None, verbose=False)
     return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"]}
 

@@ -1,8 +1,11 @@
 """build_trainer(cfg, run_dir): Lightning's Trainer with this project's logger and callbacks.
 
 Always on: best and last checkpoints, epoch timing, the note's divergence rule (unless
-divergence_factor=null), a throttled Rich progress bar and the test-split pictures. The regularization
-and scheduler choices switch on max-norm, early stopping and the learning-rate monitor.
+divergence_factor=null), the loss-curve diagnosis and a throttled Rich progress bar. The `watch` keys
+switch the update/weight ratios and the histograms; the regularization and scheduler choices switch on
+max-norm, early stopping and the learning-rate monitor. Lightning calls every callback for every hook,
+about 6 a training step, so a callback with nothing to do during training is not attached then: the
+test-split pictures join for testing (run.test), and the other pictures are drawn outside the loop.
 """
 
 from dataclasses import dataclass, field
@@ -16,9 +19,11 @@ from omegaconf import DictConfig
 
 from experiments.callbacks.divergence import DivergenceAbort
 from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.callbacks.histograms import WeightHistograms
+from experiments.callbacks.loss_curve import LossCurve
 from experiments.callbacks.max_norm import MaxNorm
-from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.callbacks.progress import SteadyRichProgressBar
+from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.lean_profiler import LeanPassThroughProfiler
 
 
@@ -29,10 +34,13 @@ class RunCallbacks:
     checkpointing: ModelCheckpoint
     timer: EpochTimer
     divergence: DivergenceAbort | None
+    loss_curve: LossCurve
+    update_ratio: UpdateRatio | None
     others: list[L.Callback] = field(default_factory=list)
 
     def all(self) -> list[L.Callback]:
-        return [self.checkpointing, self.timer, *([self.divergence] if self.divergence else []), *self.others]
+        reporting = [self.checkpointing, self.timer, self.divergence, self.loss_curve, self.update_ratio]
+        return [callback for callback in reporting if callback is not None] + self.others
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbacks]:
@@ -48,7 +56,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         ),
         timer=EpochTimer(),
         divergence=DivergenceAbort(cfg.divergence_factor) if cfg.divergence_factor is not None else None,
-        others=[*optional_callbacks(cfg), SteadyRichProgressBar(), PredictionFigures()],
+        loss_curve=LossCurve(),
+        update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
+        others=[*optional_callbacks(cfg), SteadyRichProgressBar()],
     )
     # A real profiler is one override away (+trainer.profiler=simple); by default, a no-op without per-hook cost.
     profiler = {} if "profiler" in cfg.trainer else {"profiler": LeanPassThroughProfiler()}
@@ -66,7 +76,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
 
 
 def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """Callbacks that the regularization and scheduler choices switch on."""
+    """Callbacks that the regularization, scheduler and watch choices switch on."""
     regularization = cfg.regularization
     callbacks: list[L.Callback] = []
     if regularization.max_norm is not None:
@@ -76,4 +86,6 @@ def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:
         callbacks.append(EarlyStopping("val/loss", patience=stopping.patience, min_delta=stopping.min_delta))
     if cfg.scheduler:
         callbacks.append(LearningRateMonitor())
+    if cfg.watch.histograms:
+        callbacks.append(WeightHistograms())
     return callbacks

@@ -111,17 +111,17 @@ class InMemoryDataModule(L.LightningDataModule):
             for split, (images, _) in self.splits.items():
                 if len(images) == 0:
                     raise UserError(f"data={self.name}: the {split} split is empty; adjust the split fractions")
+            # the crop size comes from the images
+            self.augmenter = build_augmenter(self.augment_options, self.hflip_default, self.input_shape[1:])
         return self
 
     def setup(self, stage: str | None = None) -> None:
-        """Lightning's hook: splits to the trainer's device (host memory for the PIL path), augmenter built."""
+        """Lightning's hook: splits to the trainer's device (host memory for the PIL path)."""
         self.load()
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
         if self.pipeline == "torchvision":
             device = torch.device("cpu")  # PIL works on host memory; the DataLoader's batches are moved
         self.splits = {k: (x.to(device), y.to(device)) for k, (x, y) in self.splits.items()}
-        if self.augmenter is None:
-            self.augmenter = build_augmenter(self.augment_options, self.hflip_default, self.input_shape[1:])
 
     def probe_batch(self, size: int) -> Split:
         """`size` training examples, the same ones on every call: drawn by a fixed permutation, never by the
@@ -168,11 +168,17 @@ class InMemoryDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Split, dataloader_idx: int) -> Split:
         images, labels = batch
-        if self.augmenter is not None and self.trainer is not None and self.trainer.training:
-            self.augmenter.to(images.device)
-            # kornia works on floats in [0, 1], which the model's preprocessing reads as such
-            images = self.augmenter(images.float() / 255.0 if images.dtype == torch.uint8 else images)
+        if self.trainer is not None and self.trainer.training:
+            images = self.augment(images)
         return images, labels
+
+    def augment(self, pixels: Tensor) -> Tensor:
+        """Training augmentation with fresh random parameters per sample; the pixels unchanged when it is off.
+        kornia works on floats in [0, 1], which the model's preprocessing reads as such."""
+        if self.augmenter is None:
+            return pixels
+        self.augmenter.to(pixels.device)
+        return self.augmenter(pixels.float() / 255.0 if pixels.dtype == torch.uint8 else pixels)
 
     # The shuffling RNG travels in checkpoints, so a resumed run sees the batches an unbroken run would.
     def state_dict(self) -> dict:

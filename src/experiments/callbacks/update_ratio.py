@@ -1,0 +1,86 @@
+"""Step 8 of the note: the ratio of weight updates to weight magnitudes, ||delta theta|| / ||theta||, per
+weight tensor, every `every` optimizer steps. The note's rule of thumb puts it near 1e-3 (1e-4 to 1e-2):
+far above, the learning rate is too high; far below, too low.
+
+A reading copies the weights just before the optimizer step and compares after it: one copy and a few
+norms every `every` steps (bench/epoch.py measures the cost). Each tensor's ratio goes to TensorBoard as
+`diag/update_ratio/<layer>`, with their median as `diag/update_ratio/median`.
+"""
+
+import logging
+import math
+import statistics
+
+import lightning as L
+import torch
+
+log = logging.getLogger(__name__)
+
+LOW, HIGH = 1e-4, 1e-2  # the note's band around 1e-3
+MOST = 0.5  # "for most of training": more than half of the readings
+
+
+class UpdateRatio(L.Callback):
+    def __init__(self, every: int):
+        self.every = every
+        self.before: dict[str, torch.Tensor] | None = None
+        self.medians: list[float] = []  # one per reading, over the weight tensors
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, module: L.LightningModule, optimizer) -> None:
+        if trainer.global_step % self.every == 0:
+            self.before = {name: weight.detach().clone() for name, weight in module.named_weights()}
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if self.before is None:
+            return
+        names, before = list(self.before), self.before
+        self.before = None
+        weights = dict(module.named_weights())
+        with torch.no_grad():  # all on the device, then one transfer: a single sync per reading
+            ratios = torch.stack(
+                [torch.linalg.vector_norm(weights[n] - before[n]) / torch.linalg.vector_norm(before[n]) for n in names]
+            ).tolist()
+        # an all-zero tensor (model.init=zeros) has no magnitude to compare with: it is left out
+        readings = {name: ratio for name, ratio in zip(names, ratios, strict=True) if math.isfinite(ratio)}
+        if not readings:
+            return
+        median = statistics.median(readings.values())
+        self.medians.append(median)
+        if trainer.logger is not None:
+            scalars = {f"diag/update_ratio/{name}": ratio for name, ratio in readings.items()}
+            trainer.logger.log_metrics({**scalars, "diag/update_ratio/median": median}, step=trainer.global_step - 1)
+
+    def summary(self) -> dict:
+        """The run's verdict: was the median ratio outside [1e-4, 1e-2] for most readings, and on which side."""
+        if not self.medians:
+            return {"readings": 0, "verdict": "no readings"}
+        below = sum(m < LOW for m in self.medians) / len(self.medians)
+        above = sum(m > HIGH for m in self.medians) / len(self.medians)
+        verdict = "within the note's band"
+        if above > MOST:
+            verdict = "too high: the learning rate is probably too high"
+        elif below > MOST:
+            verdict = "too low: the learning rate is probably too low"
+        return {
+            "readings": len(self.medians),
+            "median": statistics.median(self.medians),
+            "share_above_1e-2": round(above, 3),
+            "share_below_1e-4": round(below, 3),
+            "verdict": verdict,
+        }
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        summary = self.summary()
+        if summary["verdict"].startswith("too"):
+            share = summary["share_above_1e-2"] if "high" in summary["verdict"] else summary["share_below_1e-4"]
+            log.warning(
+                f"update/weight ratio {summary['verdict']} (median {summary['median']:.2g} over "
+                f"{summary['readings']} readings, outside [{LOW:g}, {HIGH:g}] in {share:.0%} of them)"
+            )
+
+    # A resumed run judges its whole history, not only what came after the restart.
+    def state_dict(self) -> dict:
+        return {"medians": self.medians}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.medians = list(state_dict.get("medians", []))

@@ -1,0 +1,125 @@
+"""Steps 7 and 8, watching a run: update/weight ratios, the loss-curve verdict, histograms and the pictures,
+each read back from metrics.json, TensorBoard's event files and the PNGs in the run directory."""
+
+import math
+import random
+
+import pytest
+from conftest import SMOKE, run_here
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from experiments.procedure.loss_curve import diagnose
+
+SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=20", "trainer.limit_val_batches=1"]
+
+
+def events(run_dir):
+    accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "histograms": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+@pytest.mark.parametrize(
+    ("overrides", "verdict"),
+    [
+        (["optimizer=sgd", "optimizer.lr=2.0", "divergence_factor=null", *SHORT], "too high"),
+        (["optimizer=sgd", "optimizer.lr=1e-6", *SHORT], "too low"),
+        # Adam at 1e-3 starts above the band (its first steps move every weight by about lr) and settles in it
+        (["trainer.max_epochs=3", "trainer.limit_val_batches=2"], "within the note's band"),
+    ],
+)
+def test_update_ratio_names_the_side_the_learning_rate_is_on(tmp_path, overrides, verdict):
+    metrics = run_here(tmp_path, *overrides, "watch.update_ratio_every=5", "watch.pictures=false")
+    summary = metrics["update_ratio"]
+    assert summary["verdict"].startswith(verdict) and summary["readings"] >= 1
+    scalars = events(tmp_path).Tags()["scalars"]
+    assert "diag/update_ratio/median" in scalars
+    assert {"diag/update_ratio/layers.1", "diag/update_ratio/layers.3", "diag/update_ratio/layers.5"} <= set(scalars)
+
+
+def test_the_update_ratio_is_read_every_n_steps_at_lightnings_step_numbers(tmp_path):
+    run_here(tmp_path, "watch.update_ratio_every=5", "watch.pictures=false", *SHORT)
+    steps = [event.step for event in events(tmp_path).Scalars("diag/update_ratio/median")]
+    assert steps == [0, 5, 10, 15]
+    ratio = events(tmp_path).Scalars("diag/update_ratio/layers.1")[-1].value
+    assert 1e-5 < ratio < 1e-1
+
+
+def noisy(values, seed=0, noise=0.02):
+    generator = random.Random(seed)
+    return [v * (1 + generator.uniform(-noise, noise)) for v in values]
+
+
+def test_the_classifier_names_each_shape_of_synthetic_curves():
+    steps = 600
+    plateau_then_drop = noisy([2.3 if t < 200 else 2.3 * math.exp(-(t - 200) / 120) + 0.1 for t in range(steps)])
+    still_falling = noisy([2.3 * math.exp(-t / 400) for t in range(steps)])
+    settled = noisy([0.3 + 2.0 * math.exp(-t / 40) for t in range(steps)])
+    flat = noisy([2.3] * steps)
+    exploded = noisy([2.3 * (1.01**t) for t in range(200)])
+    train_epoch = [1.0, 0.6, 0.4, 0.3, 0.22, 0.16, 0.12]
+    val_epoch = [1.0, 0.7, 0.55, 0.6, 0.68, 0.75, 0.83]
+    overfit_steps = noisy([0.3 + 2.0 * math.exp(-t / 40) for t in range(steps)])
+
+    def epochs_of(curve, count=5):
+        size = len(curve) // count
+        return [sum(curve[i * size : (i + 1) * size]) / size for i in range(count)]
+
+    assert diagnose(plateau_then_drop, [], [])["verdict"] == "flat, then decreasing"
+    assert diagnose(plateau_then_drop, [], [])["evidence"]["flat_steps"] == pytest.approx(200, abs=30)
+    assert diagnose(still_falling, epochs_of(still_falling), [])["verdict"] == "still decreasing"
+    assert diagnose(settled, epochs_of(settled), [])["verdict"] == "settled"
+    assert diagnose(flat, epochs_of(flat), [])["verdict"] == "flat throughout"
+    assert diagnose(exploded, [], [])["verdict"] == "exploded"
+    assert diagnose(settled, epochs_of(settled), [], diverged=True)["verdict"] == "exploded"
+    overfitting = diagnose(overfit_steps, train_epoch, val_epoch)
+    assert overfitting["verdict"] == "overfitting" and overfitting["evidence"]["best_val_epoch"] == 2
+    assert overfitting["evidence"]["gap_now"] > overfitting["evidence"]["gap_then"]
+    assert diagnose([2.3] * 5, [], [])["verdict"] == "too short to tell"
+
+
+def test_a_real_run_that_starts_flat_is_diagnosed_and_drawn(tmp_path):
+    # tanh units with N(0, 0.001) weights pass almost nothing forward: the loss sits at ln(10) for a while
+    overrides = ["model.activation=tanh", "model.init=normal", "model.init_std=0.001", "optimizer=sgd"]
+    overrides += ["optimizer.lr=0.1", "trainer.max_epochs=12", "test=false", "watch.pictures=true"]
+    metrics = run_here(tmp_path, *overrides)
+    curve = metrics["loss_curve"]
+    assert curve["verdict"] == "flat, then decreasing" and "initialization" in curve["advice"]
+    assert 0.15 < curve["evidence"]["flat_share"] < 0.8 and curve["evidence"]["final_loss"] < 1.0
+    assert (tmp_path / "figures" / "train_loss_curve.png").stat().st_size > 20_000
+    assert "train/loss_curve" in events(tmp_path).Tags()["images"]
+
+
+def test_pictures_and_histograms_reach_tensorboard_and_the_run_directory(tmp_path):
+    overrides = ["model=cnn", "trainer.max_epochs=2", "trainer.limit_train_batches=10", *SHORT[2:]]
+    run_here(tmp_path, *overrides, "watch.pictures=true")
+    recorded = events(tmp_path)
+    pictures = {
+        "train/inputs_per_class",
+        "weights/first_layer",
+        "train/loss_curve",
+        "test/predictions",
+        "test/confident_mistakes",
+        "test/confusion_matrix",
+    }
+    assert pictures == set(recorded.Tags()["images"])
+    for tag in pictures:
+        assert recorded.Images(tag)[-1].width > 300, tag
+        assert (tmp_path / "figures" / f"{tag.replace('/', '_')}.png").is_file()
+    histograms = set(recorded.Tags()["histograms"])
+    layers = {"features.0", "features.3", "classifier.0", "classifier.2", "classifier.4"}
+    assert {f"weights/{layer}" for layer in layers} | {f"gradients/{layer}" for layer in layers} == histograms
+    assert [event.step for event in recorded.Histograms("weights/features.0")] == [0, 1]  # each epoch
+
+
+def test_one_key_turns_the_pictures_and_another_the_histograms_off(tmp_path):
+    run_here(tmp_path, "watch.pictures=false", "watch.histograms=false", *SMOKE)
+    recorded = events(tmp_path)
+    assert recorded.Tags()["images"] == [] and recorded.Tags()["histograms"] == []
+    assert not (tmp_path / "figures").exists()
+
+
+def test_a_run_whose_weights_become_nan_still_ends_with_its_verdicts(tmp_path):
+    metrics = run_here(tmp_path, "optimizer=sgd", "optimizer.lr=5.0", "divergence_factor=null", *SHORT)
+    assert metrics["status"] == "completed" and metrics["loss_curve"]["verdict"] == "exploded"
+    assert metrics["loss_curve"]["evidence"]["final_loss"] is None  # NaN has no JSON form
