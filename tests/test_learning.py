@@ -1,5 +1,6 @@
 """Models learn on the embedded sample; the best checkpoint evaluates and predicts reproducibly."""
 
+import json
 import subprocess
 import sys
 
@@ -52,6 +53,15 @@ def test_checkpoints_written_before_the_model_owned_its_preprocessing_still_eval
     evaluated = run_here(tmp_path, "train=false", f"ckpt_path={old}")
     assert evaluated["test_acc"] == pytest.approx(0.906000018119812, abs=1e-6)
     assert evaluated["test_loss"] == pytest.approx(0.33551812171936035, rel=1e-5)
+
+
+def test_checkpoints_written_before_still_resume(tmp_path):
+    old = REPO / "tests" / "fixtures" / "mlp16_sgd_v0.1.ckpt"  # 2 epochs done
+    overrides = ["model.hidden_sizes=[16]", "optimizer=sgd", "optimizer.lr=0.1", "seed=1", "trainer.max_epochs=3"]
+    resumed = run_here(tmp_path, *overrides, f"ckpt_path={old}")
+    assert resumed["status"] == "completed" and resumed["epochs"] == 3
+    assert resumed["best_val_acc"] >= 0.858  # the old run's best (0.858) is kept, not forgotten
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["train_epoch_seconds"]) == 1
 
 
 def test_predict_classifies_png_files_with_the_checkpoint(mlp_run, tmp_path):

@@ -61,6 +61,9 @@ class ClassifierModule(L.LightningModule):
             setattr(self, f"{stage}_acc", MulticlassAccuracy(num_classes, average="micro"))
             setattr(self, f"{stage}_mean_loss", MeanMetric())
         self._epoch_outputs: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {stage: [] for stage in STAGES}
+        # The loss curves the note says to watch, kept from the step outputs the epoch metrics use anyway
+        # (procedure/loss_curve.py reads them at the end): no callback on every step for it.
+        self.history: dict[str, list[float]] = {"train_steps": [], "train_epoch": [], "val_epoch": []}
 
     def forward(self, pixels: Tensor) -> Tensor:
         return self.net(self.input_transform(pixels))
@@ -82,9 +85,15 @@ class ClassifierModule(L.LightningModule):
         accuracy.update(torch.cat(predictions), torch.cat(labels))
         sizes = torch.tensor([len(batch) for batch in labels], dtype=torch.float32, device=losses[0].device)
         mean_loss.update(torch.stack(losses), weight=sizes)
-        for name, metric in ((loss_name, mean_loss), (f"{stage}/acc", accuracy)):
-            self.log(name, metric.compute(), prog_bar=stage != "test")
-            metric.reset()
+        epoch_loss = mean_loss.compute()
+        for name, value in ((loss_name, epoch_loss), (f"{stage}/acc", accuracy.compute())):
+            self.log(name, value, prog_bar=stage != "test")
+        mean_loss.reset(), accuracy.reset()
+        if stage == "train":  # one transfer an epoch
+            self.history["train_steps"] += torch.stack(losses).float().tolist()
+            self.history["train_epoch"].append(float(epoch_loss))
+        elif stage == "val" and not self.trainer.sanity_checking:
+            self.history["val_epoch"].append(float(epoch_loss))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step("train", batch)
@@ -157,9 +166,12 @@ class ClassifierModule(L.LightningModule):
         return config
 
     # Lightning does not save the global RNG; dropout and augmentation draws must resume where they were.
+    # The loss history travels too: a resumed run diagnoses its whole curve.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["torch_rng_state"] = torch.get_rng_state()
+        checkpoint["loss_history"] = self.history
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
+        self.history = {key: list(values) for key, values in checkpoint.get("loss_history", self.history).items()}

@@ -19,6 +19,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.prediction_figures import PredictionFigures
@@ -28,6 +29,7 @@ from experiments.data.preprocessing import InputTransform
 from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
+from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
@@ -142,6 +144,7 @@ def fit(
     """Train (resuming from cfg.ckpt_path when given); returns what training leaves to report. With
     watch.pictures, draws the training inputs per class first and the first layer's weights after."""
     run_dir, names = trainer.default_root_dir, module.hparams.data["class_names"]
+    log.info(f"\n{ModelSummary(module, max_depth=2)}")  # Lightning's summary callback would run on every step
     if cfg.watch.pictures and not cfg.ckpt_path:
         draw_training_inputs(datamodule, names, trainer.logger, run_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -151,7 +154,9 @@ def fit(
     diverged = divergence is not None and divergence.diverged_step is not None
     last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
     best = checkpointing.best_model_score
-    watched = {"loss_curve": callbacks.loss_curve.verdict(diverged, trainer if cfg.watch.pictures else None)}
+    drawn_in = run_dir if cfg.watch.pictures else None
+    curve = report_loss_curve(module.history, diverged, trainer.logger, drawn_in, trainer.global_step)
+    watched = {"loss_curve": curve}
     if callbacks.update_ratio is not None:
         watched["update_ratio"] = callbacks.update_ratio.summary()
     return {

@@ -1,14 +1,17 @@
 """build_trainer(cfg, run_dir): Lightning's Trainer with this project's logger and callbacks.
 
 Always on: best and last checkpoints, epoch timing, the note's divergence rule (unless
-divergence_factor=null), the loss-curve diagnosis and a throttled Rich progress bar. The `watch` keys
+divergence_factor=null) and a throttled Rich progress bar. The `watch` keys
 switch the update/weight ratios and the histograms; the regularization and scheduler choices switch on
 max-norm, early stopping and the learning-rate monitor. Lightning calls every callback for every hook,
 about 6 a training step, so a callback with nothing to do during training is not attached then: the
-test-split pictures join for testing (run.test), and the other pictures are drawn outside the loop.
+test-split pictures join for testing (run.test), the other pictures are drawn outside the loop, the
+loss curve is kept by the module, and the run prints its own model summary instead of Lightning's
+RichModelSummary callback.
 """
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import lightning as L
@@ -20,11 +23,20 @@ from omegaconf import DictConfig
 from experiments.callbacks.divergence import DivergenceAbort
 from experiments.callbacks.epoch_timer import EpochTimer
 from experiments.callbacks.histograms import WeightHistograms
-from experiments.callbacks.loss_curve import LossCurve
 from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.lean_profiler import LeanPassThroughProfiler
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint with its state key computed once. Lightning formats every callback's
+    state key on each hook call (6 a step), and this one's is a repr of five settings: 5 us a step. The
+    key keeps ModelCheckpoint's name, so checkpoints written before this class existed still resume."""
+
+    @cached_property
+    def state_key(self) -> str:
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
 
 @dataclass
@@ -34,19 +46,18 @@ class RunCallbacks:
     checkpointing: ModelCheckpoint
     timer: EpochTimer
     divergence: DivergenceAbort | None
-    loss_curve: LossCurve
     update_ratio: UpdateRatio | None
     others: list[L.Callback] = field(default_factory=list)
 
     def all(self) -> list[L.Callback]:
-        reporting = [self.checkpointing, self.timer, self.divergence, self.loss_curve, self.update_ratio]
+        reporting = [self.checkpointing, self.timer, self.divergence, self.update_ratio]
         return [callback for callback in reporting if callback is not None] + self.others
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbacks]:
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
     callbacks = RunCallbacks(
-        checkpointing=ModelCheckpoint(
+        checkpointing=RunCheckpoint(
             dirpath=run_dir / "checkpoints",
             filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
             auto_insert_metric_name=False,
@@ -56,7 +67,6 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         ),
         timer=EpochTimer(),
         divergence=DivergenceAbort(cfg.divergence_factor) if cfg.divergence_factor is not None else None,
-        loss_curve=LossCurve(),
         update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
         others=[*optional_callbacks(cfg), SteadyRichProgressBar()],
     )
@@ -69,6 +79,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         logger=logger,
         callbacks=callbacks.all(),
         default_root_dir=str(run_dir),
+        enable_model_summary=False,  # run.fit prints the summary: Lightning's callback would be called every step
         gradient_clip_val=clip.value,
         gradient_clip_algorithm=clip.algorithm,
     )

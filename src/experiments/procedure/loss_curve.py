@@ -12,8 +12,12 @@ Shapes, most urgent first (a curve can show several; the first found is the verd
 Each verdict comes with the numbers it rests on.
 """
 
+import logging
 import math
 import statistics
+from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # Thresholds, chosen so that mini-batch noise on the embedded sample does not trigger them.
 FLAT_BAND = 0.1  # "near the starting level": within 10% of it
@@ -119,3 +123,25 @@ def _overfitting(train_epoch: list[float], val_epoch: list[float]) -> dict | Non
 
 def _verdict(found: list[str], evidence: dict) -> dict:
     return {"verdict": found[0], "advice": ADVICE[found[0]], "also": found[1:], "evidence": evidence}
+
+
+def report_loss_curve(history: dict, diverged: bool, logger=None, run_dir: str | Path | None = None, step: int = 0):
+    """The verdict on a run's curves (ClassifierModule.history), logged with its numbers: a warning for
+    the shapes that need action. With a run directory, the curve is drawn too (figures/train_loss_curve.png
+    and TensorBoard's train/loss_curve)."""
+    found = diagnose(history["train_steps"], history["train_epoch"], history["val_epoch"], diverged)
+    if run_dir is not None and history["train_steps"]:
+        from experiments.figures import publish
+        from experiments.pictures.loss_curve import curve_figure
+
+        figure = curve_figure(history["train_steps"], history["val_epoch"], found)
+        publish(figure, "train/loss_curve", logger, run_dir, step)
+    line = f"loss curve: {found['verdict']} ({_numbers(found['evidence'])}); {found['advice']}"
+    urgent = found["verdict"] in ("exploded", "flat, then decreasing", "flat throughout", "overfitting")
+    log.log(logging.WARNING if urgent else logging.INFO, line)
+    return found
+
+
+def _numbers(evidence: dict) -> str:
+    shown = (f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}" for key, value in evidence.items())
+    return ", ".join(shown)
