@@ -114,6 +114,18 @@ def test_a_failing_trial_is_recorded_the_others_run_and_the_sweep_exits_1(tmp_pa
     assert {row["status"] for row in summary_rows(sweep_dir)} == {"completed", "failed"}
 
 
+def test_a_check_procedure_sweep_fails_the_trials_whose_checks_fail_in_the_typed_sweep_dir(tmp_path):
+    typed = tmp_path / "elsewhere" / "inits"
+    overrides = ["check=procedure", "model.init=zeros,default", "checks.overfit_max_steps=40"]
+    result = train(tmp_path, "-m", *overrides, f"hydra.sweep.dir={typed}")
+    assert result.returncode == 1 and "1 of 2 trials failed (init=zeros)" in result.stderr.splitlines()[-1]
+    assert not (tmp_path / "outputs").exists()  # hydra.sweep.dir is where the sweep goes, not ignored
+    assert status(typed / "init=default")["status"] == "completed"
+    assert status(typed / "init=zeros")["status"] == "failed"
+    assert "overfit a tiny subset" in (typed / "init=zeros" / "error.txt").read_text()
+    assert json.loads((typed / "init=default" / "checks.json").read_text())[0]["passed"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

@@ -65,6 +65,15 @@ def fixed_strings(fixed: list[Override]) -> list[str]:
     return [o.input_line for o in fixed if o.input_line]
 
 
+def typed_sweep_dir(config) -> Path | None:
+    """hydra.sweep.dir as the user typed it: honoured as the sweep directory rather than silently replaced."""
+    for override in config.hydra.overrides.hydra:
+        key, _, value = str(override).partition("=")
+        if key.lstrip("+") == "hydra.sweep.dir":
+            return Path(value.strip("'\""))
+    return None
+
+
 class SweepPlan:
     """outputs/sweeps/NAME/sweep.json: what the sweep is and which trials it holds."""
 
@@ -76,7 +85,7 @@ class SweepPlan:
         label = choice if choice not in (None, "null", "grid") else "grid-" + "_".join(self.short.values())
         named_by = [o for o in self.fixed if override_key(o) not in NOT_IN_NAME]
         self.name = config.get("sweep_name") or sweep_name(label, named_by)
-        self.dir = Path(config.hydra.runtime.cwd) / "outputs" / "sweeps" / self.name
+        self.dir = Path(config.hydra.runtime.cwd) / (typed_sweep_dir(config) or Path("outputs") / "sweeps" / self.name)
         self.preset_overrides = preset_overrides(config, choice)
         self.trials: list[dict] = []
 
