@@ -155,6 +155,14 @@ def test_init_schemes_set_weights_and_zero_biases(scheme):
     assert first.weight.std().item() == pytest.approx(expected, rel=0.05)
 
 
+def test_uniform_init_is_the_note_numpy_nets_for_weights_and_biases():
+    net = MLP((1, 28, 28), 10, hidden_sizes=[256], init="uniform", batchnorm=True)
+    first, norm = net.layers[1], net.layers[2]
+    for param in (first.weight, first.bias):
+        assert param.abs().max() <= 1 and param.std().item() == pytest.approx(1 / 3**0.5, rel=0.1)
+    assert torch.equal(norm.weight, torch.ones_like(norm.weight))  # BatchNorm's scale is not a weight to draw
+
+
 def test_weight_decay_applies_to_weights_not_biases():
     optimizer = module(weight_decay=0.01).configure_optimizers()["optimizer"]
     decayed, plain = optimizer.param_groups

@@ -101,7 +101,7 @@ RULES: dict[str, Rule] = {
     "model.activation": choice("relu", "sigmoid", "tanh", "leaky_relu", "prelu", "elu", "maxout"),
     "model.activation_alpha": Rule("null or a number >= 0", lambda v: _is_number(v) and v >= 0, nullable=True),
     "model.maxout_pieces": integer(2),
-    "model.init": choice("default", "zeros", "normal", "xavier", "he"),
+    "model.init": choice("default", "zeros", "normal", "xavier", "he", "uniform"),
     "model.init_std": number(0, low_open=True),
     "optimizer.lr": number(0, low_open=True),
     "optimizer.momentum": number(0, 1, high_open=True),

@@ -73,7 +73,7 @@ def hidden_block(
 
 
 def initialize(model: nn.Module, scheme: str, std: float, activation: str = "relu") -> None:
-    """Apply an init scheme to every weight matrix/kernel; biases start at zero except for `default`."""
+    """Apply an init scheme to every weight matrix/kernel; biases start at zero except for `default` and `uniform`."""
     check_value("model.init", scheme)
     if scheme == "default":
         return
@@ -84,6 +84,11 @@ def initialize(model: nn.Module, scheme: str, std: float, activation: str = "rel
         "tanh": "tanh",
         "sigmoid": "sigmoid",
     }.get(activation, "linear")
+    if scheme == "uniform":  # the note's NumPy net: weights and biases from U(-1, 1); norm/PReLU scales kept
+        for name, param in model.named_parameters():
+            if param.dim() >= 2 or "bias" in name:
+                nn.init.uniform_(param, -1.0, 1.0)
+        return
     for name, param in model.named_parameters():
         if "weight" not in name or param.dim() < 2:  # biases, and BatchNorm/PReLU scales keep theirs
             if "bias" in name:
