@@ -24,7 +24,7 @@ def publish(figure: plt.Figure, tag: str, logger, run_dir: str | Path, step: int
     pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
     plt.close(figure)
     Image.fromarray(pixels).save(path, compress_level=1)
-    writer = getattr(logger, "experiment", None)
+    writer = getattr(logger, "experiment", logger)  # a Lightning logger, or a SummaryWriter itself
     if writer is not None and hasattr(writer, "add_image"):
         writer.add_image(tag, pixels, step, dataformats="HWC")
     return path
