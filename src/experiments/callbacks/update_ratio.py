@@ -3,7 +3,7 @@ weight tensor, every `every` optimizer steps. The note's rule of thumb puts it n
 far above, the learning rate is too high; far below, too low.
 
 A reading copies the weights just before the optimizer step and compares after it: one copy and a few
-norms every `every` steps, 0.2 ms for the 670k weights of the default MLP (bench/epoch.py measures it).
+norms every `every` steps, 0.2-0.6 ms for the 670k weights of the default MLP (bench/epoch.py measures it).
 Each tensor's ratio goes to TensorBoard as `diag/update_ratio/<layer>`, with their median as
 `diag/update_ratio/median`.
 """
