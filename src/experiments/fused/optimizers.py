@@ -1,0 +1,104 @@
+"""SGD, Adam and AdamW over stacked parameters [N, ...], with one learning rate and weight decay per trial.
+
+torch.optim takes one scalar learning rate per parameter group, and a stacked tensor is one parameter, so
+these apply torch.optim's update rules (the single-tensor formulas of torch 2.x, step for step) with the
+hyperparameters as [N] tensors broadcast over each trial's slice. Trial i's slice moves exactly as its
+lone run's parameters move under torch.optim. Weight decay acts on weights only (`decay` marks them), as
+in a lone run, where biases and norm scales sit in a group with decay 0.
+"""
+
+import torch
+from torch import Tensor
+
+
+def per_trial(values: Tensor, like: Tensor) -> Tensor:
+    """[N] -> [N, 1, 1, ...], broadcastable over a stacked parameter."""
+    return values.to(like.device, like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+
+class StackedOptimizer(torch.optim.Optimizer):
+    """Parameters come as (tensor, decays) pairs; `lr` and `weight_decay` are [N] tensors (one per trial)."""
+
+    def __init__(self, params: list[tuple[Tensor, bool]], lr: Tensor, weight_decay: Tensor, **options):
+        groups = [{"params": [tensor], "decay": decays} for tensor, decays in params]
+        super().__init__(groups, {"lr": torch.as_tensor(lr), "weight_decay": torch.as_tensor(weight_decay), **options})
+
+    def _decayed_gradient(self, group: dict, param: Tensor) -> Tensor:
+        grad = param.grad
+        if group["decay"]:
+            grad = grad + per_trial(group["weight_decay"], param) * param  # L2 through the gradient
+        return grad
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for param in group["params"]:
+                if param.grad is not None:
+                    self.update(group, param, self.state[param])
+        return loss
+
+    def update(self, group: dict, param: Tensor, state: dict) -> None:
+        raise NotImplementedError
+
+    def keep(self, trials: list[int], replaced: dict[Tensor, Tensor]) -> None:
+        """Follow TrialStack.keep: the kept trials' hyperparameters and state, on the new parameters."""
+        index = torch.tensor(trials, dtype=torch.long)
+        for group in self.param_groups:
+            group["lr"] = group["lr"].index_select(0, index)
+            group["weight_decay"] = group["weight_decay"].index_select(0, index)
+            old_params, group["params"] = group["params"], [replaced[param] for param in group["params"]]
+            for old, new in zip(old_params, group["params"], strict=True):
+                state = self.state.pop(old, {})
+                self.state[new] = {
+                    key: value.index_select(0, index.to(value.device)) if torch.is_tensor(value) else value
+                    for key, value in state.items()
+                }
+
+
+class StackedSGD(StackedOptimizer):
+    def __init__(self, params, lr, weight_decay, momentum: float = 0.0, nesterov: bool = False):
+        super().__init__(params, lr, weight_decay, momentum=momentum, nesterov=nesterov)
+
+    def update(self, group: dict, param: Tensor, state: dict) -> None:
+        grad = self._decayed_gradient(group, param)
+        momentum = group["momentum"]
+        if momentum:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.detach().clone()
+            else:
+                state["momentum_buffer"].mul_(momentum).add_(grad)
+            buffer = state["momentum_buffer"]
+            grad = grad.add(buffer, alpha=momentum) if group["nesterov"] else buffer
+        param.sub_(per_trial(group["lr"], param) * grad)
+
+
+class StackedAdam(StackedOptimizer):
+    """Adam (L2 through the gradient) or, with decoupled=True, AdamW (weights shrink by lr x decay)."""
+
+    def __init__(self, params, lr, weight_decay, betas=(0.9, 0.999), eps: float = 1e-8, decoupled: bool = False):
+        super().__init__(params, lr, weight_decay, betas=tuple(betas), eps=eps, decoupled=decoupled)
+
+    def update(self, group: dict, param: Tensor, state: dict) -> None:
+        lr = per_trial(group["lr"], param)
+        if group["decoupled"]:
+            grad = param.grad
+            if group["decay"]:
+                param.mul_(1 - lr * per_trial(group["weight_decay"], param))
+        else:
+            grad = self._decayed_gradient(group, param)
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        beta1, beta2 = group["betas"]
+        state["step"] += 1
+        state["exp_avg"].lerp_(grad, 1 - beta1)
+        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1 ** state["step"]
+        bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
+        denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group["eps"])
+        param.sub_(lr / bias_correction1 * state["exp_avg"] / denom)
