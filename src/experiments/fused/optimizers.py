@@ -44,6 +44,12 @@ class StackedOptimizer(torch.optim.Optimizer):
     def update(self, group: dict, param: Tensor, state: dict) -> None:
         raise NotImplementedError
 
+    def freeze(self, position: int) -> None:
+        """Learning rate 0 for the trial at `position`: its slice stops moving (its gradient is zero too)."""
+        for group in self.param_groups:
+            group["lr"] = group["lr"].clone()
+            group["lr"][position] = 0.0
+
     def keep(self, trials: list[int], replaced: dict[Tensor, Tensor]) -> None:
         """Follow TrialStack.keep: the kept trials' hyperparameters and state, on the new parameters."""
         index = torch.tensor(trials, dtype=torch.long)

@@ -1,0 +1,121 @@
+"""What `hydra/launcher=fused` does with the jobs a sweeper hands it:
+
+1. each job goes through Hydra's own `run_job` with a task that only prepares it (its directory, .hydra/
+   configs, train.log, status.json "running") and checks its config;
+2. jobs whose configs differ only in the fused keys (`experiments.fused.train.FUSED`) form a set, of at
+   most `max_trials`, and each set trains as one model (`train_fused`);
+3. each job's JobReturn gets its trial's objective, as a lone trial's would.
+
+A job that cannot join a set (a resumed trial, a config that does not fuse, a set of one) runs as an
+ordinary trial through the sweep's task function, and the log says why in one line.
+"""
+
+import logging
+import traceback
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, run_job
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from experiments.config_checks import check_config
+from experiments.errors import UserError
+from experiments.sweeps.status import write_status
+
+log = logging.getLogger(__name__)
+
+
+class PreparedJob:
+    def __init__(self, index: int, sweep_config: DictConfig):
+        self.index, self.sweep_config = index, sweep_config
+        self.cfg: DictConfig | None = None
+        self.trial_dir: Path | None = None
+        self.choices: dict = {}
+        self.error: str | None = None
+        self.job_return: JobReturn | None = None
+
+    def prepare(self, cfg: DictConfig) -> None:
+        """The task run_job runs for a job of a fused set: record where and what, validate, mark running."""
+        hydra = HydraConfig.get()
+        self.cfg, self.trial_dir = cfg, Path(hydra.runtime.output_dir)
+        self.choices = OmegaConf.to_container(hydra.runtime.choices)
+        try:
+            check_config(cfg, list(hydra.overrides.task))
+        except UserError as err:
+            self.error = str(err)
+        write_status(self.trial_dir, "running", fresh=True, fused=True)
+
+
+def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int) -> list[JobReturn]:
+    from experiments.fused.train import check_fusable, fusion_key
+
+    if not isinstance(max_trials, int) or max_trials < 1:
+        raise UserError(f"hydra.launcher.max_trials={max_trials} is not allowed: it must be an integer >= 1")
+    jobs = []
+    for offset, overrides in enumerate(job_overrides):
+        sweep_config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = sweep_config.hydra.job.num = initial_job_idx + offset
+        job = PreparedJob(initial_job_idx + offset, sweep_config)
+        job.job_return = run_job(
+            hydra_context=launcher.hydra_context,
+            task_function=job.prepare,
+            config=sweep_config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        jobs.append(job)
+    sets: dict[str, list[PreparedJob]] = {}
+    alone: list[tuple[PreparedJob, str]] = []
+    for job in jobs:
+        if job.error is not None or job.cfg is None:
+            alone.append((job, "its config is refused"))
+        elif job.cfg.ckpt_path:
+            alone.append((job, "it resumes from its last checkpoint"))
+        else:
+            sets.setdefault(fusion_key(job.cfg), []).append(job)
+    for members in sets.values():
+        for start in range(0, len(members), max_trials):
+            chunk = members[start : start + max_trials]
+            if len(chunk) == 1:
+                alone.append((chunk[0], "no other trial shares its settings"))
+                continue
+            try:
+                check_fusable([job.cfg for job in chunk])
+            except UserError as err:
+                alone += [(job, str(err)) for job in chunk]
+                continue
+            train_set(chunk)
+    for job, reason in alone:
+        log.info(f"trial {job.trial_dir.name if job.trial_dir else job.index} runs alone: {reason}")
+        job.job_return = run_job(
+            hydra_context=launcher.hydra_context,
+            task_function=launcher.task_function,
+            config=job.sweep_config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+    return [job.job_return for job in jobs]
+
+
+def train_set(jobs: list[PreparedJob]) -> None:
+    """Train one fused set; every trial records its status and objective as job.run_job would."""
+    from experiments.fused.train import train_fused
+
+    names = ", ".join(job.trial_dir.name for job in jobs)
+    log.info(f"fused set of {len(jobs)} trials: {names}")
+    try:
+        results = train_fused([job.cfg for job in jobs], [job.trial_dir for job in jobs], jobs[0].choices)
+    except Exception as err:  # the whole set failed: each trial says so, as a lone failure would
+        message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}".splitlines()[0]
+        log.error(f"fused set failed: {message}")
+        for job in jobs:
+            (job.trial_dir / "error.txt").write_text(message + "\n")
+            (job.trial_dir / "traceback.txt").write_text(traceback.format_exc())
+            write_status(job.trial_dir, "failed", error=message)
+            job.job_return.return_value = None
+        return
+    for job, metrics in zip(jobs, results, strict=True):
+        objective = metrics.get("best_val_acc") or 0.0
+        write_status(job.trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
+        job.job_return.return_value = objective

@@ -1,0 +1,189 @@
+"""FusedModule: a set of trials that differ only in their learning rate, weight decay and L1 strength,
+trained as one LightningModule, while each trial keeps its own outcome.
+
+- The 3x rule is applied per trial, as the lone run's DivergenceAbort applies it: after a step, a trial
+  whose loss is not finite or is above factor x its first loss is `diverged` at that step. Its slice is
+  frozen (learning rate 0, no gradient) until the next validation, which a lone run also runs when it
+  stops, and then leaves the stack, so it stops costing compute. The others go on.
+- Early stopping on val/loss (patience, min_delta) is per trial too; a stopped trial leaves the stack.
+- After every validation, each trial's best weights (by val/acc, ties to the earlier epoch, as
+  ModelCheckpoint keeps them) are held on the CPU for its checkpoint.
+- The fit ends when every trial has stopped or the epochs run out.
+"""
+
+import itertools
+import math
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+
+from experiments.fused.optimizers import StackedAdam, StackedSGD
+from experiments.fused.stack import TrialStack
+from experiments.module import ClassifierModule
+
+OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam", "torch.optim.AdamW": "adamw"}
+
+
+class TrialRecord:
+    """What one trial's run produces, filled in as the fused fit goes."""
+
+    def __init__(self) -> None:
+        self.status = "completed"
+        self.stopped_step: int | None = None
+        self.diverged_loss: float | None = None
+        self.first_loss: float | None = None
+        self.last_loss: float | None = None
+        self.best_val_acc: float | None = None
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, Tensor] | None = None
+        self.val_loss_best = math.inf
+        self.wait = 0
+        self.step_losses: list[float] = []
+        self.epochs: dict[int, dict] = {}  # epoch -> train/loss, train/acc, val/loss, val/acc
+
+
+class FusedModule(L.LightningModule):
+    def __init__(self, modules: list[ClassifierModule], divergence_factor: float | None, early_stopping: dict):
+        super().__init__()
+        self.input_transform = modules[0].input_transform  # fitted on the same training pixels for all
+        self.stack = TrialStack([module.net for module in modules])
+        self.trial_hparams = [dict(module.hparams) for module in modules]
+        self.l1 = torch.tensor([module.regularization.get("l1", 0.0) for module in modules])
+        self.divergence_factor = divergence_factor
+        self.patience, self.min_delta = early_stopping.get("patience"), early_stopping.get("min_delta", 0.0)
+        self.positions = list(range(len(modules)))  # trial number of each slice of the stack
+        self.frozen: set[int] = set()  # diverged trials waiting for their last validation
+        self.records = [TrialRecord() for _ in modules]
+        self._outputs: dict[str, list] = {"train": [], "val": []}
+
+    def forward(self, pixels: Tensor) -> Tensor:
+        return self.stack(self.input_transform(pixels))
+
+    def _losses(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        """Each active trial's mean loss on the batch, [active]; its correct count is kept for the epoch."""
+        pixels, labels = batch
+        logits = self(pixels)  # [active trials, batch, classes]
+        expanded = labels.expand(logits.shape[0], -1)
+        losses = nn.functional.cross_entropy(logits.transpose(1, 2), expanded, reduction="none").mean(dim=1)
+        correct = (logits.detach().argmax(dim=2) == expanded).sum(dim=1)
+        stage = "train" if self.training else "val"
+        # Which trials were in the stack for this batch: a trial may leave mid-epoch (the 3x rule).
+        self._outputs[stage].append((tuple(self.positions), losses.detach() * len(labels), correct, len(labels)))
+        return losses
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        losses = self._losses(batch)
+        objective = losses
+        l1 = self.l1[self.positions].to(losses.device)
+        if bool((l1 > 0).any()):
+            objective = losses + l1 * self.stack.weight_l1()
+        self._last_objective = objective.detach()
+        if self.frozen:  # where, not a product: a frozen trial's NaN loss must not reach any gradient
+            running = torch.tensor([trial not in self.frozen for trial in self.positions], device=losses.device)
+            objective = torch.where(running, objective, torch.zeros_like(objective))
+        return objective.sum()  # trial i's slice gets trial i's gradient only
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        """The 3x rule per trial, after the step as in a lone run; diverged trials leave the stack."""
+        losses = self._last_objective.tolist()
+        for position, (trial, loss) in enumerate(zip(self.positions, losses, strict=True)):
+            if trial in self.frozen:
+                continue
+            record = self.records[trial]
+            record.step_losses.append(loss)
+            record.last_loss = loss
+            if record.first_loss is None:
+                record.first_loss = loss
+            if self.divergence_factor is None:
+                continue
+            if not math.isfinite(loss) or loss > self.divergence_factor * record.first_loss:
+                record.status, record.stopped_step, record.diverged_loss = "diverged", self.global_step, loss
+                self.frozen.add(trial)
+                self.trainer.optimizers[0].freeze(position)
+        if len(self.frozen) == len(self.positions):
+            self.trainer.should_stop = True  # Lightning still validates once, as for a lone run that stops
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._losses(batch)
+
+    def on_train_epoch_end(self) -> None:
+        self._epoch_figures("train")
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            self._outputs["val"] = []
+            return
+        figures = self._epoch_figures("val")
+        stopped = []
+        for position, trial in enumerate(self.positions):
+            record, (loss, accuracy) = self.records[trial], figures[trial]
+            if record.best_val_acc is None or accuracy > record.best_val_acc:
+                record.best_val_acc, record.best_epoch = accuracy, self.current_epoch
+                record.best_state = self.trial_state(position)
+            if self.patience is not None and trial not in self.frozen:  # EarlyStopping's rule on val/loss, per trial
+                if loss < record.val_loss_best - self.min_delta:
+                    record.val_loss_best, record.wait = loss, 0
+                else:
+                    record.wait += 1
+                    if record.wait >= self.patience:
+                        record.status, record.stopped_step = "completed", self.global_step
+                        stopped.append(position)
+        stopped += [position for position, trial in enumerate(self.positions) if trial in self.frozen]
+        self.frozen.clear()
+        self._drop(sorted(set(stopped)))
+
+    def _epoch_figures(self, stage: str) -> dict[int, tuple[float, float]]:
+        """trial -> (mean loss, accuracy) over the epoch's batches it took part in; kept in its record."""
+        outputs, self._outputs[stage] = self._outputs[stage], []
+        totals: dict[int, list[float]] = {}
+        for positions, group in itertools.groupby(outputs, key=lambda output: output[0]):
+            _, loss_sums, correct, sizes = zip(*group, strict=True)
+            # one transfer per run of batches with the same trials (usually the whole epoch)
+            loss_sums, correct = torch.stack(loss_sums).sum(dim=0).tolist(), torch.stack(correct).sum(dim=0).tolist()
+            for trial, loss_sum, hits in zip(positions, loss_sums, correct, strict=True):
+                total = totals.setdefault(trial, [0.0, 0.0, 0])
+                total[0], total[1], total[2] = total[0] + loss_sum, total[1] + hits, total[2] + sum(sizes)
+        figures = {trial: (loss / count, hits / count) for trial, (loss, hits, count) in totals.items()}
+        for trial, (loss, accuracy) in figures.items():
+            self.records[trial].epochs.setdefault(self.current_epoch, {}).update(
+                {f"{stage}/loss": loss, f"{stage}/acc": accuracy}
+            )
+        return figures
+
+    def trial_state(self, position: int) -> dict[str, Tensor]:
+        """A lone ClassifierModule's state dict for the trial at `position`: its net and the shared transform."""
+        state = {f"net.{name}": value.cpu() for name, value in self.stack.trial_state(position).items()}
+        transform = self.input_transform.state_dict()
+        state.update({f"input_transform.{name}": value.detach().cpu() for name, value in transform.items()})
+        return state
+
+    def _drop(self, stopped: list[int]) -> None:
+        if not stopped:
+            return
+        kept = [position for position in range(len(self.positions)) if position not in stopped]
+        for position in stopped:
+            trial = self.positions[position]
+            if self.records[trial].best_state is None:  # stopped before any validation: keep its weights
+                self.records[trial].best_state = self.trial_state(position)
+        if not kept:
+            self.trainer.should_stop = True
+            self.positions = []
+            return
+        replaced = self.stack.keep(kept)
+        self.trainer.optimizers[0].keep(kept, replaced)
+        self.positions = [self.positions[position] for position in kept]
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        spec = dict(self.trial_hparams[0]["optimizer"])
+        kind = OPTIMIZERS.get(spec.pop("_target_"))
+        spec.pop("_partial_", None)
+        spec.pop("lr")
+        lr = torch.tensor([hparams["optimizer"]["lr"] for hparams in self.trial_hparams])
+        regularization = [hparams["regularization"] or {} for hparams in self.trial_hparams]
+        decay = torch.tensor([options.get("weight_decay", 0.0) for options in regularization])
+        params = [(self.stack.parameter(name), name in self.stack.weight_names) for name in self.stack.names]
+        if kind == "sgd":
+            momentum, nesterov = spec.get("momentum", 0.0), spec.get("nesterov", False)
+            return StackedSGD(params, lr, decay, momentum=momentum, nesterov=nesterov)
+        return StackedAdam(params, lr, decay, decoupled=kind == "adamw", **spec)

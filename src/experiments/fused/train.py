@@ -1,0 +1,166 @@
+"""train_fused(cfgs, run_dirs): train a set of trials as one batched model, then give each trial what a lone
+run leaves in its directory: metrics.json, a TensorBoard run with its HParams row, and its checkpoints.
+
+Only values that leave the model's shapes and the data stream unchanged may differ across a set (FUSED);
+`fusion_key` tells sets apart. Each trial starts from the weights its lone run would draw: the data is
+built once, and every trial's module is built from the global RNG state the lone run has at that point.
+"""
+
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.callbacks.progress import SteadyRichProgressBar
+from experiments.errors import UserError
+from experiments.fused.module import OPTIMIZERS, FusedModule, TrialRecord
+from experiments.lean_profiler import LeanPassThroughProfiler
+from experiments.module import ClassifierModule
+from experiments.reporting import chosen_hparams, log_hparams, write_metrics_json
+from experiments.run import build_data, build_module, prepare_process
+
+FUSED = ("optimizer.lr", "regularization.weight_decay", "regularization.l1")
+
+
+def fusion_key(cfg: DictConfig) -> str:
+    """The config without the keys that may differ inside a fused set: equal keys, one set."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    for key in FUSED:
+        parent, _, leaf = key.rpartition(".")
+        plain[parent].pop(leaf, None)
+    plain.pop("hydra", None)
+    return OmegaConf.to_yaml(plain)
+
+
+def check_fusable(cfgs: list[DictConfig]) -> None:
+    """One line for the first thing a fused set cannot do, before anything is built."""
+    first = cfgs[0]
+    if len({fusion_key(cfg) for cfg in cfgs}) > 1:
+        raise UserError(f"these trials differ in more than {', '.join(FUSED)}: they cannot train as one set")
+    target = first.optimizer._target_
+    if target not in OPTIMIZERS:
+        names = ", ".join(f"optimizer={name}" for name in OPTIMIZERS.values())
+        raise UserError(f"optimizer={target.rsplit('.', 1)[-1].lower()} does not fuse yet: use {names}")
+    regularization = first.regularization
+    unsupported = {
+        "regularization.grad_clip.value": regularization.grad_clip.value,
+        "regularization.max_norm": regularization.max_norm,
+        "regularization.dropout": regularization.dropout or None,
+        "scheduler": first.scheduler or None,
+    }
+    for key, value in unsupported.items():
+        if value is not None:
+            raise UserError(f"{key}={value} does not fuse yet: fused sets train without it")
+    if not first.train or first.check != "none" or first.tune != "none" or first.ckpt_path:
+        raise UserError("fused sets train from scratch: no train=false, check=..., tune=... or ckpt_path")
+
+
+def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | None = None) -> list[dict]:
+    """Train the trials `cfgs` as one model; each writes its results to its own run dir. Returns their metrics."""
+    check_fusable(cfgs)
+    started = time.perf_counter()
+    seed = prepare_process(cfgs[0])
+    datamodule = build_data(cfgs[0])
+    after_data = torch.get_rng_state()
+    modules = []
+    for cfg in cfgs:
+        torch.set_rng_state(after_data)  # the state a lone run of this trial builds its module from
+        modules.append(build_module(cfg, datamodule))
+    stopping = OmegaConf.to_container(cfgs[0].regularization.early_stopping, resolve=True)
+    fused = FusedModule(modules, cfgs[0].divergence_factor, stopping)
+    timer = EpochTimer()
+    trainer: L.Trainer = instantiate(
+        cfgs[0].trainer,
+        logger=False,
+        callbacks=[timer, SteadyRichProgressBar()],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        profiler=LeanPassThroughProfiler(),
+        default_root_dir=str(run_dirs[0]),
+    )
+    trainer.fit(fused, datamodule=datamodule)
+    seconds = time.perf_counter() - started
+    results = []
+    for trial, (cfg, run_dir, module) in enumerate(zip(cfgs, run_dirs, modules, strict=True)):
+        record = fused.records[trial]
+        tested = finish_trial(cfg, Path(run_dir), module, record, datamodule, trainer.current_epoch)
+        metrics = {
+            "status": record.status,
+            "best_val_acc": record.best_val_acc,
+            **tested,
+            "lr": cfg.optimizer.lr,
+            "epochs": len(record.epochs),
+            "final_train_loss": record.diverged_loss if record.status == "diverged" else _last(record, "train/loss"),
+            "diverged_step": record.stopped_step if record.status == "diverged" else None,
+            "fused": {"trials": len(cfgs), "with_others": len(cfgs) - 1, "set_seconds": round(seconds, 2)},
+            "train_epoch_seconds": timer.train_seconds,
+            "seed": seed,
+            "wall_seconds": round(seconds, 2),  # the whole set's: its trials trained together
+            "run_dir": str(run_dir),
+        }
+        write_metrics_json(Path(run_dir), metrics)
+        write_tensorboard(Path(run_dir), record, chosen_hparams(cfg, choices or {}, seed), metrics, cfg)
+        results.append(metrics)
+    return results
+
+
+def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialRecord, datamodule, epochs: int) -> dict:
+    """The trial's best weights as an ordinary single-model checkpoint, tested as a lone run tests them."""
+    if record.best_state is None:
+        return {"test_acc": None, "test_loss": None, "best_checkpoint": None}
+    module.load_state_dict(record.best_state)
+    epoch, accuracy = record.best_epoch or 0, record.best_val_acc or 0.0
+    path = run_dir / "checkpoints" / f"best-epoch{epoch:02d}-val_acc{accuracy:.4f}.ckpt"  # ModelCheckpoint's name
+    save_single_checkpoint(module, path, record.best_epoch or 0)
+    if record.status == "diverged" or record.best_val_acc is None:  # a diverged lone run is not tested either
+        return {"test_acc": None, "test_loss": None, "best_checkpoint": str(path)}
+    tester = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    [tested] = tester.test(module, datamodule=datamodule, verbose=False)
+    return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"], "best_checkpoint": str(path)}
+
+
+def save_single_checkpoint(module: ClassifierModule, path: Path, epoch: int) -> None:
+    """Lightning's checkpoint layout for one model (state_dict, hyper_parameters, version), which
+    `ClassifierModule.load_from_checkpoint` and this project's evaluation and predict read. Written to a
+    temporary name and renamed, so a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint = {
+        "epoch": epoch,
+        "state_dict": module.state_dict(),
+        ClassifierModule.CHECKPOINT_HYPER_PARAMS_KEY: dict(module.hparams),
+        "pytorch-lightning_version": L.__version__,
+    }
+    partial = path.with_suffix(".ckpt.partial")
+    torch.save(checkpoint, partial)
+    partial.replace(path)
+
+
+def write_tensorboard(run_dir: Path, record: TrialRecord, hparams: dict, metrics: dict, cfg) -> None:
+    """The trial's epoch curves and its per-step loss (every log_every_n_steps), and its HParams row."""
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    every = cfg.trainer.log_every_n_steps
+    for step, loss in enumerate(record.step_losses):
+        if (step + 1) % every == 0:
+            logger.log_metrics({"train/loss": loss}, step=step)
+    steps_per_epoch = max(1, len(record.step_losses) // max(1, len(record.epochs)))
+    for epoch, figures in sorted(record.epochs.items()):
+        named = {("train/loss_epoch" if key == "train/loss" else key): value for key, value in figures.items()}
+        logger.log_metrics({**named, "epoch": epoch}, step=(epoch + 1) * steps_per_epoch - 1)
+    log_hparams(logger, hparams, metrics)
+
+
+def _last(record: TrialRecord, key: str) -> float | None:
+    values = [figures[key] for _, figures in sorted(record.epochs.items()) if key in figures]
+    return values[-1] if values else None

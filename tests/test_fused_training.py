@@ -1,0 +1,83 @@
+"""train_fused: a set of lr x weight-decay trials trained as one model gives each trial its lone run's outcome."""
+
+import json
+
+import pytest
+from conftest import compose_config, logged_scalars, run_here
+
+from experiments.errors import UserError
+from experiments.fused.train import check_fusable, train_fused
+
+SHORT = ["trainer.max_epochs=2", "watch.pictures=false"]
+CELLS = [("0.001", "1e-05"), ("0.0003", "0.0001"), ("0.0001", "0.001")]
+
+
+def cell(lr: str, wd: str, *extra: str) -> list[str]:
+    return [f"optimizer.lr={lr}", f"regularization.weight_decay={wd}", *SHORT, *extra]
+
+
+def test_fused_trials_match_their_lone_runs(tmp_path):
+    cfgs = [compose_config(*cell(lr, wd)) for lr, wd in CELLS]
+    dirs = [tmp_path / "fused" / f"trial{number}" for number in range(len(CELLS))]
+    fused = train_fused(cfgs, dirs)
+    for number, (lr, wd) in enumerate(CELLS):
+        lone_dir = tmp_path / "lone" / f"trial{number}"
+        lone = run_here(lone_dir, *cell(lr, wd))
+        assert fused[number]["status"] == lone["status"] == "completed"
+        assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005, (number, fused[number], lone)
+        written = json.loads((dirs[number] / "metrics.json").read_text())
+        assert written["fused"] == {"trials": 3, "with_others": 2, "set_seconds": written["fused"]["set_seconds"]}
+        # the step losses TensorBoard holds (every 10 steps): the same for the first few dozen steps
+        fused_curve, lone_curve = logged_scalars(dirs[number])["train/loss"], logged_scalars(lone_dir)["train/loss"]
+        assert len(fused_curve) == len(lone_curve) == 12
+        assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
+
+
+def test_fused_trials_with_their_own_l1_strength_match_their_lone_runs(tmp_path):
+    # lr 3e-4: the default lr 1e-3 run is so sensitive that a 1e-10 change of lr moves its loss by 1e-5
+    # within 40 steps, and the batched matmul rounds differently from the single one (float32).
+    cells = [cell("0.0003", "0.0", f"regularization.l1={l1}") for l1 in ("0.0", "0.0001")]
+    fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
+    for number, overrides in enumerate(cells):
+        lone = run_here(tmp_path / f"lone{number}", *overrides)
+        assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005
+        fused_curve = logged_scalars(tmp_path / f"f{number}")["train/loss"]
+        lone_curve = logged_scalars(tmp_path / f"lone{number}")["train/loss"]
+        # float32: the L1 sum over 670k weights rounds in another order, and the gap grows after ~40 steps
+        assert fused_curve[:4] == pytest.approx(lone_curve[:4], rel=1e-5), number
+
+
+def test_a_fused_trial_that_explodes_is_diverged_and_the_others_complete(tmp_path):
+    sgd = ["optimizer=sgd", "optimizer.momentum=0.9"]
+    cfgs = [compose_config(*cell(lr, "0.0", *sgd)) for lr in ("20", "0.001")]
+    exploded, calm = train_fused(cfgs, [tmp_path / "a", tmp_path / "b"])
+    alone = run_here(tmp_path / "alone", *cell("20", "0.0", *sgd))
+    assert exploded["status"] == alone["status"] == "diverged"
+    assert exploded["diverged_step"] == alone["diverged_step"] and exploded["test_acc"] is None
+    calm_alone = run_here(tmp_path / "calm_alone", *cell("0.001", "0.0", *sgd))
+    assert calm["status"] == "completed" and abs(calm["best_val_acc"] - calm_alone["best_val_acc"]) <= 0.005
+    assert calm["test_acc"] == pytest.approx(calm_alone["test_acc"], abs=0.005)
+
+
+def test_a_fused_trials_checkpoint_evaluates_to_its_reported_test_accuracy(tmp_path):
+    [metrics] = train_fused([compose_config(*cell("0.001", "1e-05"))], [tmp_path / "fused"])
+    evaluated = run_here(tmp_path / "eval", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
+    assert evaluated["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["optimizer=rmsprop"], "optimizer=rmsprop does not fuse yet"),
+        (["regularization.max_norm=3"], "regularization.max_norm=3"),
+        (["regularization.dropout=0.3"], "regularization.dropout=0.3"),
+    ],
+)
+def test_what_does_not_fuse_is_refused_in_one_line(overrides, expected):
+    with pytest.raises(UserError, match=expected):
+        check_fusable([compose_config(*overrides), compose_config(*overrides)])
+
+
+def test_trials_that_differ_in_more_than_the_fused_keys_are_refused():
+    with pytest.raises(UserError, match="differ in more than"):
+        check_fusable([compose_config("model=mlp"), compose_config("model=cnn")])
