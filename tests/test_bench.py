@@ -39,3 +39,15 @@ def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path):
     assert summary["lenet_b64"]["matmul_share"] is None
     table = done.stdout[done.stdout.index("seconds per training epoch") :]
     assert all(case in table for case in CASES) and "fw/raw" in table and "fp32 matmul" in table
+
+
+def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "sweep.py"), "--smoke"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["mode"] == "smoke" and summary["trials"] == 2 and summary["diverged"] == 1
+    assert summary["best_sequential"] == summary["best_fused"] == "lr=0.001"
+    assert summary["speedup"] == pytest.approx(summary["sequential_s"] / summary["fused_s"], abs=0.02)
+    assert "sequential (hydra's basic launcher)" in done.stdout and "fused (hydra/launcher=fused)" in done.stdout

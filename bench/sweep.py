@@ -1,0 +1,91 @@
+"""Sweep seconds: `python train.py -m sweep=lr_wd` with Hydra's one-trial-at-a-time launcher against
+`hydra/launcher=fused`, in the same run of this script, on the embedded sample.
+
+    python bench/sweep.py              # the note's grid: 20 trials x 10 epochs each way (about 5 minutes on 2 cores)
+    python bench/sweep.py --quick      # 2 epochs per trial (about 2 minutes)
+    python bench/sweep.py --smoke      # 2 learning rates x 1 weight decay, a few batches: checks the table
+
+Each way is one real `python train.py` command, timed as a whole; Hydra's basic launcher runs its
+trials one after another in that one process. The table gives both wall times, their ratio, the best cell
+of each sweep (they must agree), and the cost of one trial: a lone trial's median time against the fused
+set's time per trial. The last line is the same as JSON.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODES = {
+    "full": [],
+    "quick": ["trainer.max_epochs=2"],
+    "smoke": [
+        "optimizer.lr=0.001,20",
+        "regularization.weight_decay=0.0001",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=2",
+        "trainer.limit_test_batches=2",
+    ],
+}
+
+
+def run_sweep(workdir: Path, extra: list[str]) -> dict:
+    """One timed `python train.py -m sweep=lr_wd` in its own directory; its summary rows and best trial."""
+    workdir.mkdir(parents=True)
+    command = [sys.executable, str(REPO / "train.py"), "-m", "sweep=lr_wd", "watch.pictures=false", *extra]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
+    [sweep_dir] = (workdir / "outputs" / "sweeps").glob("*")
+    trials = {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))}
+    best = next(line for line in (sweep_dir / "best.yaml").read_text().splitlines() if line.startswith("trial:"))
+    return {"seconds": seconds, "trials": trials, "best": best.removeprefix("trial: ")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_true", help="2 epochs per trial")
+    modes.add_argument("--smoke", action="store_true", help="2 trials, a few batches: checks the table")
+    args = parser.parse_args()
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    with tempfile.TemporaryDirectory() as root:
+        sequential = run_sweep(Path(root) / "sequential", MODES[mode])
+        fused = run_sweep(Path(root) / "fused", ["hydra/launcher=fused", *MODES[mode]])
+    completed = [t["wall_seconds"] for t in sequential["trials"].values() if t["status"] == "completed"]
+    set_seconds = next(iter(fused["trials"].values()))["fused"]["set_seconds"]
+    summary = {
+        "mode": mode,
+        "trials": len(fused["trials"]),
+        "diverged": sum(t["status"] == "diverged" for t in fused["trials"].values()),
+        "sequential_s": round(sequential["seconds"], 1),
+        "fused_s": round(fused["seconds"], 1),
+        "speedup": round(sequential["seconds"] / fused["seconds"], 2),
+        "best_sequential": sequential["best"],
+        "best_fused": fused["best"],
+        "lone_trial_s": round(statistics.median(completed), 2) if completed else None,
+        "fused_per_trial_s": round(set_seconds / len(fused["trials"]), 2),
+        # best val acc of every cell both ways: where the best cells differ, by how much
+        "cells": {
+            name: [t["best_val_acc"], fused["trials"][name]["best_val_acc"]] for name, t in sequential["trials"].items()
+        },
+    }
+    print(f"sweep=lr_wd on mnist_sample ({mode}): {summary['trials']} trials, {summary['diverged']} diverged")
+    ways = (("sequential", "sequential (hydra's basic launcher)"), ("fused", "fused (hydra/launcher=fused)"))
+    for way, label in ways:
+        print(f"  {label:36s} {summary[f'{way}_s']:8.1f} s   best {summary[f'best_{way}']}")
+    print(f"  speed-up {summary['speedup']:.2f}x; one trial: {summary['lone_trial_s']} s alone (median of the")
+    print(f"  completed trials), {summary['fused_per_trial_s']} s inside the fused set (the set's time / trials)")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
