@@ -15,13 +15,18 @@ GRID = [(1e-3, 1e-5), (1e-2, 1e-4), (1e-1, 1e-3)]  # three cells of the lr x wei
 STEPS = 30
 
 
-def lone_optimizer(kind: str, net: nn.Module, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+MOMENTA = [0.0, 0.9, 0.5]  # kind "sgd_momenta": one momentum per trial, 0 among them
+
+
+def lone_optimizer(kind: str, net: nn.Module, lr: float, weight_decay: float, trial: int = 0) -> torch.optim.Optimizer:
     """What ClassifierModule.configure_optimizers builds: decay on the weights, none on the rest."""
     weights = [p for p in net.parameters() if p.dim() > 1]
     others = [p for p in net.parameters() if p.dim() <= 1]
     groups = [{"params": weights, "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
     if kind == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
+    if kind == "sgd_momenta":
+        return torch.optim.SGD(groups, lr=lr, momentum=MOMENTA[trial])
     return (torch.optim.AdamW if kind == "adamw" else torch.optim.Adam)(groups, lr=lr)
 
 
@@ -31,6 +36,8 @@ def stacked_optimizer(kind: str, stack: TrialStack) -> torch.optim.Optimizer:
     decay = torch.tensor([wd for _, wd in GRID], dtype=torch.float64)
     if kind == "sgd":
         return StackedSGD(params, lr, decay, momentum=0.9, nesterov=True)
+    if kind == "sgd_momenta":
+        return StackedSGD(params, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
     return StackedAdam(params, lr, decay, decoupled=kind == "adamw")
 
 
@@ -46,6 +53,7 @@ def batches(shape: tuple[int, ...], count: int) -> list[tuple[torch.Tensor, torc
         ("adam", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32, 16]), (1, 28, 28)),
         ("sgd", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32], batchnorm=True), (1, 28, 28)),
         ("adamw", lambda: LeNet((3, 32, 32), 10), (3, 32, 32)),
+        ("sgd_momenta", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32]), (1, 28, 28)),
     ],
 )
 def test_fused_trials_take_the_steps_of_their_lone_runs(kind, build, shape):
@@ -53,9 +61,9 @@ def test_fused_trials_take_the_steps_of_their_lone_runs(kind, build, shape):
     net = build().double()  # float64: any difference is the math, not rounding
     data = batches(shape, STEPS)
     lone_losses, lone_nets = [], []
-    for lr, weight_decay in GRID:
+    for trial, (lr, weight_decay) in enumerate(GRID):
         lone = copy.deepcopy(net)  # trials that share a seed start from the same weights
-        optimizer = lone_optimizer(kind, lone, lr, weight_decay)
+        optimizer = lone_optimizer(kind, lone, lr, weight_decay, trial)
         losses = []
         for images, labels in data:
             loss = nn.functional.cross_entropy(lone(images), labels)

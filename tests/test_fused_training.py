@@ -9,7 +9,7 @@ from experiments.errors import UserError
 from experiments.fused.train import check_fusable, train_fused
 
 SHORT = ["trainer.max_epochs=2", "watch.pictures=false"]
-CELLS = [("0.001", "1e-05"), ("0.0003", "0.0001"), ("0.0001", "0.001")]
+CELLS = [("0.001", "0.0"), ("0.0003", "0.0001"), ("0.0001", "0.001")]
 
 
 def cell(lr: str, wd: str, *extra: str) -> list[str]:
@@ -34,17 +34,14 @@ def test_fused_trials_match_their_lone_runs(tmp_path):
 
 
 def test_fused_trials_with_their_own_l1_strength_match_their_lone_runs(tmp_path):
-    # lr 3e-4: the default lr 1e-3 run is so sensitive that a 1e-10 change of lr moves its loss by 1e-5
-    # within 40 steps, and the batched matmul rounds differently from the single one (float32).
-    cells = [cell("0.0003", "0.0", f"regularization.l1={l1}") for l1 in ("0.0", "0.0001")]
+    cells = [cell("0.001", "0.0", f"regularization.l1={l1}") for l1 in ("0.0", "0.0001")]
     fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
     for number, overrides in enumerate(cells):
         lone = run_here(tmp_path / f"lone{number}", *overrides)
         assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005
         fused_curve = logged_scalars(tmp_path / f"f{number}")["train/loss"]
         lone_curve = logged_scalars(tmp_path / f"lone{number}")["train/loss"]
-        # float32: the L1 sum over 670k weights rounds in another order, and the gap grows after ~40 steps
-        assert fused_curve[:4] == pytest.approx(lone_curve[:4], rel=1e-5), number
+        assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
 
 
 def test_a_fused_trial_that_explodes_is_diverged_and_the_others_complete(tmp_path):
@@ -65,12 +62,21 @@ def test_a_fused_trials_checkpoint_evaluates_to_its_reported_test_accuracy(tmp_p
     assert evaluated["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
 
 
+def test_fused_trials_keep_their_own_dropout_rate_and_their_checkpoints_load_alone(tmp_path):
+    cfgs = [compose_config(*cell("0.001", "0.0", f"regularization.dropout={rate}")) for rate in ("0.2", "0.5")]
+    fused = train_fused(cfgs, [tmp_path / "low", tmp_path / "high"])
+    assert [m["status"] for m in fused] == ["completed", "completed"] and fused[0]["best_val_acc"] > 0.85
+    for metrics in fused:  # an ordinary checkpoint: nn.Dropout, no stacked rate buffer in it
+        evaluated = run_here(tmp_path / "eval", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
+        assert evaluated["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         (["optimizer=rmsprop"], "optimizer=rmsprop does not fuse yet"),
         (["regularization.max_norm=3"], "regularization.max_norm=3"),
-        (["regularization.dropout=0.3"], "regularization.dropout=0.3"),
+        (["model=lstm"], "model=lstm does not fuse: torch.func has no batching rule"),
     ],
 )
 def test_what_does_not_fuse_is_refused_in_one_line(overrides, expected):

@@ -184,6 +184,6 @@ class FusedModule(L.LightningModule):
         decay = torch.tensor([options.get("weight_decay", 0.0) for options in regularization])
         params = [(self.stack.parameter(name), name in self.stack.weight_names) for name in self.stack.names]
         if kind == "sgd":
-            momentum, nesterov = spec.get("momentum", 0.0), spec.get("nesterov", False)
-            return StackedSGD(params, lr, decay, momentum=momentum, nesterov=nesterov)
+            momentum = torch.tensor([hparams["optimizer"].get("momentum", 0.0) for hparams in self.trial_hparams])
+            return StackedSGD(params, lr, decay, momentum=momentum, nesterov=spec.get("nesterov", False))
         return StackedAdam(params, lr, decay, decoupled=kind == "adamw", **spec)

@@ -10,10 +10,17 @@ in a lone run, where biases and norm scales sit in a group with decay 0.
 import torch
 from torch import Tensor
 
+PER_TRIAL = ("lr", "weight_decay", "momentum")  # hyperparameters held as [N] tensors, one value per trial
+
 
 def per_trial(values: Tensor, like: Tensor) -> Tensor:
-    """[N] -> [N, 1, 1, ...], broadcastable over a stacked parameter."""
-    return values.to(like.device, like.dtype).view(-1, *([1] * (like.dim() - 1)))
+    """[N] -> [N, 1, 1, ...] in float64, broadcastable over a stacked parameter. Factors are worked out in
+    float64 and cast to the parameter's dtype last, as torch.optim works out its Python-float scalars."""
+    return values.to(like.device, torch.float64).view(-1, *([1] * (like.dim() - 1)))
+
+
+def hyperparameter(values) -> Tensor:
+    return torch.as_tensor(values, dtype=torch.float64)  # float32 would turn 0.9 into 0.8999999762
 
 
 class StackedOptimizer(torch.optim.Optimizer):
@@ -21,12 +28,13 @@ class StackedOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params: list[tuple[Tensor, bool]], lr: Tensor, weight_decay: Tensor, **options):
         groups = [{"params": [tensor], "decay": decays} for tensor, decays in params]
-        super().__init__(groups, {"lr": torch.as_tensor(lr), "weight_decay": torch.as_tensor(weight_decay), **options})
+        defaults = {"lr": hyperparameter(lr), "weight_decay": hyperparameter(weight_decay), **options}
+        super().__init__(groups, defaults)
 
     def _decayed_gradient(self, group: dict, param: Tensor) -> Tensor:
         grad = param.grad
         if group["decay"]:
-            grad = grad + per_trial(group["weight_decay"], param) * param  # L2 through the gradient
+            grad = grad + per_trial(group["weight_decay"], param).to(param.dtype) * param  # L2 through the gradient
         return grad
 
     @torch.no_grad()
@@ -47,15 +55,16 @@ class StackedOptimizer(torch.optim.Optimizer):
     def freeze(self, position: int) -> None:
         """Learning rate 0 for the trial at `position`: its slice stops moving (its gradient is zero too)."""
         for group in self.param_groups:
-            group["lr"] = group["lr"].clone()
+            group["lr"] = hyperparameter(group["lr"]).clone()
             group["lr"][position] = 0.0
 
     def keep(self, trials: list[int], replaced: dict[Tensor, Tensor]) -> None:
         """Follow TrialStack.keep: the kept trials' hyperparameters and state, on the new parameters."""
         index = torch.tensor(trials, dtype=torch.long)
         for group in self.param_groups:
-            group["lr"] = group["lr"].index_select(0, index)
-            group["weight_decay"] = group["weight_decay"].index_select(0, index)
+            for key in PER_TRIAL:
+                if key in group and group[key].dim() > 0:  # a 0-d value is shared by every trial
+                    group[key] = group[key].index_select(0, index)
             old_params, group["params"] = group["params"], [replaced[param] for param in group["params"]]
             for old, new in zip(old_params, group["params"], strict=True):
                 state = self.state.pop(old, {})
@@ -66,20 +75,22 @@ class StackedOptimizer(torch.optim.Optimizer):
 
 
 class StackedSGD(StackedOptimizer):
-    def __init__(self, params, lr, weight_decay, momentum: float = 0.0, nesterov: bool = False):
-        super().__init__(params, lr, weight_decay, momentum=momentum, nesterov=nesterov)
+    """SGD with momentum per trial ([N]); a trial at momentum 0 steps by its plain gradient, as torch's does."""
+
+    def __init__(self, params, lr, weight_decay, momentum: Tensor, nesterov: bool = False):
+        super().__init__(params, lr, weight_decay, momentum=hyperparameter(momentum), nesterov=nesterov)
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
         grad = self._decayed_gradient(group, param)
-        momentum = group["momentum"]
-        if momentum:
+        momentum = per_trial(group["momentum"], param).to(param.dtype)
+        if bool((group["momentum"] > 0).any()):
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = grad.detach().clone()
-            else:
+            else:  # buffer x 0 + grad: trials without momentum keep their plain gradient
                 state["momentum_buffer"].mul_(momentum).add_(grad)
             buffer = state["momentum_buffer"]
-            grad = grad.add(buffer, alpha=momentum) if group["nesterov"] else buffer
-        param.sub_(per_trial(group["lr"], param) * grad)
+            grad = grad + momentum * buffer if group["nesterov"] else buffer
+        param.sub_(per_trial(group["lr"], param).to(param.dtype) * grad)
 
 
 class StackedAdam(StackedOptimizer):
@@ -93,7 +104,7 @@ class StackedAdam(StackedOptimizer):
         if group["decoupled"]:
             grad = param.grad
             if group["decay"]:
-                param.mul_(1 - lr * per_trial(group["weight_decay"], param))
+                param.mul_((1 - lr * per_trial(group["weight_decay"], param)).to(param.dtype))
         else:
             grad = self._decayed_gradient(group, param)
         if not state:
@@ -107,4 +118,5 @@ class StackedAdam(StackedOptimizer):
         bias_correction1 = 1 - beta1 ** state["step"]
         bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
         denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group["eps"])
-        param.sub_(lr / bias_correction1 * state["exp_avg"] / denom)
+        step_size = (lr / bias_correction1).to(param.dtype)
+        param.sub_(step_size * (state["exp_avg"] / denom))  # addcdiv's order: the quotient, then the step

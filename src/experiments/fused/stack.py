@@ -18,11 +18,40 @@ def _key(name: str) -> str:
     return name.replace(".", "/")  # ParameterDict keys may not contain dots
 
 
+class TrialDropout(nn.Module):
+    """nn.Dropout whose rate is a buffer, so stacking gives each trial its own rate (and, under vmap with
+    randomness="different", its own masks)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.register_buffer("rate", torch.tensor(float(p)))
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        if not self.training:
+            return inputs
+        keep = (torch.rand_like(inputs) >= self.rate).to(inputs.dtype)
+        return inputs * keep / (1 - self.rate)
+
+
+def with_trial_dropout(net: nn.Module) -> tuple[nn.Module, list[str]]:
+    """A copy of `net` with every nn.Dropout replaced by TrialDropout; the names of the rate buffers."""
+    net = copy.deepcopy(net)
+    rates = []
+    for name, module in list(net.named_modules()):
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.Dropout):
+                setattr(module, child_name, TrialDropout(child.p))
+                rates.append(f"{name}.{child_name}.rate" if name else f"{child_name}.rate")
+    return net, rates
+
+
 class TrialStack(nn.Module):
     def __init__(self, nets: list[nn.Module]):
         super().__init__()
         if not nets:
             raise ValueError("a trial stack needs at least one network")
+        copies = [with_trial_dropout(net) for net in nets]
+        nets, self.dropout_rates = [net for net, _ in copies], copies[0][1]
         params, buffers = stack_module_state(nets)
         self.names = list(params)
         self.stacked = nn.ParameterDict({_key(name): nn.Parameter(value) for name, value in params.items()})
@@ -57,7 +86,8 @@ class TrialStack(nn.Module):
         """Trial `trial`'s network as an ordinary state dict (the keys of one network)."""
         state = {name: self.stacked[_key(name)][trial].detach().clone() for name in self.names}
         for name in self.buffer_names:
-            state[name] = getattr(self, f"buffer_{_key(name)}")[trial].clone()
+            if name not in self.dropout_rates:  # the lone network's nn.Dropout keeps its rate as an attribute
+                state[name] = getattr(self, f"buffer_{_key(name)}")[trial].clone()
         return state
 
     def weight_l1(self) -> Tensor:

@@ -24,7 +24,13 @@ from experiments.module import ClassifierModule
 from experiments.reporting import chosen_hparams, log_hparams, write_metrics_json
 from experiments.run import build_data, build_module, prepare_process
 
-FUSED = ("optimizer.lr", "regularization.weight_decay", "regularization.l1")
+FUSED = (
+    "optimizer.lr",
+    "optimizer.momentum",
+    "regularization.weight_decay",
+    "regularization.l1",
+    "regularization.dropout",
+)
 
 
 def fusion_key(cfg: DictConfig) -> str:
@@ -34,6 +40,8 @@ def fusion_key(cfg: DictConfig) -> str:
         parent, _, leaf = key.rpartition(".")
         plain[parent].pop(leaf, None)
     plain.pop("hydra", None)
+    # Dropout rates fuse, but a rate of 0 builds a network without dropout layers: another shape.
+    plain["regularization"]["dropout_layers"] = bool(cfg.regularization.dropout)
     return OmegaConf.to_yaml(plain)
 
 
@@ -42,6 +50,10 @@ def check_fusable(cfgs: list[DictConfig]) -> None:
     first = cfgs[0]
     if len({fusion_key(cfg) for cfg in cfgs}) > 1:
         raise UserError(f"these trials differ in more than {', '.join(FUSED)}: they cannot train as one set")
+    if "cell" in first.model:
+        raise UserError(
+            f"model={first.model.cell} does not fuse: torch.func has no batching rule for PyTorch's recurrent layers"
+        )
     target = first.optimizer._target_
     if target not in OPTIMIZERS:
         names = ", ".join(f"optimizer={name}" for name in OPTIMIZERS.values())
@@ -50,7 +62,6 @@ def check_fusable(cfgs: list[DictConfig]) -> None:
     unsupported = {
         "regularization.grad_clip.value": regularization.grad_clip.value,
         "regularization.max_norm": regularization.max_norm,
-        "regularization.dropout": regularization.dropout or None,
         "scheduler": first.scheduler or None,
     }
     for key, value in unsupported.items():
