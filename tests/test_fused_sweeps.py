@@ -2,10 +2,14 @@
 
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from conftest import train
+from conftest import REPO, train
 
 GRID = ["optimizer.lr=0.001,0.0003,20", "trainer.max_epochs=2", "watch.pictures=false"]
 
@@ -62,3 +66,58 @@ def test_trials_that_cannot_fuse_run_alone_and_say_why(tmp_path):
     assert log.count("runs alone: optimizer=rmsprop does not fuse yet") == 2
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
     assert {row["status"] for row in rows(sweep_dir).values()} == {"completed"}
+
+
+def test_a_fused_sweep_killed_between_its_sets_resumes_and_completes(tmp_path):
+    # max_trials=2: three trials train as a set of two, then the third alone; the kill lands after the set.
+    overrides = ["-m", "hydra/launcher=fused", "hydra.launcher.max_trials=2", "optimizer.lr=0.001,0.002,0.003"]
+    overrides += ["trainer.max_epochs=3", "data.batch_size=16", "trainer.limit_val_batches=2", "test=false"]
+    command = [sys.executable, str(REPO / "train.py"), *overrides, "watch.pictures=false"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline, killed = time.monotonic() + 300, False
+    try:
+        while time.monotonic() < deadline and not killed and process.poll() is None:
+            time.sleep(0.05)
+            statuses = [json.loads(p.read_text())["status"] for p in tmp_path.glob("outputs/sweeps/*/*/status.json")]
+            if statuses.count("completed") == 2 and "running" in statuses:
+                process.send_signal(signal.SIGKILL)
+                killed = True
+    finally:
+        process.kill()
+        process.wait()
+    assert killed, "the sweep never had its fused set finished and its last trial running at once"
+    [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    log = rerun.stdout + rerun.stderr
+    assert log.count("already completed, skipped") == 2
+    assert {row["status"] for row in rows(sweep_dir).values()} == {"completed"} and len(rows(sweep_dir)) == 3
+
+
+def test_ctrl_c_stops_a_fused_set_and_still_writes_the_partial_summary(tmp_path):
+    command = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=fused", "optimizer.lr=0.001,0.002"]
+    command += ["trainer.max_epochs=20", "data.batch_size=16", "trainer.limit_val_batches=2", "test=false"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # both trials prepared and the set training
+        statuses = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/sweeps/*/*/status.json")]
+        if len(statuses) == 2 and all(s.get("fused") for s in statuses):
+            break
+        time.sleep(0.05)
+    time.sleep(3)  # into the first epochs
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode != 0
+    [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
+    assert {row["status"] for row in rows(sweep_dir).values()} == {"running"}, output[-2000:]
+    assert "Traceback" not in output
+
+
+def test_optuna_batches_of_n_jobs_suggestions_train_as_fused_sets(tmp_path):
+    optuna = ["sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "trainer.max_epochs=1"]
+    result = train(tmp_path, "-m", "hydra/launcher=fused", *optuna, "watch.pictures=false")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (result.stdout + result.stderr).count("fused set of 2 trials") == 2
+    [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
+    statuses = [row["status"] for row in rows(sweep_dir).values()]
+    assert len(statuses) == 4 and set(statuses) <= {"completed", "diverged"}

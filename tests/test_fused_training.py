@@ -56,6 +56,16 @@ def test_a_fused_trial_that_explodes_is_diverged_and_the_others_complete(tmp_pat
     assert calm["test_acc"] == pytest.approx(calm_alone["test_acc"], abs=0.005)
 
 
+def test_early_stopping_is_per_trial_and_stops_each_where_its_lone_run_stops(tmp_path):
+    stopping = ["regularization=[early_stopping]", "regularization.early_stopping.patience=1", "trainer.max_epochs=8"]
+    cells = [[f"optimizer.lr={lr}", *stopping, "watch.pictures=false"] for lr in ("0.003", "0.0001")]
+    fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
+    lone = [run_here(tmp_path / f"lone{number}", *c) for number, c in enumerate(cells)]
+    assert [m["epochs"] for m in fused] == [m["epochs"] for m in lone] and fused[0]["epochs"] < 8 == fused[1]["epochs"]
+    for together, alone in zip(fused, lone, strict=True):
+        assert together["best_val_acc"] == pytest.approx(alone["best_val_acc"], abs=0.005)
+
+
 def test_a_fused_trials_checkpoint_evaluates_to_its_reported_test_accuracy(tmp_path):
     [metrics] = train_fused([compose_config(*cell("0.001", "1e-05"))], [tmp_path / "fused"])
     evaluated = run_here(tmp_path / "eval", "train=false", f"ckpt_path={metrics['best_checkpoint']}")

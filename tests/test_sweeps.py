@@ -134,6 +134,8 @@ def test_a_check_procedure_sweep_fails_the_trials_whose_checks_fail_in_the_typed
         (["optimizer.lr=logspace(1e-3,1e-1,0)"], "empty range"),
         (["optimizer.lr=0.01,-1"], "optimizer.lr=-1 is not allowed"),
         (["sweep=optuna", "optimizer.lr=tag(log, interval(0.1, 0.001))"], "is empty"),
+        (["hydra/launcher=fused", "hydra.launcher.max_trials=0"], "hydra.launcher.max_trials=0 is not allowed"),
+        (["hydra/launcher=fused", "hydra.launcher.max_trials=abc"], "max_trials=abc: Value 'abc' of type 'str' could"),
     ],
 )
 def test_bad_sweep_input_fails_before_any_trial_runs(tmp_path, overrides, expected):

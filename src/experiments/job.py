@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from experiments.config_checks import check_config
 from experiments.errors import TrialsFailed, UserError
@@ -63,6 +63,9 @@ def refuse_combined_modes(arguments: list[str]) -> None:
 
 def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
     """One line naming the key, the value and what is allowed."""
+    user_error = _user_error_in(err)  # raised by a plugin's constructor, wrapped by hydra.utils.instantiate
+    if user_error is not None:
+        return str(user_error)
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:
         group, _, name = err.missing_cfg_file.rpartition("/")
         # Hydra lists the options for a single choice but not for a member of a list like [l2,foo].
@@ -74,6 +77,8 @@ def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
         known = ", ".join(str(k) for k in cause.parent_node) if cause.parent_node else ""
         where = f"{parent_key} has" if parent_key else "the config has"
         return f"{cause.full_key} is not a known key: {where} {known} (prefix + to add a new key)"
+    if isinstance(err, ConfigCompositionException) and isinstance(cause, ValidationError):
+        return f"{str(err).splitlines()[0].removeprefix('Error merging override ')}: {cause.msg.splitlines()[0]}"
     if isinstance(err, OverrideParseException):
         reason = err.message.splitlines()[0]
         return f"cannot parse override {err.override!r}: {reason}; expected key=value"

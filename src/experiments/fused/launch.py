@@ -49,8 +49,6 @@ class PreparedJob:
 def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int) -> list[JobReturn]:
     from experiments.fused.train import check_fusable, fusion_key
 
-    if not isinstance(max_trials, int) or max_trials < 1:
-        raise UserError(f"hydra.launcher.max_trials={max_trials} is not allowed: it must be an integer >= 1")
     jobs = []
     for offset, overrides in enumerate(job_overrides):
         sweep_config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))

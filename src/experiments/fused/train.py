@@ -128,7 +128,7 @@ def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialReco
     epoch, accuracy = record.best_epoch or 0, record.best_val_acc or 0.0
     path = run_dir / "checkpoints" / f"best-epoch{epoch:02d}-val_acc{accuracy:.4f}.ckpt"  # ModelCheckpoint's name
     save_single_checkpoint(module, path, record.best_epoch or 0)
-    if record.status == "diverged" or record.best_val_acc is None:  # a diverged lone run is not tested either
+    if not cfg.test or record.status == "diverged" or record.best_val_acc is None:  # nor is a diverged lone run
         return {"test_acc": None, "test_loss": None, "best_checkpoint": str(path)}
     tester = L.Trainer(
         accelerator=cfg.trainer.accelerator,

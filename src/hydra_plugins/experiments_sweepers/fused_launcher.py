@@ -21,6 +21,10 @@ ConfigStore.instance().store(group="hydra/launcher", name="fused", node=FusedLau
 
 class FusedLauncher(Launcher):
     def __init__(self, max_trials: int = 32) -> None:
+        if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
+            from experiments.errors import UserError
+
+            raise UserError(f"hydra.launcher.max_trials={max_trials} is not allowed: it must be an integer >= 1")
         self.max_trials = max_trials
         self.config = self.hydra_context = self.task_function = None
 
