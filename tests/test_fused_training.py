@@ -70,6 +70,8 @@ def test_a_fused_trials_checkpoint_evaluates_to_its_reported_test_accuracy(tmp_p
     [metrics] = train_fused([compose_config(*cell("0.001", "1e-05"))], [tmp_path / "fused"])
     evaluated = run_here(tmp_path / "eval", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
     assert evaluated["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
+    with pytest.raises(UserError, match="holds weights only .* training cannot resume from it"):
+        run_here(tmp_path / "resume", f"ckpt_path={metrics['best_checkpoint']}", "trainer.max_epochs=3")
 
 
 def test_fused_trials_keep_their_own_dropout_rate_and_their_checkpoints_load_alone(tmp_path):

@@ -20,6 +20,16 @@ def read_hparams(path: str | Path) -> dict:
     return hparams
 
 
+def check_resumable(path: str | Path) -> None:
+    """Resuming needs the optimizer and loop state; a fused sweep's best checkpoint holds the weights only."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if "optimizer_states" not in checkpoint or "loops" not in checkpoint:
+        raise UserError(
+            f"ckpt_path={path} holds weights only (a fused sweep writes its trials' best epochs so), "
+            "so training cannot resume from it; evaluate it with train=false, or rerun the trial"
+        )
+
+
 def check_fits_data(path: str | Path, hparams: dict, input_shape: tuple, num_classes: int, data_name: str) -> None:
     expected = (tuple(hparams["input_shape"]), hparams["num_classes"])
     if expected != (tuple(input_shape), num_classes):

@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.prediction_figures import PredictionFigures
-from experiments.checkpoints import check_fits_data, check_same_setup, load_module, read_hparams
+from experiments.checkpoints import check_fits_data, check_resumable, check_same_setup, load_module, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
 from experiments.data.preprocessing import InputTransform
 from experiments.module import ClassifierModule
@@ -116,6 +116,7 @@ def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> ClassifierM
     }
     if saved:
         check_same_setup(cfg.ckpt_path, saved, hparams)
+        check_resumable(cfg.ckpt_path)
         return ClassifierModule(**hparams)  # an empty transform of the right shape, filled by the checkpoint
     transform = InputTransform.fit(preprocess, datamodule.train_images, epsilon)
     return ClassifierModule(**hparams, input_transform=transform)
