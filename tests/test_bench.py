@@ -41,6 +41,7 @@ def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path):
     assert all(case in table for case in CASES) and "fw/raw" in table and "fp32 matmul" in table
 
 
+@pytest.mark.slow
 def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "sweep.py"), "--smoke"], capture_output=True, text=True, cwd=tmp_path

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, train
 
-GRID = ["optimizer.lr=0.001,0.0003,20", "trainer.max_epochs=2", "watch.pictures=false"]
+GRID = ["optimizer.lr=0.001,0.0003,20", "trainer.max_epochs=2", "watch.pictures=false", "model.hidden_sizes=[64]"]
 
 
 def rows(sweep_dir: Path) -> dict[str, dict]:
@@ -42,6 +42,7 @@ def test_a_fused_sweep_gives_every_trial_its_sequential_outcome(tmp_path):
     assert best_fused == (sequential_dir / "best.yaml").read_text().splitlines()[2]  # `trial: lr=...`
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_finished_fused_trials_and_trains_the_rest(tmp_path):
     first = train(tmp_path, "-m", "hydra/launcher=fused", *GRID)
     assert first.returncode == 0
@@ -68,11 +69,12 @@ def test_trials_that_cannot_fuse_run_alone_and_say_why(tmp_path):
     assert {row["status"] for row in rows(sweep_dir).values()} == {"completed"}
 
 
+@pytest.mark.slow
 def test_a_fused_sweep_killed_between_its_sets_resumes_and_completes(tmp_path):
     # max_trials=2: three trials train as a set of two, then the third alone; the kill lands after the set.
     overrides = ["-m", "hydra/launcher=fused", "hydra.launcher.max_trials=2", "optimizer.lr=0.001,0.002,0.003"]
     overrides += ["trainer.max_epochs=3", "data.batch_size=16", "trainer.limit_val_batches=2", "test=false"]
-    command = [sys.executable, str(REPO / "train.py"), *overrides, "watch.pictures=false"]
+    command = [sys.executable, str(REPO / "train.py"), *overrides, "watch.pictures=false", "model.hidden_sizes=[64]"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline, killed = time.monotonic() + 300, False
     try:
@@ -94,6 +96,7 @@ def test_a_fused_sweep_killed_between_its_sets_resumes_and_completes(tmp_path):
     assert {row["status"] for row in rows(sweep_dir).values()} == {"completed"} and len(rows(sweep_dir)) == 3
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_fused_set_and_still_writes_the_partial_summary(tmp_path):
     command = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=fused", "optimizer.lr=0.001,0.002"]
     command += ["trainer.max_epochs=20", "data.batch_size=16", "trainer.limit_val_batches=2", "test=false"]
@@ -113,6 +116,7 @@ def test_ctrl_c_stops_a_fused_set_and_still_writes_the_partial_summary(tmp_path)
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_optuna_batches_of_n_jobs_suggestions_train_as_fused_sets(tmp_path):
     optuna = ["sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "trainer.max_epochs=1"]
     result = train(tmp_path, "-m", "hydra/launcher=fused", *optuna, "watch.pictures=false")

@@ -8,7 +8,7 @@ from conftest import compose_config, logged_scalars, run_here
 from experiments.errors import UserError
 from experiments.fused.train import check_fusable, train_fused
 
-SHORT = ["trainer.max_epochs=2", "watch.pictures=false"]
+SHORT = ["trainer.max_epochs=2", "watch.pictures=false", "model.hidden_sizes=[64]"]  # a small MLP: the same path
 CELLS = [("0.001", "0.0"), ("0.0003", "0.0001"), ("0.0001", "0.001")]
 
 
@@ -33,6 +33,7 @@ def test_fused_trials_match_their_lone_runs(tmp_path):
         assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
 
 
+@pytest.mark.slow
 def test_fused_trials_with_their_own_l1_strength_match_their_lone_runs(tmp_path):
     cells = [cell("0.001", "0.0", f"regularization.l1={l1}") for l1 in ("0.0", "0.0001")]
     fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
@@ -56,9 +57,10 @@ def test_a_fused_trial_that_explodes_is_diverged_and_the_others_complete(tmp_pat
     assert calm["test_acc"] == pytest.approx(calm_alone["test_acc"], abs=0.005)
 
 
+@pytest.mark.slow
 def test_early_stopping_is_per_trial_and_stops_each_where_its_lone_run_stops(tmp_path):
     stopping = ["regularization=[early_stopping]", "regularization.early_stopping.patience=1", "trainer.max_epochs=8"]
-    cells = [[f"optimizer.lr={lr}", *stopping, "watch.pictures=false"] for lr in ("0.003", "0.0001")]
+    cells = [[f"optimizer.lr={lr}", *stopping, *SHORT[1:]] for lr in ("0.003", "0.0001")]
     fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
     lone = [run_here(tmp_path / f"lone{number}", *c) for number, c in enumerate(cells)]
     assert [m["epochs"] for m in fused] == [m["epochs"] for m in lone] and fused[0]["epochs"] < 8 == fused[1]["epochs"]
@@ -71,9 +73,10 @@ def test_a_fused_trials_checkpoint_evaluates_to_its_reported_test_accuracy(tmp_p
     evaluated = run_here(tmp_path / "eval", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
     assert evaluated["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
     with pytest.raises(UserError, match="holds weights only .* training cannot resume from it"):
-        run_here(tmp_path / "resume", f"ckpt_path={metrics['best_checkpoint']}", "trainer.max_epochs=3")
+        run_here(tmp_path / "resume", f"ckpt_path={metrics['best_checkpoint']}", "trainer.max_epochs=3", *SHORT[2:])
 
 
+@pytest.mark.slow
 def test_fused_trials_keep_their_own_dropout_rate_and_their_checkpoints_load_alone(tmp_path):
     cfgs = [compose_config(*cell("0.001", "0.0", f"regularization.dropout={rate}")) for rate in ("0.2", "0.5")]
     fused = train_fused(cfgs, [tmp_path / "low", tmp_path / "high"])
