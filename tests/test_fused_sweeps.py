@@ -19,6 +19,7 @@ def rows(sweep_dir: Path) -> dict[str, dict]:
         return {row["trial"]: row for row in csv.DictReader(handle)}
 
 
+@pytest.mark.slow
 def test_a_fused_sweep_gives_every_trial_its_sequential_outcome(tmp_path):
     fused = train(tmp_path / "fused", "-m", "hydra/launcher=fused", *GRID)
     sequential = train(tmp_path / "sequential", "-m", *GRID)
@@ -60,6 +61,7 @@ def test_a_rerun_skips_finished_fused_trials_and_trains_the_rest(tmp_path):
     assert json.loads((unfinished / "metrics.json").read_text()).get("fused") is None  # it trained alone
 
 
+@pytest.mark.slow
 def test_trials_that_cannot_fuse_run_alone_and_say_why(tmp_path):
     result = train(tmp_path, "-m", "hydra/launcher=fused", "optimizer=rmsprop", "optimizer.lr=0.0001,0.0002", *GRID[1:])
     assert result.returncode == 0, result.stderr[-2000:]

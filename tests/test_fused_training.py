@@ -86,6 +86,20 @@ def test_fused_trials_keep_their_own_dropout_rate_and_their_checkpoints_load_alo
         assert evaluated["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
 
 
+@pytest.mark.slow
+def test_fused_trials_draw_the_pictures_and_get_the_loss_curve_verdict_of_a_lone_run(tmp_path):
+    cells = [cell(lr, "0.0", "trainer.max_epochs=1", "watch.pictures=true") for lr in ("0.001", "0.0003")]
+    fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "a", tmp_path / "b"])
+    for metrics, trial_dir in zip(fused, (tmp_path / "a", tmp_path / "b"), strict=True):
+        drawn = {path.stem for path in (trial_dir / "figures").glob("*.png")}
+        assert drawn == {
+            "train_inputs_per_class", "weights_first_layer", "train_loss_curve",
+            "test_predictions", "test_confident_mistakes", "test_confusion_matrix",
+        }  # fmt: skip
+        assert metrics["loss_curve"]["verdict"] and metrics["loss_curve"]["evidence"]["steps"] == 63  # one epoch
+        assert {"test/acc", "test/loss"} <= set(logged_scalars(trial_dir))  # the test scalars reach its run too
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

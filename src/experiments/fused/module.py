@@ -42,6 +42,15 @@ class TrialRecord:
         self.step_losses: list[float] = []
         self.epochs: dict[int, dict] = {}  # epoch -> train/loss, train/acc, val/loss, val/acc
 
+    def history(self) -> dict[str, list[float]]:
+        """The curves in ClassifierModule.history's form, for the loss-curve verdict."""
+        epochs = [figures for _, figures in sorted(self.epochs.items())]
+        return {
+            "train_steps": list(self.step_losses),
+            "train_epoch": [figures["train/loss"] for figures in epochs if "train/loss" in figures],
+            "val_epoch": [figures["val/loss"] for figures in epochs if "val/loss" in figures],
+        }
+
 
 class FusedModule(L.LightningModule):
     def __init__(self, modules: list[ClassifierModule], divergence_factor: float | None, early_stopping: dict):

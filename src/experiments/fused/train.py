@@ -16,11 +16,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.errors import UserError
 from experiments.fused.module import OPTIMIZERS, FusedModule, TrialRecord
 from experiments.lean_profiler import LeanPassThroughProfiler
 from experiments.module import ClassifierModule
+from experiments.pictures.first_layer import draw_first_layer
+from experiments.pictures.training_inputs import draw_training_inputs
+from experiments.procedure.loss_curve import report_loss_curve
 from experiments.reporting import chosen_hparams, log_hparams, write_metrics_json
 from experiments.run import build_data, build_module, prepare_process
 
@@ -98,8 +102,10 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
     seconds = time.perf_counter() - started
     results = []
     for trial, (cfg, run_dir, module) in enumerate(zip(cfgs, run_dirs, modules, strict=True)):
-        record = fused.records[trial]
-        tested = finish_trial(cfg, Path(run_dir), module, record, datamodule, trainer.current_epoch)
+        record, run_dir = fused.records[trial], Path(run_dir)
+        logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+        write_curves(logger, record, cfg.trainer.log_every_n_steps)
+        tested = finish_trial(cfg, run_dir, module, record, datamodule, logger)
         metrics = {
             "status": record.status,
             "best_val_acc": record.best_val_acc,
@@ -110,30 +116,40 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
             "diverged_step": record.stopped_step if record.status == "diverged" else None,
             "fused": {"trials": len(cfgs), "with_others": len(cfgs) - 1, "set_seconds": round(seconds, 2)},
             "train_epoch_seconds": timer.train_seconds,
+            "loss_curve": report_loss_curve(
+                record.history(), record.status == "diverged", logger, run_dir if cfg.watch.pictures else None
+            ),
             "seed": seed,
             "wall_seconds": round(seconds, 2),  # the whole set's: its trials trained together
             "run_dir": str(run_dir),
         }
-        write_metrics_json(Path(run_dir), metrics)
-        write_tensorboard(Path(run_dir), record, chosen_hparams(cfg, choices or {}, seed), metrics, cfg)
+        write_metrics_json(run_dir, metrics)
+        log_hparams(logger, chosen_hparams(cfg, choices or {}, seed), metrics)
         results.append(metrics)
     return results
 
 
-def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialRecord, datamodule, epochs: int) -> dict:
-    """The trial's best weights as an ordinary single-model checkpoint, tested as a lone run tests them."""
+def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialRecord, datamodule, logger) -> dict:
+    """The trial's best weights as an ordinary single-model checkpoint, tested as a lone run tests them,
+    with the pictures a lone run draws (watch.pictures): its inputs, its first layer (at its best epoch)
+    and the test split's."""
     if record.best_state is None:
         return {"test_acc": None, "test_loss": None, "best_checkpoint": None}
     module.load_state_dict(record.best_state)
     epoch, accuracy = record.best_epoch or 0, record.best_val_acc or 0.0
     path = run_dir / "checkpoints" / f"best-epoch{epoch:02d}-val_acc{accuracy:.4f}.ckpt"  # ModelCheckpoint's name
-    save_single_checkpoint(module, path, record.best_epoch or 0)
+    save_single_checkpoint(module, path, epoch)
+    if cfg.watch.pictures:
+        draw_training_inputs(datamodule, module.hparams.data["class_names"], logger, run_dir)
+        draw_first_layer(module, logger, run_dir, len(record.step_losses))
     if not cfg.test or record.status == "diverged" or record.best_val_acc is None:  # nor is a diverged lone run
         return {"test_acc": None, "test_loss": None, "best_checkpoint": str(path)}
     tester = L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=1,
-        logger=False,
+        logger=logger,
+        callbacks=[PredictionFigures()] if cfg.watch.pictures else [],
+        default_root_dir=str(run_dir),  # where PredictionFigures puts its PNGs
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -158,10 +174,8 @@ def save_single_checkpoint(module: ClassifierModule, path: Path, epoch: int) -> 
     partial.replace(path)
 
 
-def write_tensorboard(run_dir: Path, record: TrialRecord, hparams: dict, metrics: dict, cfg) -> None:
-    """The trial's epoch curves and its per-step loss (every log_every_n_steps), and its HParams row."""
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-    every = cfg.trainer.log_every_n_steps
+def write_curves(logger: TensorBoardLogger, record: TrialRecord, every: int) -> None:
+    """The trial's per-step loss (every `every` steps, at Lightning's step numbers) and its epoch curves."""
     for step, loss in enumerate(record.step_losses):
         if (step + 1) % every == 0:
             logger.log_metrics({"train/loss": loss}, step=step)
@@ -169,7 +183,6 @@ def write_tensorboard(run_dir: Path, record: TrialRecord, hparams: dict, metrics
     for epoch, figures in sorted(record.epochs.items()):
         named = {("train/loss_epoch" if key == "train/loss" else key): value for key, value in figures.items()}
         logger.log_metrics({**named, "epoch": epoch}, step=(epoch + 1) * steps_per_epoch - 1)
-    log_hparams(logger, hparams, metrics)
 
 
 def _last(record: TrialRecord, key: str) -> float | None:
