@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.fused.optimizers import StackedAdam, StackedSGD
+from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
 from experiments.fused.stack import TrialStack
 from experiments.models.cnn import LeNet
 from experiments.models.mlp import MLP
@@ -27,6 +27,8 @@ def lone_optimizer(kind: str, net: nn.Module, lr: float, weight_decay: float, tr
         return torch.optim.SGD(groups, lr=lr, momentum=0.9, nesterov=True)
     if kind == "sgd_momenta":
         return torch.optim.SGD(groups, lr=lr, momentum=MOMENTA[trial])
+    if kind == "rmsprop_momenta":
+        return torch.optim.RMSprop(groups, lr=lr, momentum=MOMENTA[trial])
     return (torch.optim.AdamW if kind == "adamw" else torch.optim.Adam)(groups, lr=lr)
 
 
@@ -38,6 +40,8 @@ def stacked_optimizer(kind: str, stack: TrialStack) -> torch.optim.Optimizer:
         return StackedSGD(params, lr, decay, momentum=0.9, nesterov=True)
     if kind == "sgd_momenta":
         return StackedSGD(params, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
+    if kind == "rmsprop_momenta":
+        return StackedRMSprop(params, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
     return StackedAdam(params, lr, decay, decoupled=kind == "adamw")
 
 
@@ -54,6 +58,7 @@ def batches(shape: tuple[int, ...], count: int) -> list[tuple[torch.Tensor, torc
         ("sgd", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32], batchnorm=True), (1, 28, 28)),
         ("adamw", lambda: LeNet((3, 32, 32), 10), (3, 32, 32)),
         ("sgd_momenta", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32]), (1, 28, 28)),
+        ("rmsprop_momenta", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32]), (1, 28, 28)),
     ],
 )
 def test_fused_trials_take_the_steps_of_their_lone_runs(kind, build, shape):

@@ -45,6 +45,7 @@ def test_fused_trials_with_their_own_l1_strength_match_their_lone_runs(tmp_path)
         assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
 
 
+@pytest.mark.slow
 def test_a_fused_trial_that_explodes_is_diverged_and_the_others_complete(tmp_path):
     sgd = ["optimizer=sgd", "optimizer.momentum=0.9"]
     cfgs = [compose_config(*cell(lr, "0.0", *sgd)) for lr in ("20", "0.001")]
@@ -68,6 +69,7 @@ def test_early_stopping_is_per_trial_and_stops_each_where_its_lone_run_stops(tmp
         assert together["best_val_acc"] == pytest.approx(alone["best_val_acc"], abs=0.005)
 
 
+@pytest.mark.slow
 def test_a_fused_trials_checkpoint_evaluates_to_its_reported_test_accuracy(tmp_path):
     [metrics] = train_fused([compose_config(*cell("0.001", "1e-05"))], [tmp_path / "fused"])
     evaluated = run_here(tmp_path / "eval", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
@@ -87,6 +89,19 @@ def test_fused_trials_keep_their_own_dropout_rate_and_their_checkpoints_load_alo
 
 
 @pytest.mark.slow
+def test_max_norm_and_gradient_clipping_act_per_trial_as_in_lone_runs(tmp_path):
+    extra = ["regularization=[grad_clip,maxnorm]", "regularization.grad_clip.value=0.5", "regularization.max_norm=1.0"]
+    cells = [cell(lr, "0.0", *extra) for lr in ("0.001", "0.003")]
+    fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
+    for number, overrides in enumerate(cells):
+        lone = run_here(tmp_path / f"lone{number}", *overrides)
+        assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005
+        fused_curve = logged_scalars(tmp_path / f"f{number}")["train/loss"]
+        lone_curve = logged_scalars(tmp_path / f"lone{number}")["train/loss"]
+        assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
+
+
+@pytest.mark.slow
 def test_fused_trials_draw_the_pictures_and_get_the_loss_curve_verdict_of_a_lone_run(tmp_path):
     cells = [cell(lr, "0.0", "trainer.max_epochs=1", "watch.pictures=true") for lr in ("0.001", "0.0003")]
     fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "a", tmp_path / "b"])
@@ -103,8 +118,8 @@ def test_fused_trials_draw_the_pictures_and_get_the_loss_curve_verdict_of_a_lone
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        (["optimizer=rmsprop"], "optimizer=rmsprop does not fuse yet"),
-        (["regularization.max_norm=3"], "regularization.max_norm=3"),
+        (["optimizer=lbfgs"], "optimizer=lbfgs does not fuse yet"),
+        (["scheduler=step"], r"scheduler \(StepLR\) does not fuse yet"),
         (["model=lstm"], "model=lstm does not fuse: torch.func has no batching rule"),
     ],
 )

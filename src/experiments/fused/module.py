@@ -18,11 +18,16 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from experiments.fused.optimizers import StackedAdam, StackedSGD
+from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
 from experiments.fused.stack import TrialStack
 from experiments.module import ClassifierModule
 
-OPTIMIZERS = {"torch.optim.SGD": "sgd", "torch.optim.Adam": "adam", "torch.optim.AdamW": "adamw"}
+OPTIMIZERS = {
+    "torch.optim.SGD": "sgd",
+    "torch.optim.Adam": "adam",
+    "torch.optim.AdamW": "adamw",
+    "torch.optim.RMSprop": "rmsprop",
+}
 
 
 class TrialRecord:
@@ -60,6 +65,7 @@ class FusedModule(L.LightningModule):
         self.trial_hparams = [dict(module.hparams) for module in modules]
         self.l1 = torch.tensor([module.regularization.get("l1", 0.0) for module in modules])
         self.divergence_factor = divergence_factor
+        self.max_norm = modules[0].regularization.get("max_norm")
         self.patience, self.min_delta = early_stopping.get("patience"), early_stopping.get("min_delta", 0.0)
         self.positions = list(range(len(modules)))  # trial number of each slice of the stack
         self.frozen: set[int] = set()  # diverged trials waiting for their last validation
@@ -94,7 +100,9 @@ class FusedModule(L.LightningModule):
         return objective.sum()  # trial i's slice gets trial i's gradient only
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        """The 3x rule per trial, after the step as in a lone run; diverged trials leave the stack."""
+        """Max-norm, then the 3x rule per trial, after the step as in a lone run."""
+        if self.max_norm is not None:
+            self.apply_max_norm(self.max_norm)
         losses = self._last_objective.tolist()
         for position, (trial, loss) in enumerate(zip(self.positions, losses, strict=True)):
             if trial in self.frozen:
@@ -193,6 +201,35 @@ class FusedModule(L.LightningModule):
         decay = torch.tensor([options.get("weight_decay", 0.0) for options in regularization])
         params = [(self.stack.parameter(name), name in self.stack.weight_names) for name in self.stack.names]
         if kind == "sgd":
-            momentum = torch.tensor([hparams["optimizer"].get("momentum", 0.0) for hparams in self.trial_hparams])
-            return StackedSGD(params, lr, decay, momentum=momentum, nesterov=spec.get("nesterov", False))
+            return StackedSGD(params, lr, decay, momentum=self._momenta(), nesterov=spec.get("nesterov", False))
+        if kind == "rmsprop":
+            spec.pop("momentum", None)
+            return StackedRMSprop(params, lr, decay, momentum=self._momenta(), **spec)
         return StackedAdam(params, lr, decay, decoupled=kind == "adamw", **spec)
+
+    def _momenta(self) -> Tensor:
+        return torch.tensor([hparams["optimizer"].get("momentum", 0.0) for hparams in self.trial_hparams])
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's clipping, per trial: each trial's gradient norm (or values) as its lone run clips them."""
+        if not gradient_clip_val:
+            return
+        grads = [param.grad for param in self.stack.parameters() if param.grad is not None]
+        if gradient_clip_algorithm == "value":
+            for grad in grads:
+                grad.clamp_(-gradient_clip_val, gradient_clip_val)
+            return
+        # torch.nn.utils.clip_grad_norm_'s rule, with one total norm per trial (the norm of its tensors' norms)
+        norms = torch.stack([torch.linalg.vector_norm(grad.flatten(1), dim=1) for grad in grads])
+        total = torch.linalg.vector_norm(norms, dim=0)
+        factor = (gradient_clip_val / (total + 1e-6)).clamp(max=1.0)
+        for grad in grads:
+            grad.mul_(factor.view(-1, *([1] * (grad.dim() - 1))))
+
+    def apply_max_norm(self, max_norm: float) -> None:
+        """MaxNorm's rule on every trial's hidden units: each incoming weight vector rescaled to norm <= c."""
+        with torch.no_grad():
+            for name in self.stack.hidden_weight_names:
+                weight = self.stack.parameter(name)
+                flat = weight.flatten(0, 1)  # [trials x units, ...]: one row per trial's unit
+                weight.copy_(torch.renorm(flat, p=2, dim=0, maxnorm=max_norm).view_as(weight))

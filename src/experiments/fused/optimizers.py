@@ -1,4 +1,4 @@
-"""SGD, Adam and AdamW over stacked parameters [N, ...], with one learning rate and weight decay per trial.
+"""SGD, Adam, AdamW and RMSprop over stacked parameters [N, ...], with one learning rate and weight decay per trial.
 
 torch.optim takes one scalar learning rate per parameter group, and a stacked tensor is one parameter, so
 these apply torch.optim's update rules (the single-tensor formulas of torch 2.x, step for step) with the
@@ -120,3 +120,25 @@ class StackedAdam(StackedOptimizer):
         denom = (state["exp_avg_sq"].sqrt() / bias_correction2_sqrt).add_(group["eps"])
         step_size = (lr / bias_correction1).to(param.dtype)
         param.sub_(step_size * (state["exp_avg"] / denom))  # addcdiv's order: the quotient, then the step
+
+
+class StackedRMSprop(StackedOptimizer):
+    """RMSprop (not centered), with momentum per trial; a trial at momentum 0 steps by grad / avg, as torch's."""
+
+    def __init__(self, params, lr, weight_decay, momentum: Tensor, alpha: float = 0.99, eps: float = 1e-8):
+        super().__init__(params, lr, weight_decay, momentum=hyperparameter(momentum), alpha=alpha, eps=eps)
+
+    def update(self, group: dict, param: Tensor, state: dict) -> None:
+        grad = self._decayed_gradient(group, param)
+        if not state:
+            state["square_avg"] = torch.zeros_like(param)
+            state["momentum_buffer"] = torch.zeros_like(param)
+        state["square_avg"].mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
+        avg = state["square_avg"].sqrt().add_(group["eps"])
+        lr = per_trial(group["lr"], param).to(param.dtype)
+        if bool((group["momentum"] > 0).any()):  # buffer x 0 + grad / avg for the trials without momentum
+            buffer = state["momentum_buffer"]
+            buffer.mul_(per_trial(group["momentum"], param).to(param.dtype)).add_(grad / avg)
+            param.sub_(lr * buffer)
+        else:
+            param.sub_(lr * (grad / avg))

@@ -62,6 +62,11 @@ class TrialStack(nn.Module):
         self.blueprint = [copy.deepcopy(nets[0]).to("meta")]  # a list, so it is not a registered submodule
         # A single weight matrix or kernel (dim > 1 in one network) is what weight decay and L1 act on.
         self.weight_names = [name for name in self.names if params[name].dim() > 2]
+        # What max-norm acts on: every Linear/Conv weight but the output layer's (callbacks/max_norm.py).
+        layers = [(n, m) for n, m in nets[0].named_modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)]
+        if layers and isinstance(layers[-1][1], nn.Linear):
+            layers = layers[:-1]
+        self.hidden_weight_names = [f"{name}.weight" for name, _ in layers]
 
     @property
     def trials(self) -> int:

@@ -62,15 +62,9 @@ def check_fusable(cfgs: list[DictConfig]) -> None:
     if target not in OPTIMIZERS:
         names = ", ".join(f"optimizer={name}" for name in OPTIMIZERS.values())
         raise UserError(f"optimizer={target.rsplit('.', 1)[-1].lower()} does not fuse yet: use {names}")
-    regularization = first.regularization
-    unsupported = {
-        "regularization.grad_clip.value": regularization.grad_clip.value,
-        "regularization.max_norm": regularization.max_norm,
-        "scheduler": first.scheduler or None,
-    }
-    for key, value in unsupported.items():
-        if value is not None:
-            raise UserError(f"{key}={value} does not fuse yet: fused sets train without it")
+    if first.scheduler:  # torch's schedulers write one scalar rate per parameter group
+        name = first.scheduler._target_.rsplit(".", 1)[-1]
+        raise UserError(f"scheduler ({name}) does not fuse yet: its trials train one by one")
     if not first.train or first.check != "none" or first.tune != "none" or first.ckpt_path:
         raise UserError("fused sets train from scratch: no train=false, check=..., tune=... or ckpt_path")
 
@@ -97,6 +91,8 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
         enable_model_summary=False,
         profiler=LeanPassThroughProfiler(),
         default_root_dir=str(run_dirs[0]),
+        gradient_clip_val=cfgs[0].regularization.grad_clip.value,  # FusedModule clips per trial
+        gradient_clip_algorithm=cfgs[0].regularization.grad_clip.algorithm,
     )
     trainer.fit(fused, datamodule=datamodule)
     seconds = time.perf_counter() - started
