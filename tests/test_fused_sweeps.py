@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO, train
 
 GRID = ["optimizer.lr=0.001,0.0003,20", "trainer.max_epochs=2", "watch.pictures=false", "model.hidden_sizes=[64]"]
+GRID += ["trainer.limit_train_batches=20", "trainer.limit_test_batches=2"]  # the path is what is tested
 
 
 def rows(sweep_dir: Path) -> dict[str, dict]:
@@ -42,17 +43,12 @@ def test_a_fused_sweep_gives_every_trial_its_sequential_outcome(tmp_path):
     best_fused = (fused_dir / "best.yaml").read_text().splitlines()[2]
     assert best_fused == (sequential_dir / "best.yaml").read_text().splitlines()[2]  # `trial: lr=...`
 
-
-@pytest.mark.slow
-def test_a_rerun_skips_finished_fused_trials_and_trains_the_rest(tmp_path):
-    first = train(tmp_path, "-m", "hydra/launcher=fused", *GRID)
-    assert first.returncode == 0
-    [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
-    # As a kill in the middle of training leaves it: status running, no results yet.
-    unfinished = sweep_dir / "lr=0.0003"
+    # A rerun after a kill in the middle of a set (status running, no results yet): finished trials are
+    # skipped, the unfinished one trains, alone since no other trial is left to share a set with it.
+    sweep_dir, unfinished = fused_dir, fused_dir / "lr=0.0003"
     (unfinished / "status.json").write_text(json.dumps({"status": "running"}))
     (unfinished / "metrics.json").unlink()
-    rerun = train(tmp_path, "-m", "hydra/launcher=fused", *GRID)
+    rerun = train(tmp_path / "fused", "-m", "hydra/launcher=fused", *GRID)
     assert rerun.returncode == 0
     log = rerun.stderr + rerun.stdout
     assert "trial lr=0.001: already completed, skipped" in log and "lr=20: already diverged, skipped" in log
@@ -120,7 +116,7 @@ def test_ctrl_c_stops_a_fused_set_and_still_writes_the_partial_summary(tmp_path)
 
 @pytest.mark.slow
 def test_optuna_batches_of_n_jobs_suggestions_train_as_fused_sets(tmp_path):
-    optuna = ["sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "trainer.max_epochs=1"]
+    optuna = ["sweep=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "trainer.max_epochs=1", *GRID[3:]]
     result = train(tmp_path, "-m", "hydra/launcher=fused", *optuna, "watch.pictures=false")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (result.stdout + result.stderr).count("fused set of 2 trials") == 2
