@@ -3,7 +3,7 @@
 The note's fixed kernels (mean blur, Gaussian blur, sharpen, horizontal and vertical Sobel) applied to a
 few dataset images: one labelled grid, original plus the five, as a PNG in a run directory under
 outputs/runs/ and as a TensorBoard image. Compare it with a trained LeNet's first-layer filters
-(figures/first_layer.png of a `python train.py model=cnn` run): the note's point is that learned filters
+(figures/weights_first_layer.png of a `python train.py model=cnn` run): the note's point is that learned filters
 look like these.
 """
 
