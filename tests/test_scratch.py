@@ -138,6 +138,7 @@ def test_the_scratch_command_prints_every_10_iterations_and_writes_its_run(tmp_p
     assert len(scalars["val/acc"]) == 3 and scalars["test/acc"] == pytest.approx([metrics["test_acc"]])
 
 
+@pytest.mark.slow
 def test_scratch_options_change_the_net_and_the_data(tmp_path, dataset_root):
     data = ["data=cifar10", f"data.root={dataset_root}", "data.download=false", "data.verify_checksums=false"]
     done = scratch(tmp_path, *data, "--hidden", "7", "--init", "he", "--iterations", "2", "--lr", "0.05")

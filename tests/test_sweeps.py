@@ -114,6 +114,7 @@ def test_a_failing_trial_is_recorded_the_others_run_and_the_sweep_exits_1(tmp_pa
     assert {row["status"] for row in summary_rows(sweep_dir)} == {"completed", "failed"}
 
 
+@pytest.mark.slow
 def test_a_check_procedure_sweep_fails_the_trials_whose_checks_fail_in_the_typed_sweep_dir(tmp_path):
     typed = tmp_path / "elsewhere" / "inits"
     overrides = ["check=procedure", "model.init=zeros,default", "checks.overfit_max_steps=40"]
