@@ -1,6 +1,7 @@
 """train_fused: a set of lr x weight-decay trials trained as one model gives each trial its lone run's outcome."""
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import compose_config, logged_scalars, run_here
@@ -16,33 +17,35 @@ def cell(lr: str, wd: str, *extra: str) -> list[str]:
     return [f"optimizer.lr={lr}", f"regularization.weight_decay={wd}", *SHORT, *extra]
 
 
-def test_fused_trials_match_their_lone_runs(tmp_path):
-    cfgs = [compose_config(*cell(lr, wd)) for lr, wd in CELLS]
-    dirs = [tmp_path / "fused" / f"trial{number}" for number in range(len(CELLS))]
-    fused = train_fused(cfgs, dirs)
-    for number, (lr, wd) in enumerate(CELLS):
+def assert_fused_matches_lone_runs(tmp_path, cells: list[list[str]]) -> list[dict]:
+    """Train `cells` fused and each alone: the same best val acc (within 0.5 points) and the same step
+    losses in TensorBoard (every 10 steps) for the first 60 steps. Returns the fused metrics."""
+    dirs = [tmp_path / "fused" / f"trial{number}" for number in range(len(cells))]
+    fused = train_fused([compose_config(*overrides) for overrides in cells], dirs)
+    for number, overrides in enumerate(cells):
         lone_dir = tmp_path / "lone" / f"trial{number}"
-        lone = run_here(lone_dir, *cell(lr, wd))
-        assert fused[number]["status"] == lone["status"] == "completed"
+        lone = run_here(lone_dir, *overrides)
+        assert fused[number]["status"] == lone["status"], number
         assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005, (number, fused[number], lone)
-        written = json.loads((dirs[number] / "metrics.json").read_text())
-        assert written["fused"] == {"trials": 3, "with_others": 2, "set_seconds": written["fused"]["set_seconds"]}
-        # the step losses TensorBoard holds (every 10 steps): the same for the first few dozen steps
         fused_curve, lone_curve = logged_scalars(dirs[number])["train/loss"], logged_scalars(lone_dir)["train/loss"]
         assert len(fused_curve) == len(lone_curve) == 12
         assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
+    return fused
+
+
+def test_fused_trials_match_their_lone_runs(tmp_path):
+    fused = assert_fused_matches_lone_runs(tmp_path, [cell(lr, wd) for lr, wd in CELLS])
+    for metrics in fused:
+        assert metrics["status"] == "completed"
+        written = json.loads((Path(metrics["run_dir"]) / "metrics.json").read_text())
+        assert written["fused"] == {"trials": 3, "with_others": 2, "set_seconds": written["fused"]["set_seconds"]}
 
 
 @pytest.mark.slow
 def test_fused_trials_with_their_own_l1_strength_match_their_lone_runs(tmp_path):
-    cells = [cell("0.001", "0.0", f"regularization.l1={l1}") for l1 in ("0.0", "0.0001")]
-    fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
-    for number, overrides in enumerate(cells):
-        lone = run_here(tmp_path / f"lone{number}", *overrides)
-        assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005
-        fused_curve = logged_scalars(tmp_path / f"f{number}")["train/loss"]
-        lone_curve = logged_scalars(tmp_path / f"lone{number}")["train/loss"]
-        assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
+    assert_fused_matches_lone_runs(
+        tmp_path, [cell("0.001", "0.0", f"regularization.l1={l1}") for l1 in ("0.0", "0.0001")]
+    )
 
 
 @pytest.mark.slow
@@ -91,14 +94,7 @@ def test_fused_trials_keep_their_own_dropout_rate_and_their_checkpoints_load_alo
 @pytest.mark.slow
 def test_max_norm_and_gradient_clipping_act_per_trial_as_in_lone_runs(tmp_path):
     extra = ["regularization=[grad_clip,maxnorm]", "regularization.grad_clip.value=0.5", "regularization.max_norm=1.0"]
-    cells = [cell(lr, "0.0", *extra) for lr in ("0.001", "0.003")]
-    fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "f0", tmp_path / "f1"])
-    for number, overrides in enumerate(cells):
-        lone = run_here(tmp_path / f"lone{number}", *overrides)
-        assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005
-        fused_curve = logged_scalars(tmp_path / f"f{number}")["train/loss"]
-        lone_curve = logged_scalars(tmp_path / f"lone{number}")["train/loss"]
-        assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
+    assert_fused_matches_lone_runs(tmp_path, [cell(lr, "0.0", *extra) for lr in ("0.001", "0.003")])
 
 
 @pytest.mark.slow

@@ -47,6 +47,11 @@ class TrialRecord:
         self.step_losses: list[float] = []
         self.epochs: dict[int, dict] = {}  # epoch -> train/loss, train/acc, val/loss, val/acc
 
+    def last_epoch_loss(self) -> float | None:
+        """The last epoch's mean training loss, as a lone run reports it (train/loss_epoch)."""
+        losses = self.history()["train_epoch"]
+        return losses[-1] if losses else None
+
     def history(self) -> dict[str, list[float]]:
         """The curves in ClassifierModule.history's form, for the loss-curve verdict."""
         epochs = [figures for _, figures in sorted(self.epochs.items())]

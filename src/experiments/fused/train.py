@@ -108,7 +108,7 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
             **tested,
             "lr": cfg.optimizer.lr,
             "epochs": len(record.epochs),
-            "final_train_loss": record.diverged_loss if record.status == "diverged" else _last(record, "train/loss"),
+            "final_train_loss": record.diverged_loss if record.status == "diverged" else record.last_epoch_loss(),
             "diverged_step": record.stopped_step if record.status == "diverged" else None,
             "fused": {"trials": len(cfgs), "with_others": len(cfgs) - 1, "set_seconds": round(seconds, 2)},
             "train_epoch_seconds": timer.train_seconds,
@@ -179,8 +179,3 @@ def write_curves(logger: TensorBoardLogger, record: TrialRecord, every: int) -> 
     for epoch, figures in sorted(record.epochs.items()):
         named = {("train/loss_epoch" if key == "train/loss" else key): value for key, value in figures.items()}
         logger.log_metrics({**named, "epoch": epoch}, step=(epoch + 1) * steps_per_epoch - 1)
-
-
-def _last(record: TrialRecord, key: str) -> float | None:
-    values = [figures[key] for _, figures in sorted(record.epochs.items()) if key in figures]
-    return values[-1] if values else None
