@@ -4,11 +4,14 @@
     python bench/sweep.py              # the note's grid: 20 trials x 10 epochs each way (about 5 minutes on 2 cores)
     python bench/sweep.py --quick      # 2 epochs per trial (about 2 minutes)
     python bench/sweep.py --smoke      # 2 learning rates x 1 weight decay, a few batches: checks the table
+    python bench/sweep.py --mnist 60000 --epochs 2   # the GPU figure: 60k MNIST-shaped images (synthetic files)
 
 Each way is one real `python train.py` command, timed as a whole; Hydra's basic launcher runs its
 trials one after another in that one process. The table gives both wall times, their ratio, the best cell
-of each sweep (they must agree), and the cost of one trial: a lone trial's median time against the fused
-set's time per trial. The last line is the same as JSON.
+of each sweep (they must agree), the throughput in trial-epochs per second, and the cost of one trial: a
+lone trial's median time against the fused set's time per trial. The last line is the same as JSON.
+`--mnist N` trains on N synthetic MNIST-shaped images written in torchvision's format (`data=mnist`),
+instead of the embedded sample; `--epochs E` sets the epochs per trial.
 """
 
 import argparse
@@ -35,6 +38,22 @@ MODES = {
 }
 
 
+def mnist_overrides(root: Path, train_images: int) -> list[str]:
+    """Synthetic MNIST-shaped files (10k test images) under ROOT, and the overrides that read them."""
+    from experiments.data.synthetic_files import write_mnist_family
+
+    write_mnist_family(root, train=train_images, test=10_000)
+    return ["data=mnist", f"data.root={root}", "data.download=false"]
+
+
+def device_name() -> str:
+    import platform
+
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({platform.processor() or 'cpu'})"
+
+
 def run_sweep(workdir: Path, extra: list[str]) -> dict:
     """One timed `python train.py -m sweep=lr_wd` in its own directory; its summary rows and best trial."""
     workdir.mkdir(parents=True)
@@ -55,20 +74,35 @@ def main() -> None:
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--quick", action="store_true", help="2 epochs per trial")
     modes.add_argument("--smoke", action="store_true", help="2 trials, a few batches: checks the table")
+    parser.add_argument("--mnist", type=int, metavar="N", help="train on N synthetic MNIST-shaped images")
+    parser.add_argument("--epochs", type=int, metavar="E", help="epochs per trial (default: the mode's)")
     args = parser.parse_args()
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     with tempfile.TemporaryDirectory() as root:
-        sequential = run_sweep(Path(root) / "sequential", MODES[mode])
-        fused = run_sweep(Path(root) / "fused", ["hydra/launcher=fused", *MODES[mode]])
+        overrides = list(MODES[mode])
+        if args.epochs is not None:
+            overrides = [o for o in overrides if not o.startswith("trainer.max_epochs=")]
+            overrides.append(f"trainer.max_epochs={args.epochs}")
+        if args.mnist is not None:
+            overrides += mnist_overrides(Path(root) / "data", args.mnist)
+        sequential = run_sweep(Path(root) / "sequential", overrides)
+        fused = run_sweep(Path(root) / "fused", ["hydra/launcher=fused", *overrides])
+    epochs = args.epochs or (1 if mode == "smoke" else 2 if mode == "quick" else 10)
     completed = [t["wall_seconds"] for t in sequential["trials"].values() if t["status"] == "completed"]
     set_seconds = next(iter(fused["trials"].values()))["fused"]["set_seconds"]
     summary = {
         "mode": mode,
+        "data": f"{args.mnist} MNIST-shaped images" if args.mnist else "mnist_sample",
+        "device": device_name(),
+        "epochs": epochs,
         "trials": len(fused["trials"]),
         "diverged": sum(t["status"] == "diverged" for t in fused["trials"].values()),
         "sequential_s": round(sequential["seconds"], 1),
         "fused_s": round(fused["seconds"], 1),
         "speedup": round(sequential["seconds"] / fused["seconds"], 2),
+        # trial-epochs asked for, per second of the whole command: the throughput the issue compares
+        "sequential_trial_epochs_per_s": round(len(fused["trials"]) * epochs / sequential["seconds"], 2),
+        "fused_trial_epochs_per_s": round(len(fused["trials"]) * epochs / fused["seconds"], 2),
         "best_sequential": sequential["best"],
         "best_fused": fused["best"],
         "lone_trial_s": round(statistics.median(completed), 2) if completed else None,
@@ -78,10 +112,12 @@ def main() -> None:
             name: [t["best_val_acc"], fused["trials"][name]["best_val_acc"]] for name, t in sequential["trials"].items()
         },
     }
-    print(f"sweep=lr_wd on mnist_sample ({mode}): {summary['trials']} trials, {summary['diverged']} diverged")
+    print(f"sweep=lr_wd on {summary['data']} ({mode}, {epochs} epochs, {summary['device']}): "
+          f"{summary['trials']} trials, {summary['diverged']} diverged")
     ways = (("sequential", "sequential (hydra's basic launcher)"), ("fused", "fused (hydra/launcher=fused)"))
     for way, label in ways:
-        print(f"  {label:36s} {summary[f'{way}_s']:8.1f} s   best {summary[f'best_{way}']}")
+        print(f"  {label:36s} {summary[f'{way}_s']:8.1f} s   {summary[f'{way}_trial_epochs_per_s']:7.2f} "
+              f"trial-epochs/s   best {summary[f'best_{way}']}")
     print(f"  speed-up {summary['speedup']:.2f}x; one trial: {summary['lone_trial_s']} s alone (median of the")
     print(f"  completed trials), {summary['fused_per_trial_s']} s inside the fused set (the set's time / trials)")
     print(json.dumps(summary))
