@@ -4,7 +4,9 @@ trained as one LightningModule, while each trial keeps its own outcome.
 - The 3x rule is applied per trial, as the lone run's DivergenceAbort applies it: after a step, a trial
   whose loss is not finite or is above factor x its first loss is `diverged` at that step. Its slice is
   frozen (learning rate 0, no gradient) until the next validation, which a lone run also runs when it
-  stops, and then leaves the stack, so it stops costing compute. The others go on.
+  stops, and then leaves the stack, so it stops costing compute. The others go on. The rule runs on the
+  device (a bool mask per trial), and the losses reach the host every FLUSH_STEPS steps: a step never
+  waits for the device, which is what a fused set's speed on a GPU rests on.
 - Early stopping on val/loss (patience, min_delta) is per trial too; a stopped trial leaves the stack.
 - After every validation, each trial's best weights (by val/acc, ties to the earlier epoch, as
   ModelCheckpoint keeps them) are held on the CPU for its checkpoint.
@@ -21,6 +23,8 @@ from torch import Tensor, nn
 from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
 from experiments.fused.stack import TrialStack
 from experiments.module import ClassifierModule
+
+FLUSH_STEPS = 50  # steps between two transfers of the step losses to the host
 
 OPTIMIZERS = {
     "torch.optim.SGD": "sgd",
@@ -68,12 +72,17 @@ class FusedModule(L.LightningModule):
         self.input_transform = modules[0].input_transform  # fitted on the same training pixels for all
         self.stack = TrialStack([module.net for module in modules])
         self.trial_hparams = [dict(module.hparams) for module in modules]
-        self.l1 = torch.tensor([module.regularization.get("l1", 0.0) for module in modules])
+        self.l1 = torch.tensor([module.regularization.get("l1", 0.0) for module in modules])  # [active trials]
+        self.with_l1 = bool((self.l1 > 0).any())
         self.divergence_factor = divergence_factor
         self.max_norm = modules[0].regularization.get("max_norm")
         self.patience, self.min_delta = early_stopping.get("patience"), early_stopping.get("min_delta", 0.0)
         self.positions = list(range(len(modules)))  # trial number of each slice of the stack
         self.frozen: set[int] = set()  # diverged trials waiting for their last validation
+        # On the device, one entry per active trial: still running, and its first step's loss.
+        self.running: Tensor | None = None
+        self.first_losses: Tensor | None = None
+        self._steps: list[tuple] = []  # (positions, global step, objective, running before, running after)
         self.records = [TrialRecord() for _ in modules]
         self._outputs: dict[str, list] = {"train": [], "val": []}
 
@@ -95,47 +104,67 @@ class FusedModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         losses = self._losses(batch)
         objective = losses
-        l1 = self.l1[self.positions].to(losses.device)
-        if bool((l1 > 0).any()):
-            objective = losses + l1 * self.stack.weight_l1()
+        if self.with_l1:
+            self.l1 = self.l1.to(losses.device)  # once
+            objective = losses + self.l1 * self.stack.weight_l1()
         self._last_objective = objective.detach()
-        if self.frozen:  # where, not a product: a frozen trial's NaN loss must not reach any gradient
-            running = torch.tensor([trial not in self.frozen for trial in self.positions], device=losses.device)
-            objective = torch.where(running, objective, torch.zeros_like(objective))
+        if self.running is None:
+            self.running = torch.ones_like(objective, dtype=torch.bool)
+            self.trainer.optimizers[0].running = self.running
+        # where, not a product: a frozen trial's NaN loss must not reach any gradient
+        objective = torch.where(self.running, objective, torch.zeros_like(objective))
         return objective.sum()  # trial i's slice gets trial i's gradient only
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
-        """Max-norm, then the 3x rule per trial, after the step as in a lone run."""
+        """Max-norm, then the 3x rule per trial, after the step as in a lone run (on the device)."""
         if self.max_norm is not None:
             self.apply_max_norm(self.max_norm)
-        losses = self._last_objective.tolist()
-        for position, (trial, loss) in enumerate(zip(self.positions, losses, strict=True)):
-            if trial in self.frozen:
-                continue
-            record = self.records[trial]
-            record.step_losses.append(loss)
-            record.last_loss = loss
-            if record.first_loss is None:
-                record.first_loss = loss
-            if self.divergence_factor is None:
-                continue
-            if not math.isfinite(loss) or loss > self.divergence_factor * record.first_loss:
-                record.status, record.stopped_step, record.diverged_loss = "diverged", self.global_step, loss
-                self.frozen.add(trial)
-                self.trainer.optimizers[0].freeze(position)
-        if len(self.frozen) == len(self.positions):
+        objective, before = self._last_objective, self.running
+        if self.first_losses is None:
+            self.first_losses = objective.clone()
+        after = before
+        if self.divergence_factor is not None:
+            exploded = ~torch.isfinite(objective) | (objective > self.divergence_factor * self.first_losses)
+            after = before & ~exploded
+        self.running = self.trainer.optimizers[0].running = after
+        self._steps.append((tuple(self.positions), self.global_step, objective, before, after))
+        if len(self._steps) >= FLUSH_STEPS:
+            self._record_steps()
+
+    def _record_steps(self) -> None:
+        """The steps since the last call reach each trial's record: its step losses, and the step where the
+        3x rule stopped it. One transfer per run of steps with the same trials."""
+        steps, self._steps = self._steps, []
+        for positions, group in itertools.groupby(steps, key=lambda step: step[0]):
+            group = list(group)
+            losses, before, after = (torch.stack([step[k] for step in group]).tolist() for k in (2, 3, 4))
+            for (_, global_step, *_), step_losses, ran, runs in zip(group, losses, before, after, strict=True):
+                for trial, loss, was_running, still_running in zip(positions, step_losses, ran, runs, strict=True):
+                    if not was_running:
+                        continue
+                    record = self.records[trial]
+                    record.step_losses.append(loss)
+                    record.last_loss = loss
+                    if record.first_loss is None:
+                        record.first_loss = loss
+                    if not still_running:
+                        record.status, record.stopped_step, record.diverged_loss = "diverged", global_step, loss
+                        self.frozen.add(trial)
+        if self.positions and len(self.frozen) == len(self.positions):
             self.trainer.should_stop = True  # Lightning still validates once, as for a lone run that stops
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._losses(batch)
 
     def on_train_epoch_end(self) -> None:
+        self._record_steps()
         self._epoch_figures("train")
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
             self._outputs["val"] = []
             return
+        self._record_steps()
         figures = self._epoch_figures("val")
         stopped = []
         for position, trial in enumerate(self.positions):
@@ -193,7 +222,13 @@ class FusedModule(L.LightningModule):
             self.positions = []
             return
         replaced = self.stack.keep(kept)
-        self.trainer.optimizers[0].keep(kept, replaced)
+        optimizer = self.trainer.optimizers[0]
+        optimizer.keep(kept, replaced)
+        index = torch.tensor(kept, dtype=torch.long)
+        self.l1 = self.l1.index_select(0, index.to(self.l1.device))
+        if self.running is not None:
+            self.running = optimizer.running  # kept's slice of it
+            self.first_losses = self.first_losses.index_select(0, index.to(self.first_losses.device))
         self.positions = [self.positions[position] for position in kept]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -5,6 +5,10 @@ these apply torch.optim's update rules (the single-tensor formulas of torch 2.x,
 hyperparameters as [N] tensors broadcast over each trial's slice. Trial i's slice moves exactly as its
 lone run's parameters move under torch.optim. Weight decay acts on weights only (`decay` marks them), as
 in a lone run, where biases and norm scales sit in a group with decay 0.
+
+The per-trial values move to the parameters' device on the first step and stay there, and `running` (a
+bool [N] mask on that device, set by FusedModule) zeroes the learning rate of stopped trials: a step needs
+no copy from the host and no wait for the device.
 """
 
 import torch
@@ -30,6 +34,12 @@ class StackedOptimizer(torch.optim.Optimizer):
         groups = [{"params": [tensor], "decay": decays} for tensor, decays in params]
         defaults = {"lr": hyperparameter(lr), "weight_decay": hyperparameter(weight_decay), **options}
         super().__init__(groups, defaults)
+        self.running: Tensor | None = None  # bool [N]; False stops a trial's slice (learning rate 0)
+
+    def learning_rate(self, group: dict, param: Tensor) -> Tensor:
+        """Each trial's learning rate, 0 where it no longer runs: [N, 1, ...] in float64."""
+        lr = group["lr"] if self.running is None else group["lr"] * self.running
+        return per_trial(lr, param)
 
     def _decayed_gradient(self, group: dict, param: Tensor) -> Tensor:
         grad = param.grad
@@ -45,6 +55,9 @@ class StackedOptimizer(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             for param in group["params"]:
+                for key in PER_TRIAL:  # once: later steps find them there
+                    if key in group and group[key].device != param.device:
+                        group[key] = group[key].to(param.device)
                 if param.grad is not None:
                     self.update(group, param, self.state[param])
         return loss
@@ -52,19 +65,15 @@ class StackedOptimizer(torch.optim.Optimizer):
     def update(self, group: dict, param: Tensor, state: dict) -> None:
         raise NotImplementedError
 
-    def freeze(self, position: int) -> None:
-        """Learning rate 0 for the trial at `position`: its slice stops moving (its gradient is zero too)."""
-        for group in self.param_groups:
-            group["lr"] = hyperparameter(group["lr"]).clone()
-            group["lr"][position] = 0.0
-
     def keep(self, trials: list[int], replaced: dict[Tensor, Tensor]) -> None:
         """Follow TrialStack.keep: the kept trials' hyperparameters and state, on the new parameters."""
         index = torch.tensor(trials, dtype=torch.long)
+        if self.running is not None:
+            self.running = self.running.index_select(0, index.to(self.running.device))
         for group in self.param_groups:
             for key in PER_TRIAL:
                 if key in group and group[key].dim() > 0:  # a 0-d value is shared by every trial
-                    group[key] = group[key].index_select(0, index)
+                    group[key] = group[key].index_select(0, index.to(group[key].device))
             old_params, group["params"] = group["params"], [replaced[param] for param in group["params"]]
             for old, new in zip(old_params, group["params"], strict=True):
                 state = self.state.pop(old, {})
@@ -78,19 +87,21 @@ class StackedSGD(StackedOptimizer):
     """SGD with momentum per trial ([N]); a trial at momentum 0 steps by its plain gradient, as torch's does."""
 
     def __init__(self, params, lr, weight_decay, momentum: Tensor, nesterov: bool = False):
-        super().__init__(params, lr, weight_decay, momentum=hyperparameter(momentum), nesterov=nesterov)
+        momentum = hyperparameter(momentum)
+        super().__init__(params, lr, weight_decay, momentum=momentum, nesterov=nesterov)
+        self.with_momentum = bool((momentum > 0).any())  # decided on the host, once
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
         grad = self._decayed_gradient(group, param)
         momentum = per_trial(group["momentum"], param).to(param.dtype)
-        if bool((group["momentum"] > 0).any()):
+        if self.with_momentum:
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = grad.detach().clone()
             else:  # buffer x 0 + grad: trials without momentum keep their plain gradient
                 state["momentum_buffer"].mul_(momentum).add_(grad)
             buffer = state["momentum_buffer"]
             grad = grad + momentum * buffer if group["nesterov"] else buffer
-        param.sub_(per_trial(group["lr"], param).to(param.dtype) * grad)
+        param.sub_(self.learning_rate(group, param).to(param.dtype) * grad)
 
 
 class StackedAdam(StackedOptimizer):
@@ -100,7 +111,7 @@ class StackedAdam(StackedOptimizer):
         super().__init__(params, lr, weight_decay, betas=tuple(betas), eps=eps, decoupled=decoupled)
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
-        lr = per_trial(group["lr"], param)
+        lr = self.learning_rate(group, param)
         if group["decoupled"]:
             grad = param.grad
             if group["decay"]:
@@ -126,7 +137,9 @@ class StackedRMSprop(StackedOptimizer):
     """RMSprop (not centered), with momentum per trial; a trial at momentum 0 steps by grad / avg, as torch's."""
 
     def __init__(self, params, lr, weight_decay, momentum: Tensor, alpha: float = 0.99, eps: float = 1e-8):
-        super().__init__(params, lr, weight_decay, momentum=hyperparameter(momentum), alpha=alpha, eps=eps)
+        momentum = hyperparameter(momentum)
+        super().__init__(params, lr, weight_decay, momentum=momentum, alpha=alpha, eps=eps)
+        self.with_momentum = bool((momentum > 0).any())  # decided on the host, once
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
         grad = self._decayed_gradient(group, param)
@@ -135,8 +148,8 @@ class StackedRMSprop(StackedOptimizer):
             state["momentum_buffer"] = torch.zeros_like(param)
         state["square_avg"].mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
         avg = state["square_avg"].sqrt().add_(group["eps"])
-        lr = per_trial(group["lr"], param).to(param.dtype)
-        if bool((group["momentum"] > 0).any()):  # buffer x 0 + grad / avg for the trials without momentum
+        lr = self.learning_rate(group, param).to(param.dtype)
+        if self.with_momentum:  # buffer x 0 + grad / avg for the trials without momentum
             buffer = state["momentum_buffer"]
             buffer.mul_(per_trial(group["momentum"], param).to(param.dtype)).add_(grad / avg)
             param.sub_(lr * buffer)
