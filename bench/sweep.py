@@ -72,8 +72,9 @@ def run_sweep(workdir: Path, extra: list[str]) -> dict:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
+    if done.returncode != 0:  # with the failed trials' own errors: the sweep's folder goes with this script
+        errors = "".join(f"\n{p.parent.name}: {p.read_text()[-1500:]}" for p in workdir.glob("outputs/sweeps/*/*/error.txt"))
+        sys.exit(f"error: {' '.join(command[1:])} failed:\n{done.stderr[-3000:]}{errors}")
     [sweep_dir] = (workdir / "outputs" / "sweeps").glob("*")
     trials = {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))}
     best = next(line for line in (sweep_dir / "best.yaml").read_text().splitlines() if line.startswith("trial:"))

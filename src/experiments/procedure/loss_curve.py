@@ -111,7 +111,7 @@ def _overfitting(train_epoch: list[float], val_epoch: list[float]) -> dict | Non
         return None
     train, val = train_epoch[-epochs:], val_epoch[-epochs:]
     best = min(range(epochs), key=val.__getitem__)
-    if best > epochs - 3:
+    if best > epochs - 3 or val[best] <= 0:  # a validation loss of 0 (it underflows on easy data): no rise to measure
         return None
     rise = val[-1] / val[best] - 1
     gap_then, gap_now = val[best] - train[best], val[-1] - train[-1]
