@@ -73,7 +73,9 @@ def run_sweep(workdir: Path, extra: list[str]) -> dict:
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:  # with the failed trials' own errors: the sweep's folder goes with this script
-        errors = "".join(f"\n{p.parent.name}: {p.read_text()[-1500:]}" for p in workdir.glob("outputs/sweeps/*/*/error.txt"))
+        errors = "".join(
+            f"\n{p.parent.name}: {p.read_text()[-1500:]}" for p in workdir.glob("outputs/sweeps/*/*/error.txt")
+        )
         sys.exit(f"error: {' '.join(command[1:])} failed:\n{done.stderr[-3000:]}{errors}")
     [sweep_dir] = (workdir / "outputs" / "sweeps").glob("*")
     trials = {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))}
@@ -126,17 +128,23 @@ def main() -> None:
             name: [t["best_val_acc"], fused["trials"][name]["best_val_acc"]] for name, t in sequential["trials"].items()
         },
     }
-    print(f"sweep=lr_wd on {summary['data']} ({mode}, {epochs} epochs, {summary['device']}): "
-          f"{summary['trials']} trials, {summary['diverged']} diverged")
+    print(
+        f"sweep=lr_wd on {summary['data']} ({mode}, {epochs} epochs, {summary['device']}): "
+        f"{summary['trials']} trials, {summary['diverged']} diverged"
+    )
     ways = (("sequential", "sequential (hydra's basic launcher)"), ("fused", "fused (hydra/launcher=fused)"))
     for way, label in ways:
-        print(f"  {label:36s} {summary[f'{way}_s']:8.1f} s   {summary[f'{way}_trial_epochs_per_s']:7.2f} "
-              f"trial-epochs/s   best {summary[f'best_{way}']}")
+        print(
+            f"  {label:36s} {summary[f'{way}_s']:8.1f} s   {summary[f'{way}_trial_epochs_per_s']:7.2f} "
+            f"trial-epochs/s   best {summary[f'best_{way}']}"
+        )
     seq_train, fused_train = summary["sequential_train_trial_epochs_per_s"], summary["fused_train_trial_epochs_per_s"]
     summary["train_speedup"] = round(fused_train / seq_train, 2) if seq_train and fused_train else None
     if summary["train_speedup"]:
-        print(f"  training batches alone, epochs after the first: {seq_train:.2f} against {fused_train:.2f} "
-              f"trial-epochs/s ({summary['train_speedup']:.2f}x)")
+        print(
+            f"  training batches alone, epochs after the first: {seq_train:.2f} against {fused_train:.2f} "
+            f"trial-epochs/s ({summary['train_speedup']:.2f}x)"
+        )
     print(f"  speed-up {summary['speedup']:.2f}x; one trial: {summary['lone_trial_s']} s alone (median of the")
     print(f"  completed trials), {summary['fused_per_trial_s']} s inside the fused set (the set's time / trials)")
     print(json.dumps(summary))

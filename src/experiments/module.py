@@ -118,6 +118,12 @@ class ClassifierModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train", "train/loss_epoch")
 
+    def keep_unfinished_epoch(self) -> None:
+        """A fit that stopped mid-epoch (the 3x rule, an interrupt): its steps so far join the loss curve."""
+        outputs, self._epoch_outputs["train"] = self._epoch_outputs["train"], []
+        if outputs:
+            self.history["train_steps"] += torch.stack([loss for *_, loss in outputs]).float().tolist()
+
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step("val", batch)
 

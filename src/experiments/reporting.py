@@ -47,8 +47,12 @@ def log_hparams(logger: TensorBoardLogger, params: dict, metrics: dict) -> None:
 
 
 def write_metrics_json(run_dir: Path, metrics: dict) -> Path:
+    """Written beside its name and renamed over it: a reader never sees half a file."""
     path = run_dir / "metrics.json"
-    path.write_text(json.dumps(metrics, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name("metrics.json.partial")
+    partial.write_text(json.dumps(metrics, indent=2) + "\n")
+    partial.replace(path)
     return path
 
 

@@ -22,6 +22,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.callbacks.divergence import Diverged
 from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.checkpoints import check_fits_data, check_resumable, check_same_setup, load_module, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
@@ -148,7 +149,10 @@ def fit(
     log.info(f"\n{ModelSummary(module, max_depth=2)}")  # Lightning's summary callback would run on every step
     if cfg.watch.pictures and not cfg.ckpt_path:
         draw_training_inputs(datamodule, names, trainer.logger, run_dir)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+    except Diverged:  # DivergenceAbort recorded the step and the loss; the run ends here, untested
+        module.keep_unfinished_epoch()
     if cfg.watch.pictures:
         draw_first_layer(module, trainer.logger, run_dir, trainer.global_step)
     divergence, checkpointing = callbacks.divergence, callbacks.checkpointing
@@ -167,7 +171,7 @@ def fit(
         "epochs": trainer.current_epoch,
         "final_train_loss": divergence.diverged_loss if diverged else _number(last_epoch_loss),
         "diverged_step": divergence.diverged_step if diverged else None,
-        "best_checkpoint": checkpointing.best_model_path,
+        "best_checkpoint": checkpointing.best_model_path or None,  # none when it diverged before validating
         "train_epoch_seconds": callbacks.timer.train_seconds,
         "epoch_seconds": callbacks.timer.epoch_seconds,
         **watched,

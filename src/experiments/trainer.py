@@ -26,6 +26,7 @@ from experiments.callbacks.histograms import WeightHistograms
 from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
+from experiments.checkpoints import AtomicCheckpointIO
 from experiments.lean_profiler import LeanPassThroughProfiler
 
 
@@ -79,6 +80,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         logger=logger,
         callbacks=callbacks.all(),
         default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],  # a kill while a checkpoint is written leaves the previous one whole
         enable_model_summary=False,  # run.fit prints the summary: Lightning's callback would be called every step
         gradient_clip_val=clip.value,
         gradient_clip_algorithm=clip.algorithm,

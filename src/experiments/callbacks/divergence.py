@@ -1,5 +1,8 @@
 """The note's 3x rule, checked every optimizer step: a training loss above factor x the first step's
-loss, or one that is not finite, means the run exploded. It stops at once instead of at the epoch's end."""
+loss, or one that is not finite, means the run exploded. It stops at once instead of at the epoch's end,
+by raising `Diverged` out of the fit: the exploded weights are never validated and never reach a
+checkpoint, so last.ckpt keeps the last good epoch and the best checkpoint and best val acc are what the
+run reached before it diverged."""
 
 import logging
 import math
@@ -7,6 +10,10 @@ import math
 import lightning as L
 
 log = logging.getLogger(__name__)
+
+
+class Diverged(Exception):
+    """Raised at the step where the rule fired; `run.fit` catches it and reports the run as diverged."""
 
 
 class DivergenceAbort(L.Callback):
@@ -31,7 +38,7 @@ class DivergenceAbort(L.Callback):
             f"diverged at step {trainer.global_step}: training loss {loss:.4g} > {self.factor:g} x the initial "
             f"{self.initial_loss:.4g}; stopping this run"
         )
-        trainer.should_stop = True
+        raise Diverged(f"step {trainer.global_step}")
 
     # A resumed run compares against the first loss of the original run, not of the resumed one.
     def state_dict(self) -> dict:

@@ -3,8 +3,8 @@ trained as one LightningModule, while each trial keeps its own outcome.
 
 - The 3x rule is applied per trial, as the lone run's DivergenceAbort applies it: after a step, a trial
   whose loss is not finite or is above factor x its first loss is `diverged` at that step. Its slice is
-  frozen (learning rate 0, no gradient) until the next validation, which a lone run also runs when it
-  stops, and then leaves the stack, so it stops costing compute. The others go on. The rule runs on the
+  frozen (learning rate 0, no gradient) until the epoch's validation, which skips it as a lone run skips
+  its exploded weights, and then leaves the stack, so it stops costing compute. The others go on. The rule runs on the
   device (a bool mask per trial), and the losses reach the host every FLUSH_STEPS steps: a step never
   waits for the device, which is what a fused set's speed on a GPU rests on.
 - Early stopping on val/loss (patience, min_delta) is per trial too; a stopped trial leaves the stack.
@@ -168,6 +168,8 @@ class FusedModule(L.LightningModule):
         figures = self._epoch_figures("val")
         stopped = []
         for position, trial in enumerate(self.positions):
+            if trial not in figures:  # diverged: its exploded weights are not validated, as in a lone run
+                continue
             record, (loss, accuracy) = self.records[trial], figures[trial]
             if record.best_val_acc is None or accuracy > record.best_val_acc:
                 record.best_val_acc, record.best_epoch = accuracy, self.current_epoch
@@ -195,7 +197,12 @@ class FusedModule(L.LightningModule):
             for trial, loss_sum, hits in zip(positions, loss_sums, correct, strict=True):
                 total = totals.setdefault(trial, [0.0, 0.0, 0])
                 total[0], total[1], total[2] = total[0] + loss_sum, total[1] + hits, total[2] + sum(sizes)
-        figures = {trial: (loss / count, hits / count) for trial, (loss, hits, count) in totals.items()}
+        # A diverged trial's last epoch ended at the step it exploded: a lone run reports nothing for it.
+        figures = {
+            trial: (loss / count, hits / count)
+            for trial, (loss, hits, count) in totals.items()
+            if self.records[trial].status != "diverged"
+        }
         for trial, (loss, accuracy) in figures.items():
             self.records[trial].epochs.setdefault(self.current_epoch, {}).update(
                 {f"{stage}/loss": loss, f"{stage}/acc": accuracy}
@@ -215,8 +222,9 @@ class FusedModule(L.LightningModule):
         kept = [position for position in range(len(self.positions)) if position not in stopped]
         for position in stopped:
             trial = self.positions[position]
-            if self.records[trial].best_state is None:  # stopped before any validation: keep its weights
-                self.records[trial].best_state = self.trial_state(position)
+            record = self.records[trial]
+            if record.best_state is None and record.status != "diverged":  # stopped before validating: keep them
+                record.best_state = self.trial_state(position)
         if not kept:
             self.trainer.should_stop = True
             self.positions = []

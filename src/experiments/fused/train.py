@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.callbacks.epoch_timer import EpochTimer
 from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.callbacks.progress import SteadyRichProgressBar
+from experiments.checkpoints import AtomicCheckpointIO
 from experiments.errors import UserError
 from experiments.fused.module import OPTIMIZERS, FusedModule, TrialRecord
 from experiments.lean_profiler import LeanPassThroughProfiler
@@ -107,7 +108,7 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
             "best_val_acc": record.best_val_acc,
             **tested,
             "lr": cfg.optimizer.lr,
-            "epochs": len(record.epochs),
+            "epochs": sum("val/loss" in figures for figures in record.epochs.values()),  # as trainer.current_epoch
             "final_train_loss": record.diverged_loss if record.status == "diverged" else record.last_epoch_loss(),
             "diverged_step": record.stopped_step if record.status == "diverged" else None,
             "fused": {"trials": len(cfgs), "with_others": len(cfgs) - 1, "set_seconds": round(seconds, 2)},
@@ -158,16 +159,13 @@ def save_single_checkpoint(module: ClassifierModule, path: Path, epoch: int) -> 
     """Lightning's checkpoint layout for one model (state_dict, hyper_parameters, version), which
     `ClassifierModule.load_from_checkpoint` and this project's evaluation and predict read. Written to a
     temporary name and renamed, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint = {
         "epoch": epoch,
         "state_dict": module.state_dict(),
         ClassifierModule.CHECKPOINT_HYPER_PARAMS_KEY: dict(module.hparams),
         "pytorch-lightning_version": L.__version__,
     }
-    partial = path.with_suffix(".ckpt.partial")
-    torch.save(checkpoint, partial)
-    partial.replace(path)
+    AtomicCheckpointIO().save_checkpoint(checkpoint, path)
 
 
 def write_curves(logger: TensorBoardLogger, record: TrialRecord, every: int) -> None:
