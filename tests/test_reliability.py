@@ -1,8 +1,18 @@
 """What a user can trust with hours of work: checkpoints that survive crashes, a diverged run that keeps
 only what it reached before it exploded, and runs that resume in place."""
 
+import contextlib
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 import torch
-from conftest import logged_scalars, run_here
+from conftest import REPO, logged_scalars, run_here, train
 
 from experiments.checkpoints import AtomicCheckpointIO
 
@@ -21,6 +31,8 @@ def test_a_diverged_run_keeps_what_it_reached_before_it_exploded(tmp_path):
     metrics = run_here(tmp_path, *EXPLODES_IN_EPOCH_2)
     assert metrics["status"] == "diverged" and metrics["diverged_step"] == 23
     assert metrics["test_acc"] is None  # a diverged run is not tested
+    # ... but declares the HParams tab's test columns all the same (NaN), so every run has the same columns
+    assert math.isnan(logged_scalars(tmp_path)["hparams/test_acc"][0])
     # validated once, before the explosion: the exploded weights were never validated
     assert len(logged_scalars(tmp_path)["val/acc"]) == 1
     assert metrics["best_val_acc"] == logged_scalars(tmp_path)["val/acc"][0]
@@ -57,3 +69,114 @@ def test_a_checkpoint_is_written_beside_its_name_and_renamed_over_it(tmp_path, m
     assert torch.load(path, weights_only=True) == {"step": 2} and sorted(p.name for p in path.parent.iterdir()) == [
         "last.ckpt"
     ]
+
+
+# --- resume in place after a kill -------------------------------------------------------------------
+
+FOUR_EPOCHS = ["trainer.max_epochs=4", "trainer.limit_train_batches=20", "trainer.limit_val_batches=4"]
+TIMINGS = {"wall_seconds", "train_epoch_seconds", "epoch_seconds", "run_dir", "best_checkpoint"}
+
+
+def start(run_dir, *overrides: str) -> subprocess.Popen:
+    command = [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(command, cwd=run_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(process: subprocess.Popen, condition, what: str) -> None:
+    """Poll every millisecond until `condition()` holds; fail if the run ends first."""
+    while not condition():
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before {what}:\n{process.stdout.read()[-2000:]}")
+        time.sleep(0.001)
+
+
+def checkpoint_writes(last: Path):
+    """A condition factory: true once last.ckpt has been (re)written `count` times."""
+    seen = set()
+
+    def written(count: int) -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            seen.add(last.stat().st_mtime_ns)
+        return len(seen) >= count
+
+    return written
+
+
+def assert_same_as_unbroken(resumed_dir, unbroken_dir, unbroken: dict) -> None:
+    """metrics.json apart from timings and paths, the final weights, and every TensorBoard curve step by step."""
+    resumed = json.loads((resumed_dir / "metrics.json").read_text())
+    assert {k: v for k, v in resumed.items() if k not in TIMINGS} == {
+        k: v for k, v in unbroken.items() if k not in TIMINGS
+    }
+    assert Path(resumed["best_checkpoint"]).name == Path(unbroken["best_checkpoint"]).name
+    assert len(resumed["train_epoch_seconds"]) == 4  # the epochs before the kill are reported too
+    weights = [
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for d in (resumed_dir, unbroken_dir)
+    ]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[1])
+    assert logged_scalars(resumed_dir) == logged_scalars(unbroken_dir)  # no step twice, none missing
+    assert sorted(p.name for p in (resumed_dir / "checkpoints").iterdir()) == sorted(
+        p.name for p in (unbroken_dir / "checkpoints").iterdir()
+    )
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(tmp_path):
+    unbroken = run_here(tmp_path / "unbroken", *FOUR_EPOCHS)
+    run_dir = tmp_path / "killed"
+    run_dir.mkdir()
+    process = start(run_dir, *FOUR_EPOCHS, "watch.pictures=false")
+    wait_for(process, lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), "its first checkpoint")
+    written = checkpoint_writes(run_dir / "checkpoints" / "last.ckpt")
+    wait_for(process, lambda: written(2), "the end of epoch 2")  # now in epoch 3 of 4
+    process.kill()
+    process.wait()
+    assert not (run_dir / "metrics.json").exists()
+    resumed = train(tmp_path, f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert_same_as_unbroken(run_dir, tmp_path / "unbroken", unbroken)
+
+
+@pytest.mark.slow
+def test_a_run_killed_while_writing_a_checkpoint_keeps_the_previous_one_and_resumes(tmp_path):
+    # A wide network, so that writing its checkpoint takes long enough to be caught in the middle.
+    wide = [*FOUR_EPOCHS, "model.hidden_sizes=[2048,2048]", "trainer.limit_train_batches=5"]
+    unbroken = run_here(tmp_path / "unbroken", *wide)
+    run_dir = tmp_path / "killed"
+    run_dir.mkdir()
+    process = start(run_dir, *wide, "watch.pictures=false")
+    written = checkpoint_writes(run_dir / "checkpoints" / "last.ckpt")
+    wait_for(process, lambda: written(2), "the end of epoch 2")
+    wait_for(process, lambda: any((run_dir / "checkpoints").glob("*.partial")), "a checkpoint was being written")
+    process.kill()
+    process.wait()
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)  # whole, and the previous one
+    assert last["epoch"] in (1, 2)
+    resumed = train(tmp_path, f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert not list((run_dir / "checkpoints").glob("*.partial"))
+    assert_same_as_unbroken(run_dir, tmp_path / "unbroken", unbroken)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_saves_a_checkpoint_records_interrupted_and_the_run_resumes(tmp_path, stop_signal):
+    run_dir = tmp_path / "stopped"
+    run_dir.mkdir()
+    process = start(run_dir, *FOUR_EPOCHS, "watch.pictures=false")
+    wait_for(process, lambda: (run_dir / "checkpoints" / "last.ckpt").exists(), "its first checkpoint")
+    process.send_signal(stop_signal)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + stop_signal, output[-2000:]
+    assert f"python train.py resume={run_dir}" in output and "Traceback" not in output
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "interrupted" and metrics["test_acc"] is None
+    stopped_at = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+    assert 20 <= stopped_at < 80  # saved at the step it stopped, in epoch 2 or 3
+    resumed = train(tmp_path, f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 4 and metrics["test_acc"] > 0.5
+    assert metrics["loss_curve"]["evidence"]["steps"] == 80  # every step of the 4 epochs, before and after
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 80

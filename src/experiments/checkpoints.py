@@ -32,12 +32,32 @@ def read_hparams(path: str | Path) -> dict:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"ckpt_path={path} cannot be read as a checkpoint: {first_line}") from None
+        raise UserError(f"ckpt_path={path} {why_unreadable(Path(path), err)}") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
     if not hparams or not {"model", "data", "input_shape", "num_classes"} <= hparams.keys():
         raise UserError(f"ckpt_path={path} was not written by this project (no model/data hyperparameters)")
     return hparams
+
+
+def why_unreadable(path: Path, err: Exception) -> str:
+    """What a file that torch.load refused is, in words: empty, text, cut short, or carrying code."""
+    with open(path, "rb") as file:
+        head = file.read(512)
+    if not head:
+        return "is empty: a checkpoint whose writing never finished? Use another one (checkpoints/last.ckpt or best-*.ckpt)"
+    if head.startswith(b"PK\x03\x04") or head[0] == 0x80:  # torch's zip archive, or a bare pickle
+        culprit = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), None)
+        if culprit:
+            return (
+                "holds Python objects that would run code when unpickled, so it was refused unopened "
+                f"({culprit.rstrip('.')}); this project's checkpoints hold tensors and plain values only"
+            )
+        return "is damaged or cut short (it does not read back as a whole checkpoint); use another checkpoint"
+    try:
+        head.decode("utf-8")
+        return "is a text file, not a checkpoint (.ckpt files are zip archives that torch writes)"
+    except UnicodeDecodeError:
+        return "is not a checkpoint: torch writes checkpoints as zip archives, and this file is not one"
 
 
 def check_resumable(path: str | Path) -> None:

@@ -20,18 +20,21 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from experiments.config_checks import check_config
 from experiments.errors import TrialsFailed, UserError
+from experiments.resume import expand_resume
 from experiments.sweeps.logspace import expand_logspace
 
 log = logging.getLogger(__name__)
 
 
 def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
-    """Call a @hydra.main function; composition errors become one line unless HYDRA_FULL_ERROR is set."""
-    wants_trace = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    """Call a @hydra.main function; composition errors become one line unless HYDRA_FULL_ERROR=1."""
+    wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"  # Hydra's own meaning; 0 means off
     os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
     try:
         refuse_combined_modes(sys.argv[1:])
         sys.argv[1:] = expand_logspace(sys.argv[1:])  # key=logspace(LOW,HIGH[,COUNT]) -> a list of values
+        sys.argv[1:] = expand_resume(sys.argv[1:])  # resume=RUN_DIR -> that run's overrides, in place
+        check_printed_config(sys.argv[1:], conf_dir)
         hydra_main()
     except (HydraException, OmegaConfBaseException) as err:
         if wants_trace:
@@ -57,8 +60,35 @@ def refuse_combined_modes(arguments: list[str]) -> None:
     modes = list(dict.fromkeys(MODE_FLAGS[a] for a in arguments if a in MODE_FLAGS))
     if len(modes) < 2:
         return
-    hint = "; drop -m to print one trial's config (add that trial's values)" if "-m" in modes else ""
+    hint = (
+        "; to preview a sweep, drop -m: --cfg hydra shows the values it sweeps (hydra.sweeper.params), "
+        "--cfg job one trial's config"
+        if "-m" in modes
+        else ""
+    )
     raise UserError(f"{' and '.join(modes)} do not combine: Hydra takes one of them per command{hint}")
+
+
+# Hydra's flags that take a value: it is not an override.
+VALUED_FLAGS = {"-c", "--cfg", "-p", "--package", "-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir"}
+
+
+def check_printed_config(arguments: list[str], conf_dir: Path) -> None:
+    """`--cfg job ...` prints a config without running it; the checks a run applies apply to it too."""
+    if not {"-c", "--cfg"} & set(arguments):
+        return
+    overrides, skip = [], False
+    for argument in arguments:
+        if skip or argument.startswith("-"):
+            skip = not skip and argument in VALUED_FLAGS
+            continue
+        if not argument.lstrip("+~").startswith(("hydra.", "hydra/")):
+            overrides.append(argument)
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    check_config(cfg, overrides)
 
 
 def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
@@ -133,6 +163,9 @@ def run_job(cfg: DictConfig) -> float | None:
         return None
     objective = metrics.get("best_val_acc") or 0.0
     write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
+    if _stop_requested():  # Ctrl-C or SIGTERM: the sweep stops here; rerunning it resumes this trial
+        log.error(f"sweep interrupted: trial {trial_dir.name} is {metrics['status']}; rerun the same command to resume")
+        sys.exit(_stop_exit_code())
     return objective
 
 
@@ -151,7 +184,22 @@ def _run_single(cfg: DictConfig) -> float | None:
     if metrics.get("failed_checks"):
         print(f"error: {_failed_checks_line(metrics)}", file=sys.stderr)
         sys.exit(1)
+    if metrics.get("status") == "interrupted":
+        print(f"interrupted: continue with `python train.py resume={metrics['run_dir']}`", file=sys.stderr)
+        sys.exit(_stop_exit_code())
     return metrics.get("best_val_acc")
+
+
+def _stop_requested() -> bool:
+    from experiments.callbacks.interrupt import StopRequest
+
+    return StopRequest.pending()
+
+
+def _stop_exit_code() -> int:
+    from experiments.callbacks.interrupt import StopRequest
+
+    return StopRequest.exit_code()
 
 
 def _failed_checks_line(metrics: dict) -> str:
@@ -164,8 +212,10 @@ def _run_in_job(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.run import check_procedure, run  # heavy: torch, Lightning, torchvision
 
+    install_stop_handlers()  # Ctrl-C and SIGTERM: stop at the next step with a checkpoint
     hydra = HydraConfig.get()
     if cfg.torch_threads is None:
         with open_dict(cfg):

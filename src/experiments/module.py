@@ -64,6 +64,7 @@ class ClassifierModule(L.LightningModule):
         # The loss curves the note says to watch, kept from the step outputs the epoch metrics use anyway
         # (procedure/loss_curve.py reads them at the end): no callback on every step for it.
         self.history: dict[str, list[float]] = {"train_steps": [], "train_epoch": [], "val_epoch": []}
+        self.checks_before_training: list[dict] | None = None  # run.check_before_training's rows, for metrics.json
 
     def forward(self, pixels: Tensor) -> Tensor:
         return self.net(self.input_transform(pixels))
@@ -86,8 +87,14 @@ class ClassifierModule(L.LightningModule):
         sizes = torch.tensor([len(batch) for batch in labels], dtype=torch.float32, device=losses[0].device)
         mean_loss.update(torch.stack(losses), weight=sizes)
         epoch_loss = mean_loss.compute()
-        for name, value in ((loss_name, epoch_loss), (f"{stage}/acc", accuracy.compute())):
-            self.log(name, value, prog_bar=stage != "test")
+        figures = {loss_name: epoch_loss, f"{stage}/acc": accuracy.compute()}
+        # Training's epoch figures go to the logger here, before the epoch's checkpoint is written (Lightning
+        # would log them after it): a run killed after its checkpoint has them all, and its resume adds none.
+        direct = stage == "train" and self.logger is not None
+        for name, value in figures.items():
+            self.log(name, value, prog_bar=stage != "test", logger=not direct)
+        if direct:
+            self.logger.log_metrics({name: float(value) for name, value in figures.items()}, step=self.global_step - 1)
         mean_loss.reset(), accuracy.reset()
         if stage == "train":  # one transfer an epoch
             self.history["train_steps"] += torch.stack(losses).float().tolist()
@@ -174,10 +181,15 @@ class ClassifierModule(L.LightningModule):
     # Lightning does not save the global RNG; dropout and augmentation draws must resume where they were.
     # The loss history travels too: a resumed run diagnoses its whole curve.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.logger is not None:  # what was logged up to this checkpoint reaches the disk with it
+            self.logger.experiment.flush()
         checkpoint["torch_rng_state"] = torch.get_rng_state()
-        checkpoint["loss_history"] = self.history
+        pending = [float(loss) for *_, loss in self._epoch_outputs["train"]]  # a mid-epoch save (an interrupt)
+        checkpoint["loss_history"] = {**self.history, "train_steps": self.history["train_steps"] + pending}
+        checkpoint["checks_before_training"] = self.checks_before_training
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         self.history = {key: list(values) for key, values in checkpoint.get("loss_history", self.history).items()}
+        self.checks_before_training = checkpoint.get("checks_before_training", self.checks_before_training)

@@ -40,6 +40,9 @@ def collect_images(paths: list[Path]) -> list[Path]:
     return files
 
 
+MAX_PIXELS = 4096 * 4096  # the note's images are 28x28 and 32x32; anything this large is a mistake or an attack
+
+
 def load_image(path: Path, input_shape: list[int], resize: bool):
     """uint8 tensor (C, H, W) in the checkpoint's channel count; the size must match unless resize."""
     import numpy as np
@@ -47,11 +50,22 @@ def load_image(path: Path, input_shape: list[int], resize: bool):
     from PIL import Image, UnidentifiedImageError
 
     channels, height, width = input_shape
+    if path.stat().st_size == 0:
+        raise UserError(f"images: {path} is empty (0 bytes)")
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # reads the header only: the size is known before any decoding
+            if image.width * image.height > MAX_PIXELS:
+                raise UserError(
+                    f"images: {path} is {image.width}x{image.height} pixels, more than the {MAX_PIXELS:,} this "
+                    "command decodes (a decompression bomb?); downscale it first"
+                )
             image = image.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError) as err:
-        raise UserError(f"images: {path} cannot be read as an image ({type(err).__name__})") from None
+    except Image.DecompressionBombError:
+        raise UserError(f"images: {path} declares more pixels than PIL will decode (a decompression bomb?)") from None
+    except UnidentifiedImageError:
+        raise UserError(f"images: {path} is not an image PIL can read (its content is not PNG, JPEG, ...)") from None
+    except OSError as err:
+        raise UserError(f"images: {path} is damaged or cut short and cannot be decoded ({err})") from None
     if image.size != (width, height):
         if not resize:
             raise UserError(

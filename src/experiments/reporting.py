@@ -41,7 +41,9 @@ def chosen_hparams(cfg: DictConfig, choices: dict, seed: int) -> dict:
 
 
 def log_hparams(logger: TensorBoardLogger, params: dict, metrics: dict) -> None:
-    values = {tag: metrics[key] for key, tag in HPARAM_METRICS.items() if metrics.get(key) is not None}
+    # Every run declares every column, NaN where it has no figure (a diverged run has no test accuracy):
+    # TensorBoard takes the HParams tab's columns from the first run it lists.
+    values = {tag: float("nan") if metrics.get(key) is None else metrics[key] for key, tag in HPARAM_METRICS.items()}
     logger.log_hyperparams(params, metrics=values)
     logger.finalize("success")
 

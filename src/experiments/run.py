@@ -19,10 +19,12 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.divergence import Diverged
+from experiments.callbacks.interrupt import Interrupted
 from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.checkpoints import check_fits_data, check_resumable, check_same_setup, load_module, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
@@ -35,7 +37,7 @@ from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
 from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
-from experiments.trainer import RunCallbacks, build_trainer
+from experiments.trainer import RunCallbacks, build_trainer, check_device
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,10 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> di
     trainer, callbacks = build_trainer(cfg, run_dir)
     tuned = find_learning_rate(cfg, trainer, module, datamodule) if cfg.tune == "lr_find" else {}
     trained = fit(cfg, trainer, module, datamodule, callbacks) if trains(cfg) else {}
-    tested = test(cfg, trainer, module, datamodule, trained)
+    try:
+        tested = test(cfg, trainer, module, datamodule, trained)
+    except Interrupted:  # Ctrl-C or SIGTERM while testing: resuming tests again
+        trained, tested = {**trained, "status": "interrupted"}, {}
     metrics = collect_metrics(cfg, checked | tuned | trained, tested, seed, run_dir, started)
     write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed))
     return metrics
@@ -74,7 +79,8 @@ def check_procedure(cfg: DictConfig, run_dir: str | Path) -> list[CheckResult]:
 
 
 def prepare_process(cfg: DictConfig) -> int:
-    """Seed every RNG, set the torch thread count and route library logging; returns the seed used."""
+    """Check the device, seed every RNG, set the torch thread count and route library logging; returns the seed."""
+    check_device(cfg.trainer.accelerator, str(cfg.trainer.precision))  # before any data is read
     _quiet_library_noise()
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)  # `is not None`: 0 is a seed
     L.seed_everything(seed, verbose=False)
@@ -132,8 +138,9 @@ def check_before_training(cfg: DictConfig, module: ClassifierModule, datamodule:
     """checks.during_training (by default the initial loss) on a model about to train from scratch;
     a failed check warns and training goes on."""
     if not trains(cfg) or cfg.ckpt_path or not cfg.checks.during_training:
-        return {}
-    return {"checks": warn_failures(run_checks(cfg.checks.during_training, cfg, module, datamodule))}
+        return {}  # a resumed run reports the checks its checkpoint carries (fit)
+    module.checks_before_training = warn_failures(run_checks(cfg.checks.during_training, cfg, module, datamodule))
+    return {"checks": module.checks_before_training}
 
 
 def fit(
@@ -149,10 +156,14 @@ def fit(
     log.info(f"\n{ModelSummary(module, max_depth=2)}")  # Lightning's summary callback would run on every step
     if cfg.watch.pictures and not cfg.ckpt_path:
         draw_training_inputs(datamodule, names, trainer.logger, run_dir)
+    interrupted = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     except Diverged:  # DivergenceAbort recorded the step and the loss; the run ends here, untested
         module.keep_unfinished_epoch()
+    except (Interrupted, SIGTERMException):  # StopAtStep saved last.ckpt; Lightning's own SIGTERM stop may come first
+        module.keep_unfinished_epoch()
+        interrupted = True
     if cfg.watch.pictures:
         draw_first_layer(module, trainer.logger, run_dir, trainer.global_step)
     divergence, checkpointing = callbacks.divergence, callbacks.checkpointing
@@ -162,11 +173,13 @@ def fit(
     drawn_in = run_dir if cfg.watch.pictures else None
     curve = report_loss_curve(module.history, diverged, trainer.logger, drawn_in, trainer.global_step)
     watched = {"loss_curve": curve}
+    if cfg.ckpt_path and module.checks_before_training is not None:  # made before the run was interrupted
+        watched["checks"] = module.checks_before_training
     if callbacks.update_ratio is not None:
         watched["update_ratio"] = callbacks.update_ratio.summary()
     return {
         "lr": module.hparams.optimizer["lr"],  # the rate trained with (lr_find's suggestion with tune=lr_find)
-        "status": "diverged" if diverged else "completed",
+        "status": "interrupted" if interrupted else "diverged" if diverged else "completed",
         "best_val_acc": float(best) if best is not None else None,
         "epochs": trainer.current_epoch,
         "final_train_loss": divergence.diverged_loss if diverged else _number(last_epoch_loss),
@@ -184,6 +197,8 @@ def test(
     """The official test split: after training, the best checkpoint; when evaluating, the loaded module.
     A diverged run is over, and is not tested: the note moves on to the next setting instead."""
     if not cfg.test or (cfg.train and not trained):  # nothing trained: a learning-rate search only
+        return {}
+    if cfg.train and trained["status"] == "interrupted":
         return {}
     if cfg.train and (trained["status"] == "diverged" or not trained["best_checkpoint"]):
         return {"test_acc": None, "test_loss": None}

@@ -10,11 +10,13 @@ loss curve is kept by the module, and the run prints its own model summary inste
 RichModelSummary callback.
 """
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -23,11 +25,15 @@ from omegaconf import DictConfig
 from experiments.callbacks.divergence import DivergenceAbort
 from experiments.callbacks.epoch_timer import EpochTimer
 from experiments.callbacks.histograms import WeightHistograms
+from experiments.callbacks.interrupt import StopAtStep
 from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.checkpoints import AtomicCheckpointIO
+from experiments.errors import UserError
 from experiments.lean_profiler import LeanPassThroughProfiler
+
+log = logging.getLogger(__name__)
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -56,7 +62,10 @@ class RunCallbacks:
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbacks]:
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+    resumed_step = resumed_global_step(cfg, run_dir)
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint; no step twice
+    purge = {"purge_step": resumed_step} if resumed_step else {}
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False, **purge)
     callbacks = RunCallbacks(
         checkpointing=RunCheckpoint(
             dirpath=run_dir / "checkpoints",
@@ -69,7 +78,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         timer=EpochTimer(),
         divergence=DivergenceAbort(cfg.divergence_factor) if cfg.divergence_factor is not None else None,
         update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
-        others=[*optional_callbacks(cfg), SteadyRichProgressBar()],
+        others=[*optional_callbacks(cfg), StopAtStep(run_dir / "checkpoints" / "last.ckpt"), SteadyRichProgressBar()],
     )
     # A real profiler is one override away (+trainer.profiler=simple); by default, a no-op without per-hook cost.
     profiler = {} if "profiler" in cfg.trainer else {"profiler": LeanPassThroughProfiler()}
@@ -86,6 +95,33 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         gradient_clip_algorithm=clip.algorithm,
     )
     return trainer, callbacks
+
+
+def check_device(accelerator: str, precision: str) -> None:
+    """One line, before anything is built, for a device this machine lacks; a word on CPU half precision."""
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"trainer.accelerator={accelerator} but torch sees no CUDA GPU on this machine: "
+            "use trainer.accelerator=auto (a GPU when there is one) or cpu"
+        )
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise UserError(
+            "trainer.accelerator=mps but this machine has no Apple GPU: use trainer.accelerator=auto or cpu"
+        )
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and precision == "16-mixed":
+        log.warning(
+            "trainer.precision=16-mixed runs as bf16-mixed on a CPU (Lightning's rule), often slower than 32-true"
+        )
+
+
+def resumed_global_step(cfg: DictConfig, run_dir: Path) -> int | None:
+    """The step a resumed run continues from. Half-written checkpoints a kill left behind are removed."""
+    if not (cfg.train and cfg.ckpt_path):
+        return None
+    for partial in (run_dir / "checkpoints").glob("*.partial"):
+        partial.unlink()
+    return torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
 
 
 def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:

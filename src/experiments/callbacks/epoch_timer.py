@@ -26,6 +26,16 @@ class EpochTimer(L.Callback):
             self._train_end = _now(module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self._start is None:  # resumed mid-epoch (after an interrupt): Lightning skips the epoch's start
+            return
         end = _now(module)
         self.train_seconds.append(round((self._train_end or end) - self._start, 4))
         self.epoch_seconds.append(round(end - self._start, 4))
+
+    # A resumed run reports every epoch's seconds, those before the interruption too.
+    def state_dict(self) -> dict:
+        return {"train_seconds": list(self.train_seconds), "epoch_seconds": list(self.epoch_seconds)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train_seconds = list(state_dict.get("train_seconds", []))
+        self.epoch_seconds = list(state_dict.get("epoch_seconds", []))

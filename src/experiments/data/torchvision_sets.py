@@ -10,6 +10,7 @@ import torch
 from torchvision import datasets
 
 from experiments.config_checks import check_value
+from experiments.data.file_checks import check_cifar_files, check_mnist_files
 from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
 from experiments.errors import UserError
 
@@ -54,6 +55,7 @@ class TorchvisionDataModule(InMemoryDataModule):
         self.hflip_default = name != "mnist"  # digits are not mirror-symmetric; clothes and CIFAR objects are
         self.root = Path(root).expanduser().resolve()
         self.download = download
+        self.verify_checksums = verify_checksums
         self.dataset_class = DATASET_CLASSES[name]
         if not verify_checksums and hasattr(self.dataset_class, "meta"):
             self.dataset_class = without_md5(self.dataset_class)
@@ -61,6 +63,11 @@ class TorchvisionDataModule(InMemoryDataModule):
         self.split_seed = split_seed
 
     def load_splits(self) -> tuple[dict[str, Split], list[str]]:
+        if self.root.is_file():
+            raise UserError(
+                f"data.root={self.root} is a file, not a folder: point it at the folder that holds the dataset"
+            )
+        self._check_files()
         train_set, test_set = self._open(train=True), self._open(train=False)
         train_images, train_labels = _as_tensors(train_set)
         train, val = stratified_split(train_labels, [1.0 - self.val_fraction, self.val_fraction], self.split_seed)
@@ -77,11 +84,32 @@ class TorchvisionDataModule(InMemoryDataModule):
         except RuntimeError:
             if not self.download:
                 raise UserError(self._missing_message("data.download=false")) from None
+        made = [folder for folder in self._download_folders() if not folder.exists()]
         try:
             return self.dataset_class(str(self.root), train=train, download=True)
         except Exception as err:  # URLError, HTTPError, RuntimeError from the mirrors, md5 mismatch
+            for folder in reversed(made):  # a failed download leaves no empty folders behind
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
             reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
             raise UserError(self._missing_message(f"download failed: {reason}")) from None
+
+    def _download_folders(self) -> list[Path]:
+        """The folders a download creates, outermost first: root, then the dataset's own (and raw/)."""
+        cls = self.dataset_class
+        if hasattr(cls, "resources"):  # the MNIST family keeps its files in ROOT/<class name>/raw
+            return [self.root, self.root / cls.__name__, self.root / cls.__name__ / "raw"]
+        return [self.root, self.root / cls.base_folder]
+
+    def _check_files(self) -> None:
+        """Files that are there but damaged, cut short or missing one of a set: one line naming the file."""
+        cls = self.dataset_class
+        if hasattr(cls, "resources"):
+            names = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
+            check_mnist_files(self.root / cls.__name__ / "raw", self.name, names)
+        else:
+            files = [(file, md5) for file, md5 in cls.train_list + cls.test_list]
+            check_cifar_files(self.root / cls.base_folder, self.name, files, self.verify_checksums)
 
     def _missing_message(self, why: str) -> str:
         folder = self.root / getattr(self.dataset_class, "base_folder", self.dataset_class.__name__)

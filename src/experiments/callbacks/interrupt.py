@@ -1,0 +1,70 @@
+"""Ctrl-C (SIGINT) and a cluster's pre-emption notice (SIGTERM) stop a run at the next step boundary.
+
+The signal handler only records the request, so it can never be lost in a window where an exception
+would be swallowed (a destructor, a library's cleanup). `StopAtStep` acts on it after the next training
+step: it saves checkpoints/last.ckpt (written atomically), then raises `Interrupted` out of the fit; the
+run records the status `interrupted`, exits with 128 + the signal's number, and resumes with
+`python train.py resume=RUN_DIR`. During validation or testing it stops after the batch, and the last
+epoch's checkpoint stays the newest. A second Ctrl-C quits at once.
+"""
+
+import logging
+import signal
+from pathlib import Path
+
+import lightning as L
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(Exception):
+    """Raised at a step boundary after a stop was requested; `run` reports the run as interrupted."""
+
+
+class StopRequest:
+    """The process's pending stop: the signal that asked for it, or None."""
+
+    received: signal.Signals | None = None
+
+    @classmethod
+    def pending(cls) -> bool:
+        return cls.received is not None
+
+    @classmethod
+    def exit_code(cls) -> int:
+        return 128 + int(cls.received or signal.SIGINT)
+
+
+def install_stop_handlers() -> None:
+    """From here on, SIGINT and SIGTERM ask the run to stop at its next step instead of killing it."""
+
+    def request_stop(signum: int, frame) -> None:
+        if StopRequest.pending() and signum == signal.SIGINT:  # the second Ctrl-C: no more waiting
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        StopRequest.received = signal.Signals(signum)
+        log.warning(
+            f"{StopRequest.received.name} received: stopping after this step and saving a checkpoint "
+            "(Ctrl-C again to quit at once)"
+        )
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+
+class StopAtStep(L.Callback):
+    def __init__(self, last_checkpoint: Path):
+        self.last_checkpoint = last_checkpoint
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
+        if StopRequest.pending():
+            trainer.save_checkpoint(self.last_checkpoint)
+            raise Interrupted(f"{StopRequest.received.name} at step {trainer.global_step}")
+
+    def on_validation_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if StopRequest.pending():
+            raise Interrupted(f"{StopRequest.received.name} during validation")
+
+    def on_test_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if StopRequest.pending():
+            raise Interrupted(f"{StopRequest.received.name} during testing")

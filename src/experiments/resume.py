@@ -1,0 +1,73 @@
+"""`python train.py resume=RUN_DIR`: continue a killed or interrupted run in place.
+
+The command line is rewritten before Hydra composes anything: the run's own overrides (its
+.hydra/overrides.yaml), then whatever else was typed (e.g. trainer.max_epochs=20 to extend it), then
+`ckpt_path=RUN_DIR/checkpoints/last.ckpt` and `hydra.run.dir=RUN_DIR`. So the run composes the config it
+had, resumes from its newest complete checkpoint, and writes into the same directory and TensorBoard run.
+Kept free of torch imports: a bad directory is refused at once, before Hydra touches it.
+"""
+
+import json
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from yaml import YAMLError
+
+from experiments.errors import UserError
+
+LAST = Path("checkpoints") / "last.ckpt"
+FINISHED = ("completed", "diverged", "searched")  # metrics.json statuses with nothing left to resume
+
+
+def expand_resume(arguments: list[str]) -> list[str]:
+    """The command line with `resume=DIR` replaced by the run's own overrides and where to resume from."""
+    given = [argument for argument in arguments if argument.startswith("resume=")]
+    if not given:
+        return arguments
+    if any(flag in arguments for flag in ("-m", "--multirun")):
+        raise UserError("resume= continues one run; a sweep resumes by running its own command again")
+    run_dir = Path(given[-1].removeprefix("resume="))
+    overrides = saved_overrides(run_dir)
+    typed = [argument for argument in arguments if not argument.startswith("resume=")]
+    flags = [argument for argument in typed if argument.startswith("-")]
+    extra = [argument for argument in typed if not argument.startswith("-")]
+    where = [f"resume={quoted(run_dir)}", f"ckpt_path={quoted(run_dir / LAST)}", f"hydra.run.dir={quoted(run_dir)}"]
+    return flags + overrides + extra + where
+
+
+def saved_overrides(run_dir: Path) -> list[str]:
+    """The overrides the run was started with; one line for each reason it cannot be resumed."""
+    if not run_dir.exists():
+        raise UserError(f"resume={run_dir} does not exist: pass a run directory, e.g. outputs/runs/<name>")
+    if not run_dir.is_dir():
+        raise UserError(f"resume={run_dir} is a file, not a run directory (outputs/runs/<name>)")
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        raise UserError(f"resume={run_dir} is not a run directory: it has no .hydra/overrides.yaml")
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        status = json.loads(metrics_file.read_text()).get("status")
+        if status in FINISHED:
+            raise UserError(
+                f"resume={run_dir} has already finished (status {status} in metrics.json): nothing to resume"
+            )
+    if not (run_dir / LAST).is_file():
+        raise UserError(
+            f"resume={run_dir} has no checkpoint to resume from ({LAST}): it stopped before its first epoch "
+            "ended; start it again"
+        )
+    try:
+        overrides = OmegaConf.to_container(OmegaConf.load(overrides_file))
+    except (OmegaConfBaseException, YAMLError):
+        overrides = None
+    if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
+        raise UserError(f"resume={run_dir}: {overrides_file} is not a list of overrides; was it edited?")
+    # a run resumed before records where it resumed from: the newest checkpoint decides now
+    return [item for item in overrides if item.split("=", 1)[0].lstrip("+~") not in ("resume", "ckpt_path")]
+
+
+def quoted(value) -> str:
+    # Hydra's grammar would read `=` and `,` in a path as syntax; a quoted string is taken as is.
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
