@@ -44,7 +44,7 @@ def why_unreadable(path: Path, err: Exception) -> str:
     with open(path, "rb") as file:
         head = file.read(512)
     if not head:
-        return "is empty: a checkpoint whose writing never finished? Use another one (checkpoints/last.ckpt or best-*.ckpt)"
+        return "is empty: a checkpoint whose writing never finished? Use another (checkpoints/last.ckpt, best-*.ckpt)"
     if head.startswith(b"PK\x03\x04") or head[0] == 0x80:  # torch's zip archive, or a bare pickle
         culprit = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), None)
         if culprit:

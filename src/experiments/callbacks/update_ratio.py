@@ -56,13 +56,6 @@ class UpdateRatio(L.Callback):
             scalars = {f"diag/update_ratio/{name}": ratio for name, ratio in readings.items()}
             trainer.logger.log_metrics({**scalars, "diag/update_ratio/median": median}, step=trainer.global_step - 1)
 
-    # A resumed run's verdict covers the readings made before the interruption too.
-    def state_dict(self) -> dict:
-        return {"medians": list(self.medians)}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.medians = list(state_dict.get("medians", []))
-
     def summary(self) -> dict:
         """The run's verdict: was the median ratio outside [1e-4, 1e-2] for most readings, and on which side."""
         if not self.medians:
