@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from conftest import REPO, run_here, train
 from PIL import Image
@@ -99,30 +98,3 @@ def test_predict_classifies_png_files_with_the_checkpoint(mlp_run, tmp_path):
         text=True,
     )
     assert cli.returncode == 0 and "#2 class" in cli.stdout
-
-
-@pytest.mark.parametrize(
-    ("make_input", "message"),
-    [
-        (lambda d: d / "missing.png", "does not exist"),
-        (lambda d: (d / "text.png").write_text("not an image") and d / "text.png", "cannot be read as an image"),
-        (lambda d: Image.fromarray(np.zeros((40, 30), np.uint8)).save(d / "big.png") or d / "big.png", "30x40"),
-        (lambda d: (d / "empty").mkdir() or d / "empty", "holds no"),
-    ],
-)
-def test_predict_errors_are_one_line(mlp_run, tmp_path, make_input, message, capsys):
-    from experiments.predict import main
-
-    target = make_input(tmp_path)
-    assert main([mlp_run.metrics["best_checkpoint"], str(target)]) == 2  # `python -m experiments.predict` exits so
-    stderr = capsys.readouterr().err
-    assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
-
-
-def test_predict_refuses_a_missing_checkpoint(tmp_path):
-    cli = subprocess.run(
-        [sys.executable, "-m", "experiments.predict", str(tmp_path / "no.ckpt"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert cli.returncode == 2 and "no.ckpt does not exist" in cli.stderr

@@ -23,7 +23,7 @@ def _expand(argument: str) -> str:
     if match is None:
         return argument
     key, text = match["key"], match["args"]
-    allowed = "logspace(LOW,HIGH) or logspace(LOW,HIGH,COUNT) with 0 < LOW, 0 < HIGH and an integer COUNT >= 1"
+    allowed = "logspace(LOW,HIGH) or logspace(LOW,HIGH,COUNT) with 0 < LOW < HIGH and an integer COUNT >= 1"
     parts = [part.strip() for part in text.split(",")]
     try:
         low, high = float(parts[0]), float(parts[1])
@@ -32,7 +32,7 @@ def _expand(argument: str) -> str:
             raise ValueError
     except (ValueError, IndexError):
         raise UserError(f"{argument} is not allowed: expected {allowed}") from None
-    if not (low > 0 and high > 0 and math.isfinite(low) and math.isfinite(high)):
+    if not (0 < low < high and math.isfinite(high)):
         raise UserError(f"{argument} is not allowed: expected {allowed}")
     if count is None:
         decades = math.log10(high / low)

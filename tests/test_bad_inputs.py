@@ -1,0 +1,317 @@
+"""The catalog of bad input, each case typed as a user would type it: one line naming the key or file, the
+value and what is allowed; exit 2; no traceback (unless HYDRA_FULL_ERROR=1); earlier outputs untouched."""
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO, train
+from PIL import Image
+
+from experiments.data.synthetic_files import write_cifar10, write_mnist_family
+
+FIXTURE_CKPT = REPO / "tests" / "fixtures" / "mlp16_sgd_v0.1.ckpt"
+
+BAD_INPUTS = [
+    (["model=foo"], ["model=foo", "choose from", "mlp", "cnn", "gru"]),
+    (["data=imagenet"], ["data=imagenet", "mnist_sample", "cifar100"]),
+    (["optimizer.lr=-1"], ["optimizer.lr=-1", "> 0"]),
+    (["optimizer.lr=abc"], ["optimizer.lr='abc'", "number"]),
+    (["data.batch_size=0"], ["data.batch_size=0", ">= 1"]),
+    (["data.val_fraction=1.5"], ["data.val_fraction=1.5", "(0, 1)"]),
+    (["trainer.max_epochs=two"], ["trainer.max_epochs='two'", "integer"]),
+    (["seed=-3"], ["seed=-3", ">= 0"]),
+    (["model=rnn", "model.bidirectional=maybe"], ["model.bidirectional='maybe'", "true or false"]),
+    (["model.hidden_sizes=[512,0]"], ["model.hidden_sizes=[512, 0]", "integers >= 1"]),
+    (["optimizer.lrr=1"], ["optimizer.lrr", "lr", "_partial_"]),
+    (["model.activation=relux"], ["model.activation='relux'", "leaky_relu", "maxout"]),
+    (["regularization.dropout=1.5"], ["regularization.dropout=1.5", "[0, 1)"]),
+    (["regularization=[l2,foo]"], ["regularization=foo", "early_stopping", "maxnorm"]),
+    (["optimizer=sgd", "optimizer.nesterov=true"], ["optimizer.nesterov=true", "momentum > 0"]),
+    (["optimizer=lbfgs", "regularization=[l2]"], ["regularization.weight_decay=0.0005", "lbfgs"]),
+    (["scheduler=linear"], ["scheduler=linear", "onecycle", "plateau"]),
+    (["regularization.augment.rotate=-5"], ["regularization.augment.rotate=-5", ">= 0"]),
+    (["model=lstm", "regularization=[dropout]"], ["regularization.dropout=0.5", "model.num_layers >= 2"]),
+    (["data.download=false"], ["data.download", "batch_size"]),  # mnist_sample has no download key
+    (["optimizer.lr=["], ["optimizer.lr=[", "key=value"]),
+    (["ckpt_path=missing.ckpt"], ["ckpt_path=missing.ckpt", "does not exist"]),
+    (["train=false"], ["train=false", "ckpt_path"]),
+    (["data.val_fraction=0.5", "data.test_fraction=0.5"], ["data.val_fraction=0.5", "below 1"]),
+    (["trainer.precision=bad"], ["trainer.precision='bad'", "16-mixed"]),
+    (["divergence_factor=0.5"], ["divergence_factor=0.5", "> 1"]),
+    (["sweep_name=a/b"], ["sweep_name='a/b'", "no slashes"]),
+    (["data.preprocess=whiten"], ["data.preprocess='whiten'", "zca_whiten", "standardize"]),
+    (["data.whiten_epsilon=0"], ["data.whiten_epsilon=0", "> 0"]),
+    (["data=cifar10", "data.name=svhn"], ["data.name='svhn'", "cifar100"]),
+    (["-m", "sweep=lr_wd", "--cfg", "job"], ["-m and --cfg do not combine", "--cfg hydra shows the values it sweeps"]),
+    (["--cfg", "job", "optimizer.lr=-1"], ["optimizer.lr=-1", "> 0"]),  # printing a config checks it too
+    (["model.hidden_sizes="], ["model.hidden_sizes=''", "integers >= 1"]),  # empty
+    (["model=rnn", "model.hidden_size=0"], ["model.hidden_size=0", ">= 1"]),
+    (["model.hidden_sizes=[-4]"], ["model.hidden_sizes=[-4]", "integers >= 1"]),
+    (["trainer.precision=16"], ["trainer.precision=16", "16-mixed, bf16-mixed"]),
+    (["trainer.accelerator=gpu"], ["trainer.accelerator=gpu", "no CUDA GPU", "auto"]),
+    (["-m", "optimizer.lr=range(5,5)"], ["optimizer.lr=range(5,5)", "empty range"]),
+    (["-m", "optimizer.lr=logspace(0.1,0.001)"], ["optimizer.lr=logspace(0.1,0.001)", "0 < LOW < HIGH"]),
+    (["-m", "optimizer.lrr=0.1,0.2"], ["optimizer.lrr is not a known key", "lr"]),
+    (["resume=nowhere"], ["resume=nowhere does not exist", "run directory"]),
+    (["resume=outputs/runs/earlier_run/metrics.json"], ["earlier_run/metrics.json is a file", "run directory"]),
+    (["-m", "resume=outputs/runs/earlier_run"], ["resume= continues one run", "its own command again"]),
+    (["check=proc"], ["check='proc'", "none, procedure"]),
+    (["check=procedure", "tune=lr_find"], ["check=procedure with tune=lr_find", "one of them"]),
+    (["checks.during_training=[warmup]"], ["checks.during_training=['warmup']", "initial_loss, regularization"]),
+    (["checks.overfit_examples=0"], ["checks.overfit_examples=0", ">= 1"]),
+    (["tune=lr_find", "optimizer=lbfgs"], ["tune=lr_find with optimizer=lbfgs"]),
+    (["tune=lr_find", "lr_find.min_lr=0.1", "lr_find.max_lr=0.01"], ["lr_find.min_lr=0.1", "below"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"), BAD_INPUTS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, overrides, expected):
+    marker = tmp_path / "outputs" / "runs" / "earlier_run" / "metrics.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+
+    result = train(tmp_path, *overrides)
+
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in expected:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    # The earlier run is intact and no half-made run directory is left behind.
+    assert marker.read_text() == "{}"
+    assert [p.name for p in result.run_dirs] == ["earlier_run"]
+
+
+def assert_one_line_refusal(tmp_path, result, expected: list[str]) -> None:
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in expected:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+# --- inputs that are files: checkpoints, datasets, run directories ------------------------------------
+
+
+def checkpoint_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """name -> (overrides, fragments of the one line); the files are written into tmp."""
+    (tmp / "garbage.ckpt").write_bytes(bytes(range(256)) * 4)
+    (tmp / "empty.ckpt").write_bytes(b"")
+    (tmp / "cut.ckpt").write_bytes(FIXTURE_CKPT.read_bytes()[:4000])
+    (tmp / "notes.ckpt").write_text("this is a note, not a checkpoint\n")
+    torch.save({"state_dict": {}, "payload": CreatesAFile(tmp / "created-by-unpickling")}, tmp / "pickled.ckpt")
+    evaluate = ["train=false", "ckpt_path={}"]
+    return {
+        "garbage checkpoint": (fill(evaluate, tmp / "garbage.ckpt"), ["garbage.ckpt is not a checkpoint", "zip"]),
+        "empty checkpoint": (fill(evaluate, tmp / "empty.ckpt"), ["empty.ckpt is empty"]),
+        "truncated checkpoint": (fill(evaluate, tmp / "cut.ckpt"), ["cut.ckpt is damaged or cut short"]),
+        "text file as checkpoint": (fill(evaluate, tmp / "notes.ckpt"), ["notes.ckpt is a text file"]),
+        "folder as checkpoint": (fill(evaluate, tmp), ["is a folder", "checkpoints/last.ckpt"]),
+        "pickled checkpoint, evaluated": (fill(evaluate, tmp / "pickled.ckpt"), ["pickled.ckpt holds Python objects"]),
+        "pickled checkpoint, resumed": ([f"ckpt_path={tmp / 'pickled.ckpt'}"], ["pickled.ckpt holds Python objects"]),
+        "wrong-architecture checkpoint": (
+            [f"ckpt_path={FIXTURE_CKPT}", "model.hidden_sizes=[8]"],
+            ["was trained with model.hidden_sizes=[16], not [8]"],
+        ),
+        "checkpoint of another model": ([f"ckpt_path={FIXTURE_CKPT}", "model=cnn"], ["holds a MLP, not a LeNet"]),
+    }
+
+
+class CreatesAFile:
+    """Unpickling this creates a file: what a malicious checkpoint would do."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def fill(template: list[str], value) -> list[str]:
+    return [item.format(value) for item in template]
+
+
+def dataset_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Each case gets its own copy of the synthetic files, then damages it."""
+    cases = {}
+
+    def mnist(name: str, damage, expected: list[str]) -> None:
+        root = tmp / name.replace(" ", "_")
+        write_mnist_family(root)
+        damage(root / "MNIST" / "raw")
+        cases[name] = (["data=mnist", f"data.root={root}", "data.download=false"], ["data=mnist", *expected])
+
+    def cut(raw: Path) -> None:
+        path = raw / "train-images-idx3-ubyte"
+        path.write_bytes(path.read_bytes()[:5000])
+
+    def wrong_magic(raw: Path) -> None:
+        path = raw / "t10k-labels-idx1-ubyte"
+        path.write_bytes(b"\x00\x00\x08\x03" + path.read_bytes()[4:])
+
+    def wrong_shape(raw: Path) -> None:
+        path = raw / "train-images-idx3-ubyte"
+        data = path.read_bytes()
+        path.write_bytes(data[:8] + struct.pack(">ii", 32, 32) + data[16:])
+
+    mnist("truncated IDX file", cut, ["train-images-idx3-ubyte is cut short", "delete it and download again"])
+    mnist("IDX file with a wrong magic number", wrong_magic, ["t10k-labels-idx1-ubyte is not an IDX labels file"])
+    mnist("IDX file with a wrong shape", wrong_shape, ["holds 32x32 images, not 28x28"])
+    mnist("missing IDX file", lambda raw: (raw / "t10k-labels-idx1-ubyte").unlink(), ["3 of the 4 files", "missing"])
+    cifar = tmp / "cifar"
+    write_cifar10(cifar)
+    batch = cifar / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    cases["CIFAR batch failing its checksum"] = (
+        ["data=cifar10", f"data.root={cifar}", "data.download=false"],
+        ["data_batch_1 fails torchvision's md5 check", "data.verify_checksums=false"],
+    )
+    cases["CIFAR batch cut short"] = (
+        ["data=cifar10", f"data.root={cifar}", "data.download=false", "data.verify_checksums=false"],
+        ["data_batch_2 does not read back", "delete it and download again"],
+    )
+    cases["data.root that is a file"] = (["data=cifar10", f"data.root={REPO / 'README.md'}"], ["README.md is a file"])
+    return cases
+
+
+def run_dir_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
+    not_a_run = tmp / "not_a_run"
+    not_a_run.mkdir()
+    unfinished = tmp / "unfinished"
+    (unfinished / ".hydra").mkdir(parents=True)
+    (unfinished / ".hydra" / "overrides.yaml").write_text("- trainer.max_epochs=2\n")
+    return {
+        "resume of a folder that is not a run": ([f"resume={not_a_run}"], ["is not a run directory", "overrides.yaml"]),
+        "resume of a run without a checkpoint": ([f"resume={unfinished}"], ["has no checkpoint", "start it again"]),
+    }
+
+
+FILE_CASES = [checkpoint_cases, dataset_cases, run_dir_cases]
+
+
+@pytest.fixture(scope="module")
+def file_cases(tmp_path_factory) -> dict[str, tuple[list[str], list[str]]]:
+    cases = {}
+    for make in FILE_CASES:
+        cases |= make(tmp_path_factory.mktemp(make.__name__))
+    return cases
+
+
+FILE_CASE_NAMES = [
+    "garbage checkpoint", "empty checkpoint", "truncated checkpoint", "text file as checkpoint", "folder as checkpoint",
+    "pickled checkpoint, evaluated", "pickled checkpoint, resumed", "wrong-architecture checkpoint",
+    "checkpoint of another model", "truncated IDX file", "IDX file with a wrong magic number",
+    "IDX file with a wrong shape", "missing IDX file", "CIFAR batch failing its checksum", "CIFAR batch cut short",
+    "data.root that is a file", "resume of a folder that is not a run", "resume of a run without a checkpoint",
+]  # fmt: skip
+
+
+# Each case starts Python, torch and Lightning (about 5 s): all run in the full suite, three in the quick one.
+QUICK_FILE_CASES = ("truncated checkpoint", "truncated IDX file", "resume of a run without a checkpoint")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [name if name in QUICK_FILE_CASES else pytest.param(name, marks=pytest.mark.slow) for name in FILE_CASE_NAMES],
+)
+def test_bad_files_are_one_line_and_exit_2(tmp_path, file_cases, name):
+    overrides, expected = file_cases[name]
+    marker = tmp_path / "outputs" / "runs" / "earlier_run" / "metrics.json"
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+    result = train(tmp_path, *overrides)
+    assert_one_line_refusal(tmp_path, result, expected)
+    assert marker.read_text() == "{}" and [p.name for p in result.run_dirs] == ["earlier_run"]
+    assert not any(tmp_path.parent.parent.rglob("created-by-unpickling"))  # the payload never ran
+
+
+def test_hydra_full_error_1_shows_the_trace_and_0_does_not(tmp_path):
+    shown = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "model=foo"],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+    )  # fmt: skip
+    hidden = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "model=foo"],
+        cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "HYDRA_FULL_ERROR": "0"},
+    )  # fmt: skip
+    assert shown.returncode != 0 and "Traceback" in shown.stderr
+    assert hidden.returncode == 2 and "Traceback" not in hidden.stderr and len(hidden.stderr.strip().splitlines()) == 1
+
+
+# --- predict: images and checkpoints it refuses ---------------------------------------------------------
+
+PREDICT_CASES = {
+    "missing image": (lambda d: d / "missing.png", "does not exist"),
+    "not an image": (lambda d: (d / "text.png").write_text("not an image") and d / "text.png", "is not an image"),
+    "empty image": (lambda d: (d / "empty.png").write_bytes(b"") or d / "empty.png", "is empty (0 bytes)"),
+    "image of the wrong size": (
+        lambda d: Image.fromarray(np.zeros((40, 30), np.uint8)).save(d / "big.png") or d / "big.png",
+        "30x40",
+    ),
+    "decompression bomb": (
+        lambda d: Image.new("1", (5_000, 5_000)).save(d / "bomb.png") or d / "bomb.png",
+        "5000x5000 pixels",
+    ),
+    "folder without images": (lambda d: (d / "empty").mkdir() or d / "empty", "holds no"),
+}
+
+
+@pytest.mark.parametrize("name", list(PREDICT_CASES))
+def test_predict_refuses_bad_images_in_one_line(tmp_path, name, capsys):
+    from experiments.predict import main
+
+    make_input, message = PREDICT_CASES[name]
+    assert main([str(FIXTURE_CKPT), str(make_input(tmp_path))]) == 2  # `python -m experiments.predict` exits so
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
+
+
+def test_predict_refuses_a_missing_checkpoint(tmp_path):
+    cli = subprocess.run(
+        [sys.executable, "-m", "experiments.predict", str(tmp_path / "no.ckpt"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2 and "no.ckpt does not exist" in cli.stderr
+
+
+def test_predict_refuses_a_pickled_checkpoint_without_running_it(tmp_path):
+    torch.save({"payload": CreatesAFile(tmp_path / "created")}, tmp_path / "pickled.ckpt")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digit.png")
+    cli = subprocess.run(
+        [sys.executable, "-m", "experiments.predict", str(tmp_path / "pickled.ckpt"), str(tmp_path / "digit.png")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cli.returncode == 2 and "holds Python objects" in cli.stderr and "Traceback" not in cli.stderr
+    assert not (tmp_path / "created").exists()
+
+
+def test_help_and_composition_need_no_torch(tmp_path):
+    result = train(tmp_path, "model=lstm", "data=cifar10", "--cfg", "job")
+    assert result.returncode == 0
+    assert "RecurrentClassifier" in result.stdout and "cifar10" in result.stdout
+
+
+def test_user_errors_raised_inside_hydra_instantiate_are_found():
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from experiments.job import _user_error_in
+
+    try:
+        instantiate({"_target_": "experiments.models.cnn.LeNet", "input_shape": (1, 8, 8), "num_classes": 2})
+    except InstantiationException as wrapped:
+        found = _user_error_in(wrapped)
+    assert found is not None and "at least 16x16" in str(found)
+    assert _user_error_in(ValueError("a bug, not bad input")) is None
