@@ -40,7 +40,7 @@ def test_resuming_from_last_checkpoint_matches_an_unbroken_run(tmp_path):
 def test_resuming_with_another_model_or_preprocessing_is_refused(tmp_path):
     run_here(tmp_path / "first", "trainer.max_epochs=1", *QUICK)
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
-    with pytest.raises(UserError, match="pass the same model options to resume"):
+    with pytest.raises(UserError, match="holds a MLP, not a LeNet: pass the model it was trained with"):
         run_here(tmp_path / "second", "model=cnn", f"ckpt_path={last}", *QUICK)
     with pytest.raises(UserError, match="pass data.preprocess=standardize to resume"):
         run_here(tmp_path / "second", "data.preprocess=none", f"ckpt_path={last}", *QUICK)

@@ -87,11 +87,15 @@ def check_same_setup(path: str | Path, saved: dict, wanted: dict) -> None:
         before, now = saved["model"], wanted["model"]
         if before["_target_"] != now["_target_"]:
             kinds = (model["_target_"].rsplit(".", 1)[-1] for model in (before, now))
-            raise UserError(f"ckpt_path={path} holds a {next(kinds)}, not a {next(kinds)}: pass the model it was trained with")
+            raise UserError(
+                f"ckpt_path={path} holds a {next(kinds)}, not a {next(kinds)}: pass the model it was trained with"
+            )
         differ = [key for key in dict.fromkeys([*before, *now]) if before.get(key) != now.get(key)]
         trained = ", ".join(f"model.{key}={before.get(key)}" for key in differ)
         given = ", ".join(f"{now.get(key)}" for key in differ)
-        raise UserError(f"ckpt_path={path} was trained with {trained}, not {given}; pass the same model options to resume")
+        raise UserError(
+            f"ckpt_path={path} was trained with {trained}, not {given}; pass the same model options to resume"
+        )
     for key in ("preprocess", "whiten_epsilon"):
         before, now = saved["data"].get(key), wanted["data"][key]
         if before is not None and before != now:

@@ -1,7 +1,7 @@
 """build_trainer(cfg, run_dir): Lightning's Trainer with this project's logger and callbacks.
 
-Always on: best and last checkpoints, epoch timing, the note's divergence rule (unless
-divergence_factor=null) and a throttled Rich progress bar. The `watch` keys
+Always on: best and last checkpoints, epoch timing, the note's divergence rule (with divergence_factor=null
+only a loss that is not finite stops the run) and a throttled Rich progress bar. The `watch` keys
 switch the update/weight ratios and the histograms; the regularization and scheduler choices switch on
 max-norm, early stopping and the learning-rate monitor. Lightning calls every callback for every hook,
 about 6 a training step, so a callback with nothing to do during training is not attached then: the
@@ -76,7 +76,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
             save_last=True,
         ),
         timer=EpochTimer(),
-        divergence=DivergenceAbort(cfg.divergence_factor) if cfg.divergence_factor is not None else None,
+        divergence=DivergenceAbort(cfg.divergence_factor),  # with the factor null, it still stops a NaN loss
         update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
         others=[*optional_callbacks(cfg), StopAtStep(run_dir / "checkpoints" / "last.ckpt"), SteadyRichProgressBar()],
     )

@@ -2,7 +2,8 @@
 loss, or one that is not finite, means the run exploded. It stops at once instead of at the epoch's end,
 by raising `Diverged` out of the fit: the exploded weights are never validated and never reach a
 checkpoint, so last.ckpt keeps the last good epoch and the best checkpoint and best val acc are what the
-run reached before it diverged."""
+run reached before it diverged. With the rule off (divergence_factor=null) a loss that is not finite still
+stops the run: NaN weights never reach a checkpoint."""
 
 import logging
 import math
@@ -17,7 +18,7 @@ class Diverged(Exception):
 
 
 class DivergenceAbort(L.Callback):
-    def __init__(self, factor: float):
+    def __init__(self, factor: float | None):  # None: the 3x rule is off, a non-finite loss still stops
         self.factor = factor
         self.initial_loss: float | None = None
         self.diverged_step: int | None = None
@@ -31,13 +32,13 @@ class DivergenceAbort(L.Callback):
         self.last_loss = loss
         if self.initial_loss is None:
             self.initial_loss = loss
-        if math.isfinite(loss) and loss <= self.factor * self.initial_loss:
+        if math.isfinite(loss) and (self.factor is None or loss <= self.factor * self.initial_loss):
             return
         self.diverged_step, self.diverged_loss = trainer.global_step, loss
-        log.warning(
-            f"diverged at step {trainer.global_step}: training loss {loss:.4g} > {self.factor:g} x the initial "
-            f"{self.initial_loss:.4g}; stopping this run"
+        rule = (
+            "is not finite" if not math.isfinite(loss) else f"> {self.factor:g} x the initial {self.initial_loss:.4g}"
         )
+        log.warning(f"diverged at step {trainer.global_step}: training loss {loss:.4g} {rule}; stopping this run")
         raise Diverged(f"step {trainer.global_step}")
 
     # A resumed run compares against the first loss of the original run, not of the resumed one.

@@ -122,10 +122,10 @@ class FusedModule(L.LightningModule):
         objective, before = self._last_objective, self.running
         if self.first_losses is None:
             self.first_losses = objective.clone()
-        after = before
+        exploded = ~torch.isfinite(objective)  # with the 3x rule off (factor null), only a NaN or inf stops a trial
         if self.divergence_factor is not None:
-            exploded = ~torch.isfinite(objective) | (objective > self.divergence_factor * self.first_losses)
-            after = before & ~exploded
+            exploded |= objective > self.divergence_factor * self.first_losses
+        after = before & ~exploded
         self.running = self.trainer.optimizers[0].running = after
         self._steps.append((tuple(self.positions), self.global_step, objective, before, after))
         if len(self._steps) >= FLUSH_STEPS:

@@ -4,6 +4,7 @@ best.yaml for a sweep directory, finished or not. The sweepers call it when a sw
 import argparse
 import csv
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from experiments.sweeps.status import read_status
 
 PLAN = "sweep.json"  # written by the sweeper before any trial starts: the trials it means to run
 NOT_IN_RERUN = ("sweep", "sweep_name", "ckpt_path")
+log = logging.getLogger(__name__)
+
 COLUMNS = ("status", "best_val_acc", "final_train_loss", "seconds", "diverged_step", "error")
 
 
@@ -63,6 +66,9 @@ def write_summary(sweep_dir: Path) -> tuple[dict, list[dict]]:
     best = next((r for r in rows if r["best_val_acc"] is not None), None)
     if best is not None:
         (sweep_dir / "best.yaml").write_text(_best_yaml(plan, best))
+    elif rows:  # every trial diverged before its first validation, or failed: there is no best to name
+        (sweep_dir / "best.yaml").unlink(missing_ok=True)
+        log.warning(f"no best.yaml: no trial reached a validation in {sweep_dir.name} (all diverged or failed)")
     if len(keys) in (1, 2) and rows:
         from experiments.sweeps.heatmap import draw_heatmap
 
