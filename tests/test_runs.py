@@ -25,12 +25,12 @@ def test_same_seed_same_metrics_and_seed_zero_is_used(tmp_path):
     assert first["test_loss"] != other["test_loss"]
 
 
-@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
-def test_resuming_from_last_checkpoint_matches_an_unbroken_run(tmp_path):
-    unbroken = train(tmp_path / "unbroken", "seed=3", "trainer.max_epochs=3", *QUICK).metrics
-    first_part = train(tmp_path / "part", "seed=3", "trainer.max_epochs=1", *QUICK)
-    last = first_part.run_dirs[-1] / "checkpoints" / "last.ckpt"
-    resumed = train(tmp_path / "resumed", "seed=3", "trainer.max_epochs=3", f"ckpt_path={last}", *QUICK).metrics
+@pytest.mark.slow  # three runs; resuming in place after a kill is in test_reliability.py
+def test_a_new_run_from_a_finished_runs_checkpoint_trains_on_as_an_unbroken_run(tmp_path):
+    unbroken = run_here(tmp_path / "unbroken", "seed=3", "trainer.max_epochs=3", *QUICK)
+    run_here(tmp_path / "part", "seed=3", "trainer.max_epochs=1", *QUICK)
+    last = tmp_path / "part" / "checkpoints" / "last.ckpt"
+    resumed = run_here(tmp_path / "resumed", "seed=3", "trainer.max_epochs=3", f"ckpt_path={last}", *QUICK)
     assert resumed["epochs"] == 3
     # Same shuffling and RNG state after the restart, so the very same weights: equal to float precision.
     assert resumed["test_loss"] == pytest.approx(unbroken["test_loss"], rel=1e-6)

