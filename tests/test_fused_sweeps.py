@@ -108,10 +108,10 @@ def test_ctrl_c_stops_a_fused_set_and_still_writes_the_partial_summary(tmp_path)
     time.sleep(3)  # into the first epochs
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
-    assert process.returncode != 0
+    assert process.returncode == 130
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
-    assert {row["status"] for row in rows(sweep_dir).values()} == {"running"}, output[-2000:]
-    assert "Traceback" not in output
+    assert {row["status"] for row in rows(sweep_dir).values()} == {"interrupted"}, output[-2000:]
+    assert "Traceback" not in output and "rerun the same command" in output
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ ordinary trial through the sweep's task function, and the log says why in one li
 """
 
 import logging
+import sys
 import traceback
 from pathlib import Path
 
@@ -47,7 +48,10 @@ class PreparedJob:
 
 
 def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int) -> list[JobReturn]:
+    from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.fused.train import check_fusable, fusion_key
+
+    install_stop_handlers()  # Ctrl-C and SIGTERM stop a fused set at its next step
 
     jobs = []
     for offset, overrides in enumerate(job_overrides):
@@ -100,10 +104,17 @@ def train_set(jobs: list[PreparedJob]) -> None:
     """Train one fused set; every trial records its status and objective as job.run_job would."""
     from experiments.fused.train import train_fused
 
+    from experiments.callbacks.interrupt import Interrupted, StopRequest
+
     names = ", ".join(job.trial_dir.name for job in jobs)
     log.info(f"fused set of {len(jobs)} trials: {names}")
     try:
         results = train_fused([job.cfg for job in jobs], [job.trial_dir for job in jobs], jobs[0].choices)
+    except Interrupted:  # Ctrl-C or SIGTERM: the set stops at a step; rerunning the sweep trains it again
+        for job in jobs:
+            write_status(job.trial_dir, "interrupted")
+        log.error("sweep interrupted: the fused set stopped; rerun the same command to train it again")
+        sys.exit(StopRequest.exit_code())
     except Exception as err:  # the whole set failed: each trial says so, as a lone failure would
         message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}".splitlines()[0]
         log.error(f"fused set failed: {message}")

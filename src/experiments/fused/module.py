@@ -20,6 +20,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from experiments.callbacks.interrupt import Interrupted, StopRequest
 from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
 from experiments.fused.stack import TrialStack
 from experiments.module import ClassifierModule
@@ -117,6 +118,8 @@ class FusedModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         """Max-norm, then the 3x rule per trial, after the step as in a lone run (on the device)."""
+        if StopRequest.pending():  # Ctrl-C or SIGTERM, at a step boundary (callbacks/interrupt.py)
+            raise Interrupted(f"{StopRequest.received.name} at step {self.global_step}")
         if self.max_norm is not None:
             self.apply_max_norm(self.max_norm)
         objective, before = self._last_objective, self.running
