@@ -102,9 +102,8 @@ def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int)
 
 def train_set(jobs: list[PreparedJob]) -> None:
     """Train one fused set; every trial records its status and objective as job.run_job would."""
-    from experiments.fused.train import train_fused
-
     from experiments.callbacks.interrupt import Interrupted, StopRequest
+    from experiments.fused.train import train_fused
 
     names = ", ".join(job.trial_dir.name for job in jobs)
     log.info(f"fused set of {len(jobs)} trials: {names}")
