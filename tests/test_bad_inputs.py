@@ -58,6 +58,18 @@ BAD_INPUTS = [
     (["-m", "optimizer.lr=range(5,5)"], ["optimizer.lr=range(5,5)", "empty range"]),
     (["-m", "optimizer.lr=logspace(0.1,0.001)"], ["optimizer.lr=logspace(0.1,0.001)", "0 < LOW < HIGH"]),
     (["-m", "optimizer.lrr=0.1,0.2"], ["optimizer.lrr is not a known key", "lr"]),
+    (["-m", "foo.bar=1,2"], ["foo is not a known key"]),
+    (["-m", "optimizer.lr=range(5,1)"], ["empty range"]),
+    (["-m", "optimizer.lr=logspace(1e-3,1e-1,0)"], ["empty range"]),
+    (["-m", "optimizer.lr=0.01,-1"], ["optimizer.lr=-1 is not allowed"]),
+    (["-m", "sweep=optuna", "optimizer.lr=tag(log, interval(0.1, 0.001))"], ["is empty"]),
+    (["-m", "hydra/launcher=fused", "hydra.launcher.max_trials=0"], ["hydra.launcher.max_trials=0 is not allowed"]),
+    (
+        ["-m", "hydra/launcher=fused", "hydra.launcher.max_trials=abc"],
+        ["max_trials=abc: Value 'abc' of type 'str' could"],
+    ),
+    (["sweep=lr_wd"], ["sweep=lr_wd is a sweep", "add -m"]),
+    (["data.pipeline=pil"], ["data.pipeline='pil'", "tensor, torchvision"]),
     (["resume=nowhere"], ["resume=nowhere does not exist", "run directory"]),
     (["resume=outputs/runs/earlier_run/metrics.json"], ["earlier_run/metrics.json is a file", "run directory"]),
     (["-m", "resume=outputs/runs/earlier_run"], ["resume= continues one run", "its own command again"]),
@@ -87,9 +99,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, overrides, expected):
     for fragment in expected:
         assert fragment in lines[0]
     assert "Traceback" not in result.stdout + result.stderr
-    # The earlier run is intact and no half-made run directory is left behind.
+    # The earlier run is intact and no half-made run or sweep directory is left behind.
     assert marker.read_text() == "{}"
-    assert [p.name for p in result.run_dirs] == ["earlier_run"]
+    assert [p.name for p in result.run_dirs] == ["earlier_run"] and not (tmp_path / "outputs" / "sweeps").exists()
 
 
 def assert_one_line_refusal(tmp_path, result, expected: list[str]) -> None:
@@ -234,6 +246,19 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path, file_cases, name):
     assert_one_line_refusal(tmp_path, result, expected)
     assert marker.read_text() == "{}" and [p.name for p in result.run_dirs] == ["earlier_run"]
     assert not any(tmp_path.parent.parent.rglob("created-by-unpickling"))  # the payload never ran
+
+
+# true: the download is attempted and fails offline (several seconds of connection attempts: slow)
+@pytest.mark.parametrize("download", ["false", pytest.param("true", marks=pytest.mark.slow)])
+def test_missing_dataset_offline_is_one_clear_line(tmp_path, download):
+    empty = tmp_path / "nothing_here"
+    result = train(tmp_path, "data=mnist", f"data.root={empty}", f"data.download={download}")
+    assert result.returncode == 2
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: data=mnist: dataset not found in")
+    assert str(empty) in last_line and "data.root=" in last_line and "data=mnist_sample" in last_line
+    assert "Traceback" not in result.stderr
+    assert not empty.exists()  # a failed download leaves no empty folders behind
 
 
 def test_hydra_full_error_1_shows_the_trace_and_0_does_not(tmp_path):

@@ -81,15 +81,3 @@ def test_each_dataset_trains_from_files_in_root(dataset_root, tmp_path, name):
     else:
         metrics = run_here(tmp_path, *overrides, *SMOKE)
     assert 0.0 <= metrics["test_acc"] <= 1.0
-
-
-# true: the download is attempted and fails offline (several seconds of connection attempts: slow)
-@pytest.mark.parametrize("download", ["false", pytest.param("true", marks=pytest.mark.slow)])
-def test_missing_dataset_offline_is_one_clear_line(tmp_path, download):
-    empty = tmp_path / "nothing_here"
-    result = train(tmp_path, "data=mnist", f"data.root={empty}", f"data.download={download}")
-    assert result.returncode == 2
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: data=mnist: dataset not found in")
-    assert str(empty) in last_line and "data.root=" in last_line and "data=mnist_sample" in last_line
-    assert "Traceback" not in result.stderr

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import SMOKE, run_here, train
+from conftest import SMOKE, run_here
 
 from experiments.data.mnist_sample import MNISTSampleDataModule
 from experiments.data.preprocessing import InputTransform
@@ -48,8 +48,3 @@ def test_same_accuracy_on_mnist_sample_for_the_same_seed(tmp_path):
     # "the same within noise" from a broken path, which would be off by far more.
     assert seed_style["best_val_acc"] == pytest.approx(fast["best_val_acc"], abs=0.01)
     assert seed_style["test_acc"] == pytest.approx(fast["test_acc"], abs=0.01)
-
-
-def test_unknown_pipeline_is_refused(tmp_path):
-    result = train(tmp_path, "data.pipeline=pil")
-    assert result.returncode == 2 and "data.pipeline='pil'" in result.stderr and "tensor, torchvision" in result.stderr

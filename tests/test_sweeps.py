@@ -128,31 +128,6 @@ def test_a_check_procedure_sweep_fails_the_trials_whose_checks_fail_in_the_typed
     assert json.loads((typed / "init=default" / "checks.json").read_text())[0]["passed"]
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        (["foo.bar=1,2"], "foo is not a known key"),
-        (["optimizer.lr=range(5,1)"], "empty range"),
-        (["optimizer.lr=logspace(1e-3,1e-1,0)"], "empty range"),
-        (["optimizer.lr=0.01,-1"], "optimizer.lr=-1 is not allowed"),
-        (["sweep=optuna", "optimizer.lr=tag(log, interval(0.1, 0.001))"], "is empty"),
-        (["hydra/launcher=fused", "hydra.launcher.max_trials=0"], "hydra.launcher.max_trials=0 is not allowed"),
-        (["hydra/launcher=fused", "hydra.launcher.max_trials=abc"], "max_trials=abc: Value 'abc' of type 'str' could"),
-    ],
-)
-def test_bad_sweep_input_fails_before_any_trial_runs(tmp_path, overrides, expected):
-    result = train(tmp_path, "-m", *overrides, *QUICK)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
-    assert not (tmp_path / "outputs").exists()
-
-
-def test_a_sweep_preset_without_multirun_is_refused(tmp_path):
-    result = train(tmp_path, "sweep=lr_wd")
-    assert result.returncode == 2 and "add -m" in result.stderr
-
-
 @pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_killed_sweep_resumes_skipping_finished_trials(tmp_path):
     overrides = [
