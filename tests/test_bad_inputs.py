@@ -70,6 +70,7 @@ BAD_INPUTS = [
     ),
     (["sweep=lr_wd"], ["sweep=lr_wd is a sweep", "add -m"]),
     (["data.pipeline=pil"], ["data.pipeline='pil'", "tensor, torchvision"]),
+    (["-m", "trainer=ddp", "optimizer.lr=0.1,0.01"], ["trainer.strategy=ddp with 2 devices", "inside a sweep"]),
     (["resume=nowhere"], ["resume=nowhere does not exist", "run directory"]),
     (["resume=outputs/runs/earlier_run/metrics.json"], ["earlier_run/metrics.json is a file", "run directory"]),
     (["-m", "resume=outputs/runs/earlier_run"], ["resume= continues one run", "its own command again"]),

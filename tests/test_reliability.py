@@ -79,7 +79,10 @@ TIMINGS = {"wall_seconds", "train_epoch_seconds", "epoch_seconds", "run_dir", "b
 
 def start(run_dir, *overrides: str) -> subprocess.Popen:
     command = [sys.executable, str(REPO / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
-    return subprocess.Popen(command, cwd=run_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # its own process group: a DDP run's other ranks can be killed with it (os.killpg)
+    return subprocess.Popen(
+        command, cwd=run_dir.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def wait_for(process: subprocess.Popen, condition, what: str) -> None:

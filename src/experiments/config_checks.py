@@ -158,6 +158,9 @@ RULES: dict[str, Rule] = {
     "trainer.limit_val_batches": BATCH_LIMIT,
     "trainer.limit_test_batches": BATCH_LIMIT,
     "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
+    "trainer.devices": integer(1),
+    "trainer.num_nodes": integer(1),
+    "trainer.strategy": choice("auto", "ddp"),
     "trainer.deterministic": BOOLEAN,
     "trainer.precision": Rule(
         "one of 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true, 64-true",

@@ -23,8 +23,8 @@ FINISHED = ("completed", "diverged", "searched")  # metrics.json statuses with n
 def expand_resume(arguments: list[str]) -> list[str]:
     """The command line with `resume=DIR` replaced by the run's own overrides and where to resume from."""
     given = [argument for argument in arguments if argument.startswith("resume=")]
-    if not given:
-        return arguments
+    if not given or given[-1].startswith(("resume='", 'resume="')):
+        return arguments  # none, or expanded already: DDP's other processes rerun the expanded command
     if any(flag in arguments for flag in ("-m", "--multirun")):
         raise UserError("resume= continues one run; a sweep resumes by running its own command again")
     run_dir = Path(given[-1].removeprefix("resume="))

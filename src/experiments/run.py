@@ -63,7 +63,8 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> di
     except Interrupted:  # Ctrl-C or SIGTERM while testing: resuming tests again
         trained, tested = {**trained, "status": "interrupted"}, {}
     metrics = collect_metrics(cfg, checked | tuned | trained, tested, seed, run_dir, started)
-    write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed))
+    if trainer.is_global_zero:  # under DDP, one process writes what the run leaves behind
+        write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed))
     return metrics
 
 
@@ -154,7 +155,8 @@ def fit(
     watch.pictures, draws the training inputs per class first and the first layer's weights after."""
     run_dir, names = trainer.default_root_dir, module.hparams.data["class_names"]
     log.info(f"\n{ModelSummary(module, max_depth=2)}")  # Lightning's summary callback would run on every step
-    if cfg.watch.pictures and not cfg.ckpt_path:
+    pictures = cfg.watch.pictures and trainer.is_global_zero  # under DDP, drawn once
+    if pictures and not cfg.ckpt_path:
         draw_training_inputs(datamodule, names, trainer.logger, run_dir)
     interrupted = False
     try:
@@ -164,13 +166,13 @@ def fit(
     except (Interrupted, SIGTERMException):  # StopAtStep saved last.ckpt; Lightning's own SIGTERM stop may come first
         module.keep_unfinished_epoch()
         interrupted = True
-    if cfg.watch.pictures:
+    if pictures:
         draw_first_layer(module, trainer.logger, run_dir, trainer.global_step)
     divergence, checkpointing = callbacks.divergence, callbacks.checkpointing
     diverged = divergence is not None and divergence.diverged_step is not None
     last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
     best = checkpointing.best_model_score
-    drawn_in = run_dir if cfg.watch.pictures else None
+    drawn_in = run_dir if pictures else None
     curve = report_loss_curve(module.history, diverged, trainer.logger, drawn_in, trainer.global_step)
     watched = {"loss_curve": curve}
     if cfg.ckpt_path and module.checks_before_training is not None:  # made before the run was interrupted
@@ -202,7 +204,7 @@ def test(
         return {}
     if cfg.train and (trained["status"] == "diverged" or not trained["best_checkpoint"]):
         return {"test_acc": None, "test_loss": None}
-    if cfg.watch.pictures:
+    if cfg.watch.pictures and trainer.is_global_zero:
         trainer.callbacks.append(PredictionFigures())  # test hooks only: not called on every training step
     [tested] = trainer.test(module, datamodule=datamodule, ckpt_path="best" if cfg.train else None, verbose=False)
     return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"]}

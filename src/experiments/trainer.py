@@ -120,7 +120,7 @@ def resumed_global_step(cfg: DictConfig, run_dir: Path) -> int | None:
     if not (cfg.train and cfg.ckpt_path):
         return None
     for partial in (run_dir / "checkpoints").glob("*.partial"):
-        partial.unlink()
+        partial.unlink(missing_ok=True)  # under DDP every rank looks
     return torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
 
 

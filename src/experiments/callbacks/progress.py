@@ -28,8 +28,9 @@ class SteadyRichProgressBar(RichProgressBar):
             return True
         return False
 
+    # Disabled on every rank but zero under DDP: nothing to count or draw there.
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self._due(batch_idx, trainer.num_training_batches):
+        if not self.is_disabled and self._due(batch_idx, trainer.num_training_batches):
             if isinstance(outputs, dict) and "loss" in outputs:
                 self.step_loss = float(outputs["loss"])
             super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
@@ -39,10 +40,9 @@ class SteadyRichProgressBar(RichProgressBar):
         return metrics if self.step_loss is None else {"train/loss": self.step_loss, **metrics}
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        total = self.total_val_batches_current_dataloader
-        if self._due(batch_idx, total):
+        if not self.is_disabled and self._due(batch_idx, self.total_val_batches_current_dataloader):
             super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if self._due(batch_idx, self.total_test_batches_current_dataloader):
+        if not self.is_disabled and self._due(batch_idx, self.total_test_batches_current_dataloader):
             super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)

@@ -21,6 +21,14 @@ def check_job(hydra_context, master_config, job: list[str]) -> None:
     train.py turns into one line, and bad values raise UserError."""
     config = hydra_context.config_loader.load_sweep_config(master_config, list(job))
     check_config(config, list(job))
+    trainer = config.trainer
+    if trainer.get("strategy") == "ddp" or trainer.get("devices", 1) * trainer.get("num_nodes", 1) > 1:
+        raise UserError(
+            f"trainer.strategy={trainer.get('strategy')} with {trainer.get('devices')} devices does not run inside a "
+            "sweep (-m): DDP starts its other processes by rerunning the command, which a sweep's trials cannot "
+            "share; sweep with one device per trial (trainer=cpu or trainer=gpu), or run each DDP setting as its "
+            "own command"
+        )
 
 
 def check_optuna_space(hydra_context, master_config, swept: list[Override], fixed: list[Override]) -> None:

@@ -1,0 +1,85 @@
+"""Scaling out on Lightning's own engines: the trainer presets, and DDP under Hydra with one run directory."""
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import compose_config, run_here, train
+
+from experiments.data.in_memory import TensorBatches
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_ddp_shards_of_the_fast_data_path_never_overlap(shuffle):
+    count, ranks = 103, 2
+    split = (torch.arange(count, dtype=torch.uint8).view(-1, 1, 1, 1), torch.arange(count))
+
+    def epoch(rank: int) -> list[int]:
+        generator = torch.Generator().manual_seed(7) if shuffle else None  # alike on every rank, as seeded
+        batches = TensorBatches(split, 8, generator, rank, ranks)
+        seen = [label for _, labels in batches for label in labels.tolist()]
+        assert len(batches) == -(-len(seen) // 8)
+        return seen
+
+    shards = [epoch(rank) for rank in range(ranks)]
+    assert not set(shards[0]) & set(shards[1])
+    if shuffle:  # training: the same number of steps on every rank; one example of 103 sits this epoch out
+        assert len(shards[0]) == len(shards[1]) == 51
+    else:  # evaluation: every example exactly once
+        assert sorted(shards[0] + shards[1]) == list(range(count))
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [
+        ("cpu", {"accelerator": "auto", "devices": 1, "strategy": "auto"}),
+        ("gpu", {"accelerator": "gpu", "devices": 1, "precision": "32-true"}),
+        ("ddp", {"accelerator": "auto", "devices": 2, "strategy": "ddp", "num_nodes": 1}),
+    ],
+)
+def test_trainer_presets_compose(preset, expected):
+    trainer = compose_config(f"trainer={preset}").trainer
+    assert {key: trainer[key] for key in expected} == expected
+    assert trainer.max_epochs == 10 and trainer.log_every_n_steps == 10  # the rest comes from trainer=cpu
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_writes_one_run_directory_with_synchronized_metrics(tmp_path):
+    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=2"]
+    result = train(tmp_path / "ddp", *ddp, "trainer.limit_train_batches=10", "watch.pictures=false")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [run_dir] = result.run_dirs  # one directory for both processes
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 2
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 1
+    assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.ckpt", Path(metrics["best_checkpoint"]).name}
+    assert result.stdout.count("final metrics") == 1  # one table: rank zero's
+    # The test accuracy over both shards equals one process evaluating the same checkpoint on the whole split.
+    alone = run_here(tmp_path / "alone", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
+    assert alone["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
+    assert alone["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_ddp_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(tmp_path):
+    from test_reliability import TIMINGS, checkpoint_writes, start, wait_for
+
+    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=4"]
+    ddp += ["trainer.limit_train_batches=10", "watch.pictures=false"]
+    unbroken = train(tmp_path / "unbroken", *ddp).metrics
+    run_dir = tmp_path / "killed"
+    run_dir.mkdir()
+    process = start(run_dir, *ddp)
+    written = checkpoint_writes(run_dir / "checkpoints" / "last.ckpt")
+    wait_for(process, lambda: written(2), "the end of epoch 2")
+    os.killpg(process.pid, signal.SIGKILL)  # both ranks at once, as a lost node would
+    process.wait()
+    resumed = train(tmp_path, f"resume={run_dir}")
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {k: v for k, v in metrics.items() if k not in TIMINGS} == {
+        k: v for k, v in unbroken.items() if k not in TIMINGS
+    }
