@@ -26,9 +26,7 @@ class TensorBatches:
     count % ranks examples of the order, so every rank takes the same number of steps; evaluation keeps
     them all, so each example is counted exactly once in the synchronized metrics."""
 
-    def __init__(
-        self, split: Split, batch_size: int, generator: torch.Generator | None, rank: int = 0, ranks: int = 1
-    ):
+    def __init__(self, split: Split, batch_size: int, generator: torch.Generator | None, rank: int = 0, ranks: int = 1):
         self.images, self.labels = split
         self.batch_size = batch_size
         self.generator = generator  # None: keep the stored order (validation and test)
