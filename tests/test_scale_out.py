@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_config, run_here, train
+from conftest import REPO, compose_config, run_here, train
 
 from experiments.data.in_memory import TensorBatches
+
+SHORT_TRIALS = ["trainer.max_epochs=1", "trainer.limit_train_batches=5", "watch.pictures=false"]
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
@@ -83,3 +85,29 @@ def test_a_ddp_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(tmp
     assert {k: v for k, v in metrics.items() if k not in TIMINGS} == {
         k: v for k, v in unbroken.items() if k not in TIMINGS
     }
+
+
+@pytest.mark.slow
+def test_a_sweep_through_submitits_local_executor_runs_each_trial_in_its_own_process(tmp_path):
+    result = train(tmp_path, "-m", "hydra/launcher=local", "optimizer.lr=0.001,0.002", *SHORT_TRIALS)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
+    statuses = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/status.json")}
+    assert {name: s["status"] for name, s in statuses.items()} == {"lr=0.001": "completed", "lr=0.002": "completed"}
+    pids = {s["pid"] for s in statuses.values()}
+    assert len(pids) == 2  # two processes, started by submitit, each writing its own status
+    assert len(list((tmp_path / "outputs" / "submitit").iterdir())) >= 2  # submitit's job folders
+    rows = (sweep_dir / "summary.csv").read_text().splitlines()
+    assert len(rows) == 3 and (sweep_dir / "best.yaml").is_file()
+
+
+@pytest.mark.parametrize("launcher", ["local", "slurm"])
+def test_the_submitit_presets_compose_with_their_documented_keys(launcher):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher.submitit_folder == "outputs/submitit/%j" and cfg.hydra.launcher.timeout_min == 60
+    if launcher == "slurm":
+        keys = ("partition", "gpus_per_node", "array_parallelism", "cpus_per_task", "mem_gb")
+        assert all(key in cfg.hydra.launcher for key in keys)
