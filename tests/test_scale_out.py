@@ -48,17 +48,25 @@ def test_trainer_presets_compose(preset, expected):
     assert trainer.max_epochs == 10 and trainer.log_every_n_steps == 10  # the rest comes from trainer=cpu
 
 
+DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=4"]
+DDP += ["trainer.limit_train_batches=10", "watch.pictures=false"]
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory):
+    """One unbroken DDP run on two CPU processes (gloo), shared by the DDP tests."""
+    return train(tmp_path_factory.mktemp("ddp"), *DDP)
+
+
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_writes_one_run_directory_with_synchronized_metrics(tmp_path):
-    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=2"]
-    result = train(tmp_path / "ddp", *ddp, "trainer.limit_train_batches=10", "watch.pictures=false")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    [run_dir] = result.run_dirs  # one directory for both processes
+def test_ddp_on_two_cpu_processes_writes_one_run_directory_with_synchronized_metrics(ddp_run, tmp_path):
+    assert ddp_run.returncode == 0, ddp_run.stdout[-3000:] + ddp_run.stderr[-3000:]
+    [run_dir] = ddp_run.run_dirs  # one directory for both processes
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["epochs"] == 2
+    assert metrics["status"] == "completed" and metrics["epochs"] == 4
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 1
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.ckpt", Path(metrics["best_checkpoint"]).name}
-    assert result.stdout.count("final metrics") == 1  # one table: rank zero's
+    assert ddp_run.stdout.count("final metrics") == 1  # one table: rank zero's
     # The test accuracy over both shards equals one process evaluating the same checkpoint on the whole split.
     alone = run_here(tmp_path / "alone", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
     assert alone["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
@@ -66,15 +74,13 @@ def test_ddp_on_two_cpu_processes_writes_one_run_directory_with_synchronized_met
 
 
 @pytest.mark.slow
-def test_a_ddp_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(tmp_path):
+def test_a_ddp_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(ddp_run, tmp_path):
     from test_reliability import TIMINGS, checkpoint_writes, start, wait_for
 
-    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=4"]
-    ddp += ["trainer.limit_train_batches=10", "watch.pictures=false"]
-    unbroken = train(tmp_path / "unbroken", *ddp).metrics
+    unbroken = ddp_run.metrics
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
-    process = start(run_dir, *ddp)
+    process = start(run_dir, *DDP)
     written = checkpoint_writes(run_dir / "checkpoints" / "last.ckpt")
     wait_for(process, lambda: written(2), "the end of epoch 2")
     os.killpg(process.pid, signal.SIGKILL)  # both ranks at once, as a lost node would
