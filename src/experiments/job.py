@@ -212,6 +212,10 @@ def _run_in_job(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    if cfg.ckpt_path:  # an unreadable or unsafe checkpoint is refused before Lightning is even imported
+        from experiments.checkpoints import read_hparams
+
+        read_hparams(cfg.ckpt_path)
     from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.run import check_procedure, run  # heavy: torch, Lightning, torchvision
 

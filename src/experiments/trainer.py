@@ -29,7 +29,7 @@ from experiments.callbacks.interrupt import StopAtStep
 from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
-from experiments.checkpoints import AtomicCheckpointIO
+from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.errors import UserError
 from experiments.lean_profiler import LeanPassThroughProfiler
 

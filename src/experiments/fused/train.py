@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.callbacks.epoch_timer import EpochTimer
 from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.callbacks.progress import SteadyRichProgressBar
-from experiments.checkpoints import AtomicCheckpointIO
+from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.errors import UserError
 from experiments.fused.module import OPTIMIZERS, FusedModule, TrialRecord
 from experiments.lean_profiler import LeanPassThroughProfiler
