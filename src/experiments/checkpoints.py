@@ -2,6 +2,7 @@
 Only torch is imported here: an unreadable checkpoint is refused before Lightning loads (job.py).
 Writing them: checkpoint_io.py."""
 
+import functools
 from pathlib import Path
 
 import torch
@@ -9,10 +10,22 @@ import torch
 from experiments.errors import UserError
 
 
+def load_checkpoint(path: str | Path) -> dict:
+    """The checkpoint's contents (weights_only), read once per process however many checks ask; a file
+    rewritten since (another size or time) is read again."""
+    stat = Path(path).stat()
+    return _load(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=1)
+def _load(path: str, mtime_ns: int, size: int):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def read_hparams(path: str | Path) -> dict:
     """The hyperparameters a ClassifierModule checkpoint was saved with."""
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = load_checkpoint(path)
     except Exception as err:
         raise UserError(f"ckpt_path={path} {why_unreadable(Path(path), err)}") from None
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, dict) else None
@@ -44,7 +57,7 @@ def why_unreadable(path: Path, err: Exception) -> str:
 
 def check_resumable(path: str | Path) -> None:
     """Resuming needs the optimizer and loop state; a fused sweep's best checkpoint holds the weights only."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = load_checkpoint(path)
     if "optimizer_states" not in checkpoint or "loops" not in checkpoint:
         raise UserError(
             f"ckpt_path={path} holds weights only (a fused sweep writes its trials' best epochs so), "

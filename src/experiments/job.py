@@ -163,9 +163,11 @@ def run_job(cfg: DictConfig) -> float | None:
         return None
     objective = metrics.get("best_val_acc") or 0.0
     write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
-    if _stop_requested():  # Ctrl-C or SIGTERM: the sweep stops here; rerunning it resumes this trial
+    from experiments.callbacks.interrupt import StopRequest  # loaded by the run already
+
+    if StopRequest.pending():  # Ctrl-C or SIGTERM: the sweep stops here; rerunning it resumes this trial
         log.error(f"sweep interrupted: trial {trial_dir.name} is {metrics['status']}; rerun the same command to resume")
-        sys.exit(_stop_exit_code())
+        sys.exit(StopRequest.exit_code())
     return objective
 
 
@@ -185,21 +187,11 @@ def _run_single(cfg: DictConfig) -> float | None:
         print(f"error: {_failed_checks_line(metrics)}", file=sys.stderr)
         sys.exit(1)
     if metrics.get("status") == "interrupted":
+        from experiments.callbacks.interrupt import StopRequest  # loaded by the run already
+
         print(f"interrupted: continue with `python train.py resume={metrics['run_dir']}`", file=sys.stderr)
-        sys.exit(_stop_exit_code())
+        sys.exit(StopRequest.exit_code())
     return metrics.get("best_val_acc")
-
-
-def _stop_requested() -> bool:
-    from experiments.callbacks.interrupt import StopRequest
-
-    return StopRequest.pending()
-
-
-def _stop_exit_code() -> int:
-    from experiments.callbacks.interrupt import StopRequest
-
-    return StopRequest.exit_code()
 
 
 def _failed_checks_line(metrics: dict) -> str:

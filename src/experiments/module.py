@@ -125,11 +125,15 @@ class ClassifierModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train", "train/loss_epoch")
 
+    def unfinished_epoch_losses(self) -> list[float]:
+        """The step losses of the epoch under way, not yet in the history (one transfer)."""
+        losses = [loss for *_, loss in self._epoch_outputs["train"]]
+        return torch.stack(losses).float().tolist() if losses else []
+
     def keep_unfinished_epoch(self) -> None:
         """A fit that stopped mid-epoch (the 3x rule, an interrupt): its steps so far join the loss curve."""
-        outputs, self._epoch_outputs["train"] = self._epoch_outputs["train"], []
-        if outputs:
-            self.history["train_steps"] += torch.stack([loss for *_, loss in outputs]).float().tolist()
+        self.history["train_steps"] += self.unfinished_epoch_losses()
+        self._epoch_outputs["train"] = []
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step("val", batch)
@@ -184,7 +188,7 @@ class ClassifierModule(L.LightningModule):
         if self.logger is not None:  # what was logged up to this checkpoint reaches the disk with it
             self.logger.experiment.flush()
         checkpoint["torch_rng_state"] = torch.get_rng_state()
-        pending = [float(loss) for *_, loss in self._epoch_outputs["train"]]  # a mid-epoch save (an interrupt)
+        pending = self.unfinished_epoch_losses()  # a mid-epoch save (an interrupt) has some
         checkpoint["loss_history"] = {**self.history, "train_steps": self.history["train_steps"] + pending}
         checkpoint["checks_before_training"] = self.checks_before_training
 

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
 from experiments.errors import UserError
+from experiments.sweeps.naming import quoted
 
 LAST = Path("checkpoints") / "last.ckpt"
 FINISHED = ("completed", "diverged", "searched")  # metrics.json statuses with nothing left to resume
@@ -65,9 +66,3 @@ def saved_overrides(run_dir: Path) -> list[str]:
         raise UserError(f"resume={run_dir}: {overrides_file} is not a list of overrides; was it edited?")
     # a run resumed before records where it resumed from: the newest checkpoint decides now
     return [item for item in overrides if item.split("=", 1)[0].lstrip("+~") not in ("resume", "ckpt_path")]
-
-
-def quoted(value) -> str:
-    # Hydra's grammar would read `=` and `,` in a path as syntax; a quoted string is taken as is.
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"

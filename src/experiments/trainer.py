@@ -30,6 +30,7 @@ from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.checkpoint_io import AtomicCheckpointIO
+from experiments.checkpoints import load_checkpoint
 from experiments.errors import UserError
 from experiments.lean_profiler import LeanPassThroughProfiler
 
@@ -121,7 +122,7 @@ def resumed_global_step(cfg: DictConfig, run_dir: Path) -> int | None:
         return None
     for partial in (run_dir / "checkpoints").glob("*.partial"):
         partial.unlink(missing_ok=True)  # under DDP every rank looks
-    return torch.load(cfg.ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    return load_checkpoint(cfg.ckpt_path).get("global_step")
 
 
 def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:

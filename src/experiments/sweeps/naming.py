@@ -47,3 +47,9 @@ def _last_part(override: str) -> str:
     """`trainer.max_epochs=2` -> `max_epochs=2`: directory names stay short; sweep.json keeps the full form."""
     key, separator, value = override.partition("=")
     return f"{key.rsplit('.', 1)[-1]}{separator}{value}"
+
+
+def quoted(value) -> str:
+    """A value as a Hydra override takes it verbatim: `=` and `,` in a path or trial name would be syntax."""
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"

@@ -12,7 +12,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
 from experiments.errors import UserError
-from experiments.sweeps.naming import override_key, short_keys, sweep_name, trial_name
+from experiments.sweeps.naming import override_key, quoted, short_keys, sweep_name, trial_name
 from experiments.sweeps.status import FINISHED, read_status
 from experiments.sweeps.summary import PLAN
 
@@ -150,11 +150,11 @@ class TrialLauncher:
                 log.info(f"trial {name}: already {read_status(trial_dir)['status']}, skipped")
                 results[offset] = finished
                 continue
-            extra = [f"hydra.sweep.dir={_quoted(self.plan.dir)}", f"hydra.sweep.subdir={_quoted(name)}"]
+            extra = [f"hydra.sweep.dir={quoted(self.plan.dir)}", f"hydra.sweep.subdir={quoted(name)}"]
             last = trial_dir / "checkpoints" / "last.ckpt"
             if last.is_file():
                 log.info(f"trial {name}: resuming from {last}")
-                extra.append(f"ckpt_path={_quoted(last)}")
+                extra.append(f"ckpt_path={quoted(last)}")
             to_run.append(job + extra)
             positions.append(offset)
         if to_run:
@@ -171,9 +171,3 @@ def finished_result(trial_dir: Path, job: list[str]) -> JobReturn | None:
     result = JobReturn(overrides=job, working_dir=str(trial_dir), status=JobStatus.COMPLETED)
     result.return_value = status.get("objective", 0.0)
     return result
-
-
-def _quoted(value) -> str:
-    # Hydra's grammar would read `=` and `,` in a trial name as syntax; a quoted string is taken as is.
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"
