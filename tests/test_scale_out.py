@@ -40,6 +40,7 @@ def test_ddp_shards_of_the_fast_data_path_never_overlap(shuffle):
         ("cpu", {"accelerator": "auto", "devices": 1, "strategy": "auto"}),
         ("gpu", {"accelerator": "gpu", "devices": 1, "precision": "32-true"}),
         ("ddp", {"accelerator": "auto", "devices": 2, "strategy": "ddp", "num_nodes": 1}),
+        ("slurm", {"accelerator": "auto", "devices": 1, "strategy": "ddp", "num_nodes": 1, "requeue": True}),
     ],
 )
 def test_trainer_presets_compose(preset, expected):
@@ -117,3 +118,67 @@ def test_the_submitit_presets_compose_with_their_documented_keys(launcher):
     if launcher == "slurm":
         keys = ("partition", "gpus_per_node", "array_parallelism", "cpus_per_task", "mem_gb")
         assert all(key in cfg.hydra.launcher for key in keys)
+
+
+def srun_environment(rank: int, ranks: int, scontrol_log: Path, restarted: bool) -> dict:
+    """What srun gives each task of a one-node job, and an `scontrol` that records what it was asked."""
+    bin_dir = scontrol_log.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {scontrol_log}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "train", "SLURM_NODELIST": "localhost", "SLURM_NODEID": "0"}
+    slurm |= {"SLURM_NTASKS": str(ranks), "SLURM_NTASKS_PER_NODE": str(ranks)}
+    slurm |= {"SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)}
+    slurm |= {"SLURM_RESTART_COUNT": "1"} if restarted else {}
+    return os.environ | slurm | {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+@pytest.mark.slow
+def test_trainer_slurm_shares_one_directory_across_srun_tasks_and_requeues_on_the_time_limit_warning(tmp_path):
+    """Two tasks as srun starts them; SIGUSR1 reaches one of them only: both stop at the same step, rank
+    zero asks SLURM to requeue the job, and the job's next start resumes the run in place to the end."""
+    import subprocess
+    import sys
+
+    from test_reliability import checkpoint_writes, wait_for
+
+    command = [sys.executable, str(REPO / "train.py"), "trainer=slurm", "trainer.devices=2", *DDP[2:]]
+    scontrol_log = tmp_path / "scontrol.log"
+
+    def srun(restarted: bool) -> list[subprocess.Popen]:
+        environments = [srun_environment(rank, 2, scontrol_log, restarted) for rank in range(2)]
+        logs = [(tmp_path / f"task{rank}_{restarted}.log").open("w") for rank in range(2)]
+        return [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
+                for env, log in zip(environments, logs, strict=True)]  # fmt: skip
+
+    run_dir = tmp_path / "outputs" / "runs" / "slurm-4242_mlp_mnist_sample"
+    tasks = srun(restarted=False)
+    wait_for(tasks[1], lambda: checkpoint_writes(run_dir / "checkpoints" / "last.ckpt")(1), "the first checkpoint")
+    tasks[1].send_signal(signal.SIGUSR1)
+    assert [task.wait(timeout=120) for task in tasks] == [128 + signal.SIGUSR1] * 2  # neither waits for the other
+    assert scontrol_log.read_text().split() == ["requeue", "4242"]  # asked once, by rank zero
+    stopped = json.loads((run_dir / "metrics.json").read_text())
+    assert stopped["status"] == "interrupted" and stopped["epochs"] < 4
+
+    tasks = srun(restarted=True)
+    assert [task.wait(timeout=300) for task in tasks] == [0, 0], (tmp_path / "task0_True.log").read_text()[-2000:]
+    assert "resuming outputs/runs/slurm-4242_mlp_mnist_sample" in (tmp_path / "task0_True.log").read_text()
+    assert [p.name for p in (tmp_path / "outputs" / "runs").iterdir()] == [run_dir.name]
+    finished = json.loads((run_dir / "metrics.json").read_text())
+    assert finished["status"] == "completed" and finished["epochs"] == 4 and finished["test_acc"] > 0.5
+
+
+@pytest.mark.slow
+def test_a_fused_set_runs_as_one_submitit_job(tmp_path):
+    """hydra/launcher=fused_local: what fused_slurm does, with submitit's local executor: three trials, one job."""
+    grid = ["optimizer.lr=0.001,0.003,0.01", "model.hidden_sizes=[64]", *SHORT_TRIALS]
+    result = train(tmp_path, "-m", "hydra/launcher=fused_local", *grid)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
+    statuses = [json.loads(p.read_text())["status"] for p in sweep_dir.glob("*/status.json")]
+    assert statuses == ["completed"] * 3
+    metrics = [json.loads(p.read_text()) for p in sweep_dir.glob("*/metrics.json")]
+    assert all(m["fused"]["trials"] == 3 for m in metrics)
+    [job_folder] = [p for p in (tmp_path / "outputs" / "submitit").iterdir() if p.name != "%j"]  # one job, one set
+    assert "fused set of 3 trials" in "".join(p.read_text() for p in job_folder.glob("*.err"))
+    assert len((sweep_dir / "summary.csv").read_text().splitlines()) == 4 and (sweep_dir / "best.yaml").is_file()

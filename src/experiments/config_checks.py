@@ -162,6 +162,7 @@ RULES: dict[str, Rule] = {
     "trainer.num_nodes": integer(1),
     "trainer.strategy": choice("auto", "ddp"),
     "trainer.deterministic": BOOLEAN,
+    "trainer.requeue": BOOLEAN,
     "trainer.precision": Rule(
         "one of 32-true, 16-mixed, bf16-mixed, 16-true, bf16-true, 64-true",
         # Lightning's shorthands (16, 32, 64) are refused: on a CPU, 16 silently runs as bf16-mixed, 10x slower

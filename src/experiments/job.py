@@ -21,6 +21,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 from experiments.config_checks import check_config
 from experiments.errors import TrialsFailed, UserError
 from experiments.resume import expand_resume
+from experiments.slurm import expand_requeued, run_name
 from experiments.sweeps.logspace import expand_logspace
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     try:
         refuse_combined_modes(sys.argv[1:])
         sys.argv[1:] = expand_logspace(sys.argv[1:])  # key=logspace(LOW,HIGH[,COUNT]) -> a list of values
+        sys.argv[1:] = expand_requeued(sys.argv[1:])  # trainer=slurm, started again: resume=its run
         sys.argv[1:] = expand_resume(sys.argv[1:])  # resume=RUN_DIR -> that run's overrides, in place
         check_printed_config(sys.argv[1:], conf_dir)
         hydra_main()
@@ -119,10 +121,15 @@ def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
 def register_resolvers() -> None:
     # The process id makes run directories unique even when two runs start in the same second.
     OmegaConf.register_new_resolver("run_id", lambda: f"p{os.getpid()}", replace=True)
-    # Evaluation runs are named after what they do: the model comes from the checkpoint, not the config.
-    OmegaConf.register_new_resolver(
-        "run_label", lambda train, model, data: f"{model}_{data}" if train else f"eval_{data}", replace=True
-    )
+    # Cached, as Hydra caches ${now:}: Lightning reads hydra.run.dir again to start the other DDP ranks.
+    OmegaConf.register_new_resolver("run_name", name_run, replace=True, use_cache=True)
+
+
+def name_run(train: bool, model: str, data: str, trainer: str) -> str:
+    """Timestamp, what the run does, process id. Evaluation runs are named after what they do: the model
+    comes from the checkpoint, not the config. Under trainer=slurm: the job's id, shared by its ranks."""
+    label = f"{model}_{data}" if train else f"eval_{data}"
+    return run_name(time.strftime("%Y-%m-%d_%H-%M-%S"), label, trainer, f"p{os.getpid()}")
 
 
 def run_job(cfg: DictConfig) -> float | None:

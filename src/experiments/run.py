@@ -24,7 +24,7 @@ from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.divergence import Diverged
-from experiments.callbacks.interrupt import Interrupted
+from experiments.callbacks.interrupt import Interrupted, StopRequest
 from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.checkpoints import check_fits_data, check_resumable, check_same_setup, load_module, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
@@ -36,6 +36,7 @@ from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
+from experiments.slurm import requeue
 from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
 from experiments.trainer import RunCallbacks, build_trainer, check_device
 
@@ -65,6 +66,8 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> di
     metrics = collect_metrics(cfg, checked | tuned | trained, tested, seed, run_dir, started)
     if trainer.is_global_zero:  # under DDP, one process writes what the run leaves behind
         write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed))
+    if metrics.get("status") == "interrupted" and cfg.trainer.get("requeue") and StopRequest.asks_requeue():
+        requeue(trainer.is_global_zero)  # SLURM's time-limit warning: the job starts again and resumes
     return metrics
 
 

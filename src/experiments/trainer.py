@@ -20,7 +20,8 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.divergence import DivergenceAbort
 from experiments.callbacks.epoch_timer import EpochTimer
@@ -85,17 +86,25 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
     profiler = {} if "profiler" in cfg.trainer else {"profiler": LeanPassThroughProfiler()}
     clip = cfg.regularization.grad_clip
     trainer: L.Trainer = instantiate(
-        cfg.trainer,
+        OmegaConf.masked_copy(cfg.trainer, [key for key in cfg.trainer if key != "requeue"]),  # ours, not Lightning's
         **profiler,
         logger=logger,
         callbacks=callbacks.all(),
         default_root_dir=str(run_dir),
-        plugins=[AtomicCheckpointIO()],  # a kill while a checkpoint is written leaves the previous one whole
+        plugins=plugins(),
         enable_model_summary=False,  # run.fit prints the summary: Lightning's callback would be called every step
         gradient_clip_val=clip.value,
         gradient_clip_algorithm=clip.algorithm,
     )
     return trainer, callbacks
+
+
+def plugins() -> list:
+    """Atomic checkpoint writes: a kill while a checkpoint is written leaves the previous one whole. Inside a
+    SLURM job, Lightning's SLURM environment without its own requeue: trainer=slurm requeues (slurm.py)."""
+    if SLURMEnvironment.detect():
+        return [AtomicCheckpointIO(), SLURMEnvironment(auto_requeue=False)]
+    return [AtomicCheckpointIO()]
 
 
 def check_device(accelerator: str, precision: str) -> None:

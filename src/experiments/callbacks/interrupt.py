@@ -1,11 +1,14 @@
-"""Ctrl-C (SIGINT) and a cluster's pre-emption notice (SIGTERM) stop a run at the next step boundary.
+"""Ctrl-C (SIGINT), a cluster's pre-emption notice (SIGTERM) and SLURM's time-limit warning (SIGUSR1, which
+trainer=slurm answers with a requeue) stop a run at the next step boundary.
 
 The signal handler only records the request, so it can never be lost in a window where an exception
 would be swallowed (a destructor, a library's cleanup). `StopAtStep` acts on it after the next training
 step: it saves checkpoints/last.ckpt (written atomically), then raises `Interrupted` out of the fit; the
 run records the status `interrupted`, exits with 128 + the signal's number, and resumes with
-`python train.py resume=RUN_DIR`. During validation or testing it stops after the batch, and the last
-epoch's checkpoint stays the newest. A second Ctrl-C quits at once.
+`python train.py resume=RUN_DIR`. During validation or testing one process stops after the batch (DDP ranks
+at their next training step), and the last epoch's checkpoint stays the newest. A second Ctrl-C quits at once. Under DDP the ranks agree at every
+step (one tiny all-reduce): a signal that reaches one rank stops them all at the same step, where a
+rank stopping alone would leave the others waiting in their next collective.
 """
 
 import logging
@@ -13,6 +16,7 @@ import signal
 from pathlib import Path
 
 import lightning as L
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,10 @@ class StopRequest:
     def exit_code(cls) -> int:
         return 128 + int(cls.received or signal.SIGINT)
 
+    @classmethod
+    def asks_requeue(cls) -> bool:
+        return cls.received == signal.SIGUSR1
+
 
 def install_stop_handlers() -> None:
     """From here on, SIGINT and SIGTERM ask the run to stop at its next step instead of killing it."""
@@ -48,8 +56,8 @@ def install_stop_handlers() -> None:
             "(Ctrl-C again to quit at once)"
         )
 
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(stop_signal, request_stop)
 
 
 class StopAtStep(L.Callback):
@@ -57,14 +65,27 @@ class StopAtStep(L.Callback):
         self.last_checkpoint = last_checkpoint
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        if StopRequest.pending():
+        if stop_agreed(trainer):
             trainer.save_checkpoint(self.last_checkpoint)
             raise Interrupted(f"{StopRequest.received.name} at step {trainer.global_step}")
 
+    # Under DDP, ranks may hold one evaluation batch more than others, so no collective here: they stop
+    # together at the next training step instead.
     def on_validation_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if StopRequest.pending():
+        if trainer.world_size == 1 and StopRequest.pending():
             raise Interrupted(f"{StopRequest.received.name} during validation")
 
     def on_test_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if StopRequest.pending():
+        if trainer.world_size == 1 and StopRequest.pending():
             raise Interrupted(f"{StopRequest.received.name} during testing")
+
+
+def stop_agreed(trainer: L.Trainer) -> bool:
+    """Whether any rank was asked to stop; a rank that was not adopts the signal of the ones that were."""
+    if trainer.world_size == 1:
+        return StopRequest.pending()
+    asked = torch.tensor(float(StopRequest.received or 0), device=trainer.strategy.root_device)
+    agreed = int(trainer.strategy.reduce(asked, reduce_op="max").item())
+    if agreed and not StopRequest.pending():
+        StopRequest.received = signal.Signals(agreed)
+    return agreed > 0

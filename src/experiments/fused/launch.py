@@ -47,7 +47,9 @@ class PreparedJob:
         write_status(self.trial_dir, "running", fresh=True, fused=True)
 
 
-def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int) -> list[JobReturn]:
+def launch_fused(
+    launcher, job_overrides, initial_job_idx: int, max_trials: int, submitit: dict | None = None
+) -> list[JobReturn]:
     from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.fused.train import check_fusable, fusion_key
 
@@ -76,6 +78,7 @@ def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int)
             alone.append((job, "it resumes from its last checkpoint"))
         else:
             sets.setdefault(fusion_key(job.cfg), []).append(job)
+    fused_sets = []
     for members in sets.values():
         for start in range(0, len(members), max_trials):
             chunk = members[start : start + max_trials]
@@ -87,7 +90,12 @@ def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int)
             except UserError as err:
                 alone += [(job, str(err)) for job in chunk]
                 continue
-            train_set(chunk)
+            fused_sets.append(chunk)
+    if submitit is None:
+        for chunk in fused_sets:
+            train_set_here(chunk)
+    else:
+        submit_sets(fused_sets, submitit)
     for job, reason in alone:
         log.info(f"trial {job.trial_dir.name if job.trial_dir else job.index} runs alone: {reason}")
         job.job_return = run_job(
@@ -100,30 +108,78 @@ def launch_fused(launcher, job_overrides, initial_job_idx: int, max_trials: int)
     return [job.job_return for job in jobs]
 
 
-def train_set(jobs: list[PreparedJob]) -> None:
-    """Train one fused set; every trial records its status and objective as job.run_job would."""
-    from experiments.callbacks.interrupt import Interrupted, StopRequest
-    from experiments.fused.train import train_fused
+def train_set_here(jobs: list[PreparedJob]) -> None:
+    """Train one fused set in this process; Ctrl-C or SIGTERM stops the sweep, as for a lone trial."""
+    from experiments.callbacks.interrupt import StopRequest
 
-    names = ", ".join(job.trial_dir.name for job in jobs)
-    log.info(f"fused set of {len(jobs)} trials: {names}")
-    try:
-        results = train_fused([job.cfg for job in jobs], [job.trial_dir for job in jobs], jobs[0].choices)
-    except Interrupted:  # Ctrl-C or SIGTERM: the set stops at a step; rerunning the sweep trains it again
-        for job in jobs:
-            write_status(job.trial_dir, "interrupted")
+    objectives = train_set([job.cfg for job in jobs], [job.trial_dir for job in jobs], jobs[0].choices)
+    for job, objective in zip(jobs, objectives, strict=True):
+        job.job_return.return_value = objective
+    if StopRequest.pending():
         log.error("sweep interrupted: the fused set stopped; rerun the same command to train it again")
         sys.exit(StopRequest.exit_code())
+
+
+def submit_sets(sets: list[list[PreparedJob]], submitit_params: dict) -> None:
+    """Each fused set as one submitit job (a SLURM job, or a local process), all submitted at once."""
+    import submitit
+
+    params = dict(submitit_params)
+    executor = submitit.AutoExecutor(folder=params.pop("folder"), cluster=params.pop("cluster"))
+    executor.update_parameters(**params)
+    submitted = [
+        executor.submit(train_set_in_job, [job.cfg for job in jobs], [job.trial_dir for job in jobs], jobs[0].choices)
+        for jobs in sets
+    ]
+    for jobs, job in zip(sets, submitted, strict=True):
+        log.info(f"fused set of {len(jobs)} trials submitted as job {job.job_id}")
+    for jobs, job in zip(sets, submitted, strict=True):
+        try:
+            objectives = job.result()
+        except Exception as err:  # the job itself failed (killed, out of memory): every trial says so
+            message = f"the fused set's job {job.job_id} failed: {str(err).strip().splitlines()[-1]}"
+            log.error(message)
+            for member in jobs:
+                write_status(member.trial_dir, "failed", error=message)
+            objectives = [None] * len(jobs)
+        for member, objective in zip(jobs, objectives, strict=True):
+            member.job_return.return_value = objective
+
+
+def train_set_in_job(cfgs: list[DictConfig], trial_dirs: list[Path], choices: dict) -> list[float | None]:
+    """What a submitted job runs: one fused set, stopped at a step by SIGTERM or SIGUSR1 (a pre-emption)."""
+    from experiments.callbacks.interrupt import install_stop_handlers
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # into the job's own log (submitit's .err file)
+    install_stop_handlers()
+    return train_set(cfgs, trial_dirs, choices)
+
+
+def train_set(cfgs: list[DictConfig], trial_dirs: list[Path], choices: dict) -> list[float | None]:
+    """Train one fused set; every trial records its status, as job.run_job would. Returns the trials'
+    objectives (None: the trial failed or was interrupted; rerunning the sweep trains it again)."""
+    from experiments.callbacks.interrupt import Interrupted
+    from experiments.fused.train import train_fused
+
+    names = ", ".join(trial_dir.name for trial_dir in trial_dirs)
+    log.info(f"fused set of {len(cfgs)} trials: {names}")
+    try:
+        results = train_fused(cfgs, trial_dirs, choices)
+    except Interrupted:
+        for trial_dir in trial_dirs:
+            write_status(trial_dir, "interrupted")
+        return [None] * len(cfgs)
     except Exception as err:  # the whole set failed: each trial says so, as a lone failure would
         message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}".splitlines()[0]
         log.error(f"fused set failed: {message}")
-        for job in jobs:
-            (job.trial_dir / "error.txt").write_text(message + "\n")
-            (job.trial_dir / "traceback.txt").write_text(traceback.format_exc())
-            write_status(job.trial_dir, "failed", error=message)
-            job.job_return.return_value = None
-        return
-    for job, metrics in zip(jobs, results, strict=True):
+        for trial_dir in trial_dirs:
+            (trial_dir / "error.txt").write_text(message + "\n")
+            (trial_dir / "traceback.txt").write_text(traceback.format_exc())
+            write_status(trial_dir, "failed", error=message)
+        return [None] * len(cfgs)
+    objectives = []
+    for trial_dir, metrics in zip(trial_dirs, results, strict=True):
         objective = metrics.get("best_val_acc") or 0.0
-        write_status(job.trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
-        job.job_return.return_value = objective
+        write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
+        objectives.append(objective)
+    return objectives

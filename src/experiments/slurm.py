@@ -1,0 +1,88 @@
+"""`trainer=slurm`: one run as a SLURM job (srun starts one process per device), requeued when its time runs out.
+
+Lightning's SLURMEnvironment gives the ranks, nodes and rendezvous. Its own auto-requeue is switched off:
+it writes a separate hpc checkpoint from inside the signal handler, in the middle of a step, and resumes
+without this project's resume (TensorBoard continuity, the run's own config). Instead:
+- every rank of a job names the same run directory, `outputs/runs/slurm-<JOB_ID>_<model>_<data>`, so srun's
+  independent processes share it and a requeued job finds it again;
+- SIGUSR1 (`sbatch --signal=USR1@90`: 90 s before the time limit) stops the run at the next step with a
+  checkpoint, like Ctrl-C, and rank zero then asks SLURM to requeue the job (`scontrol requeue`);
+- when the job starts again, `trainer=slurm` finds its unfinished run directory and resumes it in place.
+Kept free of torch imports: the command line is rewritten before Hydra composes it.
+"""
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+from experiments.errors import UserError
+
+log = logging.getLogger(__name__)
+
+RUNS = Path("outputs/runs")
+
+
+def job_id() -> str | None:
+    """The SLURM job (array jobs: JOB_TASK), or None outside SLURM."""
+    array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array_job and task:
+        return f"{array_job}_{task}"
+    return os.environ.get("SLURM_JOB_ID")
+
+
+def run_name(stamp: str, label: str, trainer: str, process: str) -> str:
+    """A run directory's name: unique per process, or per SLURM job under trainer=slurm (all ranks share it)."""
+    if trainer == "slurm" and (job := job_id()):
+        return f"slurm-{job}_{label}"
+    return f"{stamp}_{label}_{process}"
+
+
+def uses_slurm_preset(arguments: list[str]) -> bool:
+    return "trainer=slurm" in arguments
+
+
+def check_inside_job(arguments: list[str]) -> None:
+    if uses_slurm_preset(arguments) and job_id() is None:
+        raise UserError(
+            "trainer=slurm runs inside a SLURM job (SLURM_JOB_ID is not set): submit it with sbatch and srun "
+            "(README, Scaling out); on this machine use trainer=ddp or trainer=cpu"
+        )
+
+
+def expand_requeued(arguments: list[str]) -> list[str]:
+    """Under trainer=slurm, a job that finds its own unfinished run resumes it: `resume=DIR` is added."""
+    check_inside_job(arguments)
+    if not uses_slurm_preset(arguments) or any(a.startswith("resume=") for a in arguments):
+        return arguments
+    if any(flag in arguments for flag in ("-m", "--multirun")):
+        raise UserError("trainer=slurm is one run per job; a sweep on SLURM uses hydra/launcher=slurm (README)")
+    found = sorted(RUNS.glob(f"slurm-{job_id()}_*"))
+    unfinished = [run for run in found if (run / "checkpoints" / "last.ckpt").is_file() and not finished(run)]
+    if not unfinished:
+        return arguments  # a first start, or the job stopped before its first checkpoint: start it (again)
+    log.warning(f"SLURM job {job_id()} was requeued: resuming {unfinished[-1]}")
+    flags = [a for a in arguments if a.startswith("-")]  # the overrides are the run's own: resume= reads them
+    return [*flags, f"resume={unfinished[-1]}"]
+
+
+def finished(run_dir: Path) -> bool:
+    metrics = run_dir / "metrics.json"
+    return metrics.is_file() and json.loads(metrics.read_text()).get("status") != "interrupted"
+
+
+def requeue(is_global_zero: bool) -> None:
+    """Ask SLURM to start this job again; it resumes the run (expand_requeued). Rank zero asks, once."""
+    if not is_global_zero:
+        return
+    job = job_id()
+    try:
+        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        failure = result.stderr.strip() if result.returncode else None
+    except OSError as err:  # no scontrol on this node
+        failure = str(err)
+    if failure is not None:
+        log.error(f"scontrol requeue {job} failed ({failure}): resume it with python train.py resume=RUN_DIR")
+    else:
+        log.warning(f"SLURM job {job} requeued: it resumes this run when it starts again")
