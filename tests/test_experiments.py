@@ -1,0 +1,54 @@
+"""`experiment=NAME`: the note's runs (note_*) and the best recipe per model (best_*). Each preset composes to
+what its yaml promises and trains for a couple of batches; the recipes' accuracy is in the README."""
+
+import pytest
+from conftest import REPO, SMOKE, compose_config, run_here, train
+
+PRESETS = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+def test_the_note_has_presets():
+    notes = {"note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", "note_rnn_rows", "note_lstm_rows", "note_gru_rows"}
+    assert notes <= set(PRESETS)
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [
+        ("note_quickstart", {"data.name": "fashion_mnist", "model.hidden_sizes": [512, 512], "optimizer.lr": 0.001,
+                             "optimizer.momentum": 0.0, "data.batch_size": 64, "trainer.max_epochs": 5,
+                             "data.preprocess": "none"}),
+        ("note_mnist_mlp", {"data.name": "mnist", "model.hidden_sizes": [10], "model.init": "uniform",
+                            "optimizer.lr": 0.1, "trainer.max_epochs": 500, "data.batch_size": 60000}),
+        ("note_lenet_cifar10", {"data.name": "cifar10", "model._target_": "experiments.models.cnn.LeNet",
+                                "optimizer.momentum": 0.9, "data.batch_size": 4, "trainer.max_epochs": 2}),
+        ("note_gru_rows", {"data.name": "mnist", "model.cell": "gru", "model.hidden_size": 20, "model.num_layers": 2}),
+    ],
+)  # fmt: skip
+def test_a_note_preset_composes_to_the_notes_settings(preset, expected):
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(f"experiment={preset}")
+    assert {key: OmegaConf.select(cfg, key) for key in expected} == expected
+
+
+def test_a_preset_gives_way_to_what_is_typed_after_it():
+    cfg = compose_config("experiment=note_mnist_mlp", "data=mnist_sample", "optimizer.lr=0.5")
+    assert cfg.data._target_.endswith("MNISTSampleDataModule") and cfg.optimizer.lr == 0.5
+    assert cfg.model.hidden_sizes == [10]  # the rest of the preset stays
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_trains_a_couple_of_batches(preset, dataset_root, tmp_path):
+    data = compose_config(f"experiment={preset}").data
+    on_files = [f"data.root={dataset_root}", "data.download=false", "data.verify_checksums=false"]
+    metrics = run_here(tmp_path, f"experiment={preset}", *SMOKE, *(on_files if "root" in data else []))
+    assert metrics["status"] == "completed" and metrics["epochs"] == 1
+    assert 0.0 <= metrics["test_acc"] <= 1.0
+
+
+def test_help_lists_the_presets(tmp_path):
+    result = train(tmp_path, "--help")
+    assert result.returncode == 0
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("experiment:")]
+    assert [name.strip() for name in line.removeprefix("experiment:").split(",")] == PRESETS
