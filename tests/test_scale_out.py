@@ -182,3 +182,16 @@ def test_a_fused_set_runs_as_one_submitit_job(tmp_path):
     [job_folder] = [p for p in (tmp_path / "outputs" / "submitit").iterdir() if p.name != "%j"]  # one job, one set
     assert "fused set of 3 trials" in "".join(p.read_text() for p in job_folder.glob("*.err"))
     assert len((sweep_dir / "summary.csv").read_text().splitlines()) == 4 and (sweep_dir / "best.yaml").is_file()
+
+
+def test_a_trial_started_again_by_its_launcher_resumes_from_its_own_last_checkpoint(tmp_path):
+    """submitit requeues a timed-out SLURM trial with its original overrides: no ckpt_path, same directory."""
+    from experiments.job import resume_restarted_trial
+
+    fresh, requeued = compose_config(), compose_config()
+    resume_restarted_trial(fresh, tmp_path)
+    assert fresh.ckpt_path is None  # nothing there yet: a first start
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    resume_restarted_trial(requeued, tmp_path)
+    assert requeued.ckpt_path == str(tmp_path / "checkpoints" / "last.ckpt")
