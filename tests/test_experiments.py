@@ -7,9 +7,10 @@ from conftest import REPO, SMOKE, compose_config, run_here, train
 PRESETS = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.yaml"))
 
 
-def test_the_note_has_presets():
+def test_the_note_and_the_recipes_have_presets():
     notes = {"note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", "note_rnn_rows", "note_lstm_rows", "note_gru_rows"}
     assert notes <= set(PRESETS)
+    assert {"best_mlp", "best_cnn", "best_lstm"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +31,21 @@ def test_a_note_preset_composes_to_the_notes_settings(preset, expected):
 
     cfg = compose_config(f"experiment={preset}")
     assert {key: OmegaConf.select(cfg, key) for key in expected} == expected
+
+
+def test_the_recipes_compose_to_what_the_sweeps_chose():
+    from omegaconf import OmegaConf
+
+    chosen = {
+        "best_mlp": {"model.hidden_sizes": [512, 512], "optimizer.lr": 0.001, "regularization.weight_decay": 0.0001},
+        "best_cnn": {"model._target_": "experiments.models.cnn.LeNet", "optimizer.lr": 0.003},
+        "best_lstm": {"model.cell": "lstm", "model.hidden_size": 256, "optimizer.lr": 0.003},
+    }
+    for preset, expected in chosen.items():
+        cfg = compose_config(f"experiment={preset}")
+        assert {key: OmegaConf.select(cfg, key) for key in expected} == expected
+        assert cfg.data._target_.endswith("MNISTSampleDataModule") and cfg.regularization.augment.enabled
+        assert cfg.scheduler._target_.endswith("OneCycleLR")
 
 
 def test_a_preset_gives_way_to_what_is_typed_after_it():
