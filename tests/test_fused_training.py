@@ -112,16 +112,46 @@ def test_fused_trials_draw_the_pictures_and_get_the_loss_curve_verdict_of_a_lone
 
 
 @pytest.mark.parametrize(
+    "schedule",
+    [
+        ["scheduler=onecycle", "optimizer=sgd", "optimizer.momentum=0.9"],  # per step; cycles SGD's momentum
+        ["scheduler=onecycle"],  # cycles Adam's beta1
+        ["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.3"],  # per epoch
+        # mode=max on val/loss: every improvement counts as none, so each trial's rate drops after epoch 2
+        ["scheduler=plateau", "scheduler.mode=max", "scheduler.patience=0", "trainer.max_epochs=3"],
+    ],
+    ids=["onecycle-sgd", "onecycle-adam", "step", "plateau"],
+)
+def test_each_fused_trial_follows_its_own_learning_rate_schedule(tmp_path, schedule):
+    cells = [cell(lr, wd, *schedule) for lr, wd in CELLS[:2]]
+    dirs = [tmp_path / "fused" / f"trial{number}" for number in range(len(cells))]
+    fused = train_fused([compose_config(*overrides) for overrides in cells], dirs)
+    for number, overrides in enumerate(cells):
+        lone = run_here(tmp_path / "lone" / f"trial{number}", *overrides)
+        assert abs(fused[number]["best_val_acc"] - lone["best_val_acc"]) <= 0.005, number
+        fused_curves, lone_curves = logged_scalars(dirs[number]), logged_scalars(tmp_path / "lone" / f"trial{number}")
+        # every epoch's loss: a rate off by the schedule's factor in epoch 2 or 3 moves them by far more
+        assert fused_curves["train/loss_epoch"] == pytest.approx(lone_curves["train/loss_epoch"], rel=1e-3), number
+        assert fused_curves["train/loss"][:6] == pytest.approx(lone_curves["train/loss"][:6], rel=1e-5), number
+
+
+@pytest.mark.parametrize(
     ("overrides", "expected"),
     [
         (["optimizer=lbfgs"], "optimizer=lbfgs does not fuse yet"),
-        (["scheduler=step"], r"scheduler \(StepLR\) does not fuse yet"),
         (["model=lstm"], "model=lstm does not fuse: torch.func has no batching rule"),
     ],
 )
 def test_what_does_not_fuse_is_refused_in_one_line(overrides, expected):
     with pytest.raises(UserError, match=expected):
         check_fusable([compose_config(*overrides), compose_config(*overrides)])
+
+
+def test_one_cycle_trials_fuse_with_their_own_peak_rate():
+    """scheduler.max_lr follows each trial's optimizer.lr: it differs across the set and still fuses."""
+    cfgs = [compose_config("scheduler=onecycle", f"optimizer.lr={lr}") for lr in ("0.001", "0.01")]
+    assert [cfg.scheduler.max_lr for cfg in cfgs] == [0.001, 0.01]
+    check_fusable(cfgs)
 
 
 def test_trials_that_differ_in_more_than_the_fused_keys_are_refused():

@@ -1,6 +1,8 @@
 """FusedModule: a set of trials that differ only in their learning rate, weight decay and L1 strength,
 trained as one LightningModule, while each trial keeps its own outcome.
 
+- A learning-rate scheduler is per trial (fused/schedules.py): each trial's rate follows its lone run's.
+
 - The 3x rule is applied per trial, as the lone run's DivergenceAbort applies it: after a step, a trial
   whose loss is not finite or is above factor x its first loss is `diverged` at that step. Its slice is
   frozen (learning rate 0, no gradient) until the epoch's validation, which skips it as a lone run skips
@@ -22,6 +24,7 @@ from torch import Tensor, nn
 
 from experiments.callbacks.interrupt import Interrupted, StopRequest
 from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
+from experiments.fused.schedules import TrialSchedules
 from experiments.fused.stack import TrialStack
 from experiments.module import ClassifierModule
 
@@ -85,6 +88,7 @@ class FusedModule(L.LightningModule):
         self.first_losses: Tensor | None = None
         self._steps: list[tuple] = []  # (positions, global step, objective, running before, running after)
         self.records = [TrialRecord() for _ in modules]
+        self.schedules: TrialSchedules | None = None  # each trial's own scheduler, when the set has one
         self._outputs: dict[str, list] = {"train": [], "val": []}
 
     def forward(self, pixels: Tensor) -> Tensor:
@@ -120,6 +124,9 @@ class FusedModule(L.LightningModule):
         """Max-norm, then the 3x rule per trial, after the step as in a lone run (on the device)."""
         if StopRequest.pending():  # Ctrl-C or SIGTERM, at a step boundary (callbacks/interrupt.py)
             raise Interrupted(f"{StopRequest.received.name} at step {self.global_step}")
+        if self.schedules is not None and self.schedules.interval == "step":  # after the step, as Lightning does
+            self.schedules.step(self.positions)
+            self.schedules.apply(self.trainer.optimizers[0], self.positions)
         if self.max_norm is not None:
             self.apply_max_norm(self.max_norm)
         objective, before = self._last_objective, self.running
@@ -162,6 +169,11 @@ class FusedModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._record_steps()
         self._epoch_figures("train")
+        if self.schedules is not None and self.schedules.interval == "epoch" and self.positions:
+            epoch = self.current_epoch  # validated already: plateau reads each trial's own val/loss
+            losses = {trial: self.records[trial].epochs.get(epoch, {}).get("val/loss") for trial in self.positions}
+            self.schedules.step(self.positions, losses)
+            self.schedules.apply(self.trainer.optimizers[0], self.positions)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -252,11 +264,16 @@ class FusedModule(L.LightningModule):
         decay = torch.tensor([options.get("weight_decay", 0.0) for options in regularization])
         params = [(self.stack.parameter(name), name in self.stack.weight_names) for name in self.stack.names]
         if kind == "sgd":
-            return StackedSGD(params, lr, decay, momentum=self._momenta(), nesterov=spec.get("nesterov", False))
-        if kind == "rmsprop":
+            optimizer = StackedSGD(params, lr, decay, momentum=self._momenta(), nesterov=spec.get("nesterov", False))
+        elif kind == "rmsprop":
             spec.pop("momentum", None)
-            return StackedRMSprop(params, lr, decay, momentum=self._momenta(), **spec)
-        return StackedAdam(params, lr, decay, decoupled=kind == "adamw", **spec)
+            optimizer = StackedRMSprop(params, lr, decay, momentum=self._momenta(), **spec)
+        else:
+            optimizer = StackedAdam(params, lr, decay, decoupled=kind == "adamw", **spec)
+        if self.trial_hparams[0].get("scheduler"):
+            self.schedules = TrialSchedules(self.trial_hparams, int(self.trainer.estimated_stepping_batches))
+            self.schedules.apply(optimizer, self.positions)
+        return optimizer
 
     def _momenta(self) -> Tensor:
         return torch.tensor([hparams["optimizer"].get("momentum", 0.0) for hparams in self.trial_hparams])

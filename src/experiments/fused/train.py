@@ -35,6 +35,7 @@ FUSED = (
     "regularization.weight_decay",
     "regularization.l1",
     "regularization.dropout",
+    "scheduler.max_lr",  # OneCycleLR's peak: the trial's own optimizer.lr unless set
 )
 
 
@@ -43,7 +44,8 @@ def fusion_key(cfg: DictConfig) -> str:
     plain = OmegaConf.to_container(cfg, resolve=True)
     for key in FUSED:
         parent, _, leaf = key.rpartition(".")
-        plain[parent].pop(leaf, None)
+        if isinstance(plain.get(parent), dict):  # scheduler is null without a schedule
+            plain[parent].pop(leaf, None)
     plain.pop("hydra", None)
     # Dropout rates fuse, but a rate of 0 builds a network without dropout layers: another shape.
     plain["regularization"]["dropout_layers"] = bool(cfg.regularization.dropout)
@@ -63,9 +65,6 @@ def check_fusable(cfgs: list[DictConfig]) -> None:
     if target not in OPTIMIZERS:
         names = ", ".join(f"optimizer={name}" for name in OPTIMIZERS.values())
         raise UserError(f"optimizer={target.rsplit('.', 1)[-1].lower()} does not fuse yet: use {names}")
-    if first.scheduler:  # torch's schedulers write one scalar rate per parameter group
-        name = first.scheduler._target_.rsplit(".", 1)[-1]
-        raise UserError(f"scheduler ({name}) does not fuse yet: its trials train one by one")
     if not first.train or first.check != "none" or first.tune != "none" or first.ckpt_path:
         raise UserError("fused sets train from scratch: no train=false, check=..., tune=... or ckpt_path")
 
