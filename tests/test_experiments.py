@@ -8,7 +8,8 @@ PRESETS = sorted(path.stem for path in (REPO / "conf" / "experiment").glob("*.ya
 
 
 def test_the_note_and_the_recipes_have_presets():
-    notes = {"note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", "note_rnn_rows", "note_lstm_rows", "note_gru_rows"}
+    rows = {f"note_{cell}_rows" for cell in ("rnn", "lstm", "gru")}
+    notes = {"note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", *rows}
     assert notes <= set(PRESETS)
     assert {"best_mlp", "best_cnn", "best_lstm"} <= set(PRESETS)
 

@@ -229,6 +229,10 @@ def _run_in_job(cfg: DictConfig) -> dict:
         from experiments.checkpoints import read_hparams
 
         read_hparams(cfg.ckpt_path)
+    if "name" in cfg.data and "root" in cfg.data:  # a torchvision set: damaged files, before Lightning too
+        from experiments.data.file_checks import check_dataset_files
+
+        check_dataset_files(cfg.data.name, Path(cfg.data.root).expanduser().resolve(), cfg.data.verify_checksums)
     from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.run import check_procedure, run  # heavy: torch, Lightning, torchvision
 

@@ -36,8 +36,8 @@ from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
-from experiments.slurm import requeue
 from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
+from experiments.slurm import requeue
 from experiments.trainer import RunCallbacks, build_trainer, check_device
 
 log = logging.getLogger(__name__)

@@ -5,10 +5,11 @@ The signal handler only records the request, so it can never be lost in a window
 would be swallowed (a destructor, a library's cleanup). `StopAtStep` acts on it after the next training
 step: it saves checkpoints/last.ckpt (written atomically), then raises `Interrupted` out of the fit; the
 run records the status `interrupted`, exits with 128 + the signal's number, and resumes with
-`python train.py resume=RUN_DIR`. During validation or testing one process stops after the batch (DDP ranks
-at their next training step), and the last epoch's checkpoint stays the newest. A second Ctrl-C quits at once. Under DDP the ranks agree at every
-step (one tiny all-reduce): a signal that reaches one rank stops them all at the same step, where a
-rank stopping alone would leave the others waiting in their next collective.
+`python train.py resume=RUN_DIR`. During validation or testing one process stops after the batch (DDP
+ranks at their next training step), and the last epoch's checkpoint stays the newest. A second Ctrl-C
+quits at once. Under DDP the ranks agree at every step (one tiny all-reduce): a signal that reaches one
+rank stops them all at the same step, where a rank stopping alone would leave the others waiting in
+their next collective.
 """
 
 import logging

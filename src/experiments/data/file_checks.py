@@ -2,19 +2,42 @@
 
 torchvision answers a truncated MNIST file with a reshape error and a CIFAR file that fails its md5 with
 "not found or corrupted", and both send the caller to a download that, offline, fails for a reason that
-has nothing to do with the file. These checks run only when the files are present.
+has nothing to do with the file. These checks run only when the files are present, and before
+Lightning is imported (job.py): a bad file is named in about two seconds instead of five.
 """
 
 import pickle
 import struct
 from pathlib import Path
 
+from torchvision import datasets
 from torchvision.datasets.utils import check_integrity
 
 from experiments.errors import UserError
 
+DATASET_CLASSES = {
+    "mnist": datasets.MNIST,
+    "fashion_mnist": datasets.FashionMNIST,
+    "cifar10": datasets.CIFAR10,
+    "cifar100": datasets.CIFAR100,
+}
+
 # IDX magic numbers: two zero bytes, 0x08 (unsigned bytes), then the number of dimensions.
 IDX_DIMENSIONS = {"images": 3, "labels": 1}
+
+
+def check_dataset_files(name: str, root: Path, verify_checksums: bool) -> None:
+    """Files of data=NAME under root that are there but damaged, cut short or missing one of a set: one
+    line naming the file. A root that is a file is refused too."""
+    if root.is_file():
+        raise UserError(f"data.root={root} is a file, not a folder: point it at the folder that holds the dataset")
+    cls = DATASET_CLASSES[name]
+    if hasattr(cls, "resources"):  # the MNIST family: ROOT/<class name>/raw/*-ubyte
+        names = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
+        check_mnist_files(root / cls.__name__ / "raw", name, names)
+    else:
+        files = [(file, md5) for file, md5 in cls.train_list + cls.test_list]
+        check_cifar_files(root / cls.base_folder, name, files, verify_checksums)
 
 
 def redo(name: str) -> str:

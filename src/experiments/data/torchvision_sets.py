@@ -7,19 +7,11 @@ The official test split is the test set; validation is carved out of train, stra
 from pathlib import Path
 
 import torch
-from torchvision import datasets
 
 from experiments.config_checks import check_value
-from experiments.data.file_checks import check_cifar_files, check_mnist_files
+from experiments.data.file_checks import DATASET_CLASSES, check_dataset_files
 from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
 from experiments.errors import UserError
-
-DATASET_CLASSES = {
-    "mnist": datasets.MNIST,
-    "fashion_mnist": datasets.FashionMNIST,
-    "cifar10": datasets.CIFAR10,
-    "cifar100": datasets.CIFAR100,
-}
 
 
 def without_md5(cls: type) -> type:
@@ -63,10 +55,6 @@ class TorchvisionDataModule(InMemoryDataModule):
         self.split_seed = split_seed
 
     def load_splits(self) -> tuple[dict[str, Split], list[str]]:
-        if self.root.is_file():
-            raise UserError(
-                f"data.root={self.root} is a file, not a folder: point it at the folder that holds the dataset"
-            )
         self._check_files()
         train_set, test_set = self._open(train=True), self._open(train=False)
         train_images, train_labels = _as_tensors(train_set)
@@ -102,14 +90,9 @@ class TorchvisionDataModule(InMemoryDataModule):
         return [self.root, self.root / cls.base_folder]
 
     def _check_files(self) -> None:
-        """Files that are there but damaged, cut short or missing one of a set: one line naming the file."""
-        cls = self.dataset_class
-        if hasattr(cls, "resources"):
-            names = [Path(url).name.removesuffix(".gz") for url, _ in cls.resources]
-            check_mnist_files(self.root / cls.__name__ / "raw", self.name, names)
-        else:
-            files = [(file, md5) for file, md5 in cls.train_list + cls.test_list]
-            check_cifar_files(self.root / cls.base_folder, self.name, files, self.verify_checksums)
+        """Files that are there but damaged, cut short or missing one of a set: one line naming the file.
+        (job.py runs the same checks earlier; this covers a data module built any other way.)"""
+        check_dataset_files(self.name, self.root, self.verify_checksums)
 
     def _missing_message(self, why: str) -> str:
         folder = self.root / getattr(self.dataset_class, "base_folder", self.dataset_class.__name__)

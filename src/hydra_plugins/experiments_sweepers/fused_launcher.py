@@ -32,7 +32,8 @@ class FusedLauncher(Launcher):
             from experiments.errors import UserError
 
             raise UserError(f"hydra.launcher.max_trials={max_trials} is not allowed: it must be an integer >= 1")
-        if submitit is not None and (not OmegaConf.is_dict(submitit) or submitit.get("cluster") not in ("local", "slurm")):
+        clusters = ("local", "slurm")
+        if submitit is not None and (not OmegaConf.is_dict(submitit) or submitit.get("cluster") not in clusters):
             from experiments.errors import UserError
 
             raise UserError(
