@@ -110,9 +110,9 @@ def test_zca_run_evaluates_and_predicts_with_its_training_transform(tmp_path):
     assert sum(ranked[0][0] == truth[path] for path, ranked in predictions) >= 0.5 * len(truth)
 
 
-@pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
-def test_zca_whitening_on_cifar_shaped_files_keeps_the_layout_for_lenet(tmp_path, dataset_root):
-    result = train(
+@pytest.mark.slow  # a 3072 x 3072 whitening matrix; in the full suite and CI
+def test_zca_whitening_on_cifar_shaped_files_keeps_the_layout_for_lenet(tmp_path, dataset_root, caplog):
+    metrics = run_here(
         tmp_path,
         "data=cifar10",
         f"data.root={dataset_root}",
@@ -122,7 +122,7 @@ def test_zca_whitening_on_cifar_shaped_files_keeps_the_layout_for_lenet(tmp_path
         "model=cnn",
         "trainer.max_epochs=1",
     )
-    checkpoint = torch.load(result.metrics["best_checkpoint"], map_location="cpu", weights_only=True)
+    checkpoint = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
     matrix = checkpoint["state_dict"]["input_transform.matrix"]
     assert matrix.shape == (3072, 3072) and torch.allclose(matrix, matrix.T, atol=1e-6 * matrix.abs().max())
-    assert "pca_whiten outputs principal components" not in result.stdout + result.stderr
+    assert "pca_whiten outputs principal components" not in caplog.text
