@@ -225,6 +225,9 @@ def _run_in_job(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
+    from experiments.devices import check_device  # torch only: a missing GPU is named before Lightning loads
+
+    check_device(cfg.trainer.accelerator, str(cfg.trainer.precision))
     if cfg.ckpt_path:  # an unreadable or unsafe checkpoint is refused before Lightning is even imported
         from experiments.checkpoints import read_hparams
 

@@ -29,6 +29,7 @@ from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.checkpoints import check_fits_data, check_resumable, check_same_setup, load_module, read_hparams
 from experiments.data.in_memory import InMemoryDataModule
 from experiments.data.preprocessing import InputTransform
+from experiments.devices import check_device
 from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
@@ -38,7 +39,7 @@ from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
 from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
 from experiments.slurm import requeue
-from experiments.trainer import RunCallbacks, build_trainer, check_device
+from experiments.trainer import RunCallbacks, build_trainer
 
 log = logging.getLogger(__name__)
 

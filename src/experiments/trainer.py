@@ -16,7 +16,6 @@ from functools import cached_property
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -32,7 +31,6 @@ from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.checkpoints import load_checkpoint
-from experiments.errors import UserError
 from experiments.lean_profiler import LeanPassThroughProfiler
 
 log = logging.getLogger(__name__)
@@ -105,24 +103,6 @@ def plugins() -> list:
     if SLURMEnvironment.detect():
         return [AtomicCheckpointIO(), SLURMEnvironment(auto_requeue=False)]
     return [AtomicCheckpointIO()]
-
-
-def check_device(accelerator: str, precision: str) -> None:
-    """One line, before anything is built, for a device this machine lacks; a word on CPU half precision."""
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(
-            f"trainer.accelerator={accelerator} but torch sees no CUDA GPU on this machine: "
-            "use trainer.accelerator=auto (a GPU when there is one) or cpu"
-        )
-    if accelerator == "mps" and not torch.backends.mps.is_available():
-        raise UserError(
-            "trainer.accelerator=mps but this machine has no Apple GPU: use trainer.accelerator=auto or cpu"
-        )
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if on_cpu and precision == "16-mixed":
-        log.warning(
-            "trainer.precision=16-mixed runs as bf16-mixed on a CPU (Lightning's rule), often slower than 32-true"
-        )
 
 
 def resumed_global_step(cfg: DictConfig, run_dir: Path) -> int | None:
