@@ -184,3 +184,14 @@ def test_sigterm_saves_a_checkpoint_records_interrupted_and_the_run_resumes(tmp_
     assert metrics["status"] == "completed" and metrics["epochs"] == 4 and metrics["test_acc"] > 0.5
     assert metrics["loss_curve"]["evidence"]["steps"] == 80  # every step of the 4 epochs, before and after
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 80
+    # Stopped in the middle of an epoch, it went on at the next batch of the same order: the unbroken run's
+    # metrics.json and final weights. (The split epoch's TensorBoard epoch figures cover its resumed part.)
+    unbroken = run_here(tmp_path / "unbroken", *FOUR_EPOCHS)
+    assert {k: v for k, v in metrics.items() if k not in TIMINGS} == {
+        k: v for k, v in unbroken.items() if k not in TIMINGS
+    }
+    weights = [
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        for d in (run_dir, tmp_path / "unbroken")
+    ]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[1])

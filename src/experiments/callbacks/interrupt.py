@@ -67,6 +67,9 @@ class StopAtStep(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if stop_agreed(trainer):
+            loader = trainer.train_dataloader
+            if hasattr(loader, "stop_mid_epoch") and batch_idx + 1 < trainer.num_training_batches:
+                loader.stop_mid_epoch(batch_idx + 1)  # the fast data path resumes at the next batch
             trainer.save_checkpoint(self.last_checkpoint)
             raise Interrupted(f"{StopRequest.received.name} at step {trainer.global_step}")
 
