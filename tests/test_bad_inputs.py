@@ -71,6 +71,8 @@ BAD_INPUTS = [
     (["sweep=lr_wd"], ["sweep=lr_wd is a sweep", "add -m"]),
     (["data.pipeline=pil"], ["data.pipeline='pil'", "tensor, torchvision"]),
     (["trainer=slurm"], ["trainer=slurm runs inside a SLURM job", "trainer=ddp"]),  # CI is no SLURM job
+    (["-m", "hydra/launcher=slurm", "optimizer.lr=0.1,0.2"], ["hydra/launcher=slurm", "sbatch", "launcher=local"]),
+    (["-m", "hydra/launcher=fused_slurm", "optimizer.lr=0.1,0.2"], ["launcher=fused_slurm", "launcher=fused_local"]),
     (["-m", "trainer=ddp", "optimizer.lr=0.1,0.01"], ["trainer.strategy=ddp with 2 devices", "inside a sweep"]),
     (["resume=nowhere"], ["resume=nowhere does not exist", "run directory"]),
     (["resume=outputs/runs/earlier_run/metrics.json"], ["earlier_run/metrics.json is a file", "run directory"]),

@@ -1,12 +1,30 @@
 """Before any trial runs: every trial's config composes and passes the same checks a single run does."""
 
+import shutil
+
 from hydra.core.override_parser.types import Override
 
 from experiments.config_checks import check_config
 from experiments.errors import UserError
 
 
+def check_launcher(master_config) -> None:
+    """A SLURM launcher on a machine without SLURM: one line, before anything is written."""
+    launcher = master_config.hydra.launcher
+    submitit = launcher.get("submitit")  # the fused launcher's presets
+    on_slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher") or (
+        submitit is not None and submitit.get("cluster") == "slurm"
+    )
+    if on_slurm and shutil.which("sbatch") is None:
+        local = "fused_local" if submitit is not None else "local"
+        raise UserError(
+            f"hydra/launcher={'fused_slurm' if submitit is not None else 'slurm'} submits jobs with SLURM's sbatch, "
+            f"which this machine does not have: run the sweep on the cluster, or use hydra/launcher={local} here"
+        )
+
+
 def check_trials(hydra_context, master_config, swept: list[Override], jobs: list[list[str]]) -> None:
+    check_launcher(master_config)
     for override in swept:
         if not list(override.sweep_string_iterator()):
             raise UserError(f"{override.input_line} is an empty range: a sweep needs at least one value per key")
@@ -34,6 +52,7 @@ def check_job(hydra_context, master_config, job: list[str]) -> None:
 def check_optuna_space(hydra_context, master_config, swept: list[Override], fixed: list[Override]) -> None:
     """Optuna samples its trials as it goes, so one trial at the low end of every range is checked, and
     each range must hold a value (low < high for an interval, at least one choice)."""
+    check_launcher(master_config)
     job = [o.input_line for o in fixed if o.input_line]
     for override in swept:
         value = override.value()
