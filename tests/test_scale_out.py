@@ -186,7 +186,7 @@ def test_a_fused_set_runs_as_one_submitit_job(tmp_path):
 
 def test_a_trial_started_again_by_its_launcher_resumes_from_its_own_last_checkpoint(tmp_path):
     """submitit requeues a timed-out SLURM trial with its original overrides: no ckpt_path, same directory."""
-    from experiments.job import resume_restarted_trial
+    from experiments.sweeps.trials import resume_restarted_trial
 
     fresh, requeued = compose_config(), compose_config()
     resume_restarted_trial(fresh, tmp_path)

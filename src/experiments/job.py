@@ -146,6 +146,7 @@ def run_job(cfg: DictConfig) -> float | None:
     if not in_sweep:
         return _run_single(cfg)
     from experiments.sweeps.status import write_status
+    from experiments.sweeps.trials import resume_restarted_trial
 
     trial_dir = Path(HydraConfig.get().runtime.output_dir)
     resume_restarted_trial(cfg, trial_dir)
@@ -177,19 +178,6 @@ def run_job(cfg: DictConfig) -> float | None:
         log.error(f"sweep interrupted: trial {trial_dir.name} is {metrics['status']}; rerun the same command to resume")
         sys.exit(StopRequest.exit_code())
     return objective
-
-
-def resume_restarted_trial(cfg: DictConfig, trial_dir: Path) -> None:
-    """A trial whose job its launcher started again (submitit requeues a timed-out or pre-empted SLURM job
-    with the same overrides) finds its own last.ckpt and resumes from it instead of starting over. A rerun
-    sweep passes ckpt_path itself (sweeps/trials.py), and finished trials never start."""
-    last = trial_dir / "checkpoints" / "last.ckpt"
-    if cfg.train and not cfg.ckpt_path and last.is_file():
-        from omegaconf import open_dict
-
-        log.warning(f"trial {trial_dir.name} was started again: resuming from {last}")
-        with open_dict(cfg):
-            cfg.ckpt_path = str(last)
 
 
 def _run_single(cfg: DictConfig) -> float | None:

@@ -37,6 +37,12 @@ def expand_resume(arguments: list[str]) -> list[str]:
     return flags + overrides + extra + where
 
 
+def run_status(run_dir: Path) -> str | None:
+    """The status in the run's metrics.json (completed, interrupted, ...); None before it wrote one."""
+    metrics_file = run_dir / "metrics.json"
+    return json.loads(metrics_file.read_text()).get("status") if metrics_file.is_file() else None
+
+
 def saved_overrides(run_dir: Path) -> list[str]:
     """The overrides the run was started with; one line for each reason it cannot be resumed."""
     if not run_dir.exists():
@@ -46,13 +52,8 @@ def saved_overrides(run_dir: Path) -> list[str]:
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if not overrides_file.is_file():
         raise UserError(f"resume={run_dir} is not a run directory: it has no .hydra/overrides.yaml")
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.is_file():
-        status = json.loads(metrics_file.read_text()).get("status")
-        if status in FINISHED:
-            raise UserError(
-                f"resume={run_dir} has already finished (status {status} in metrics.json): nothing to resume"
-            )
+    if (status := run_status(run_dir)) in FINISHED:
+        raise UserError(f"resume={run_dir} has already finished (status {status} in metrics.json): nothing to resume")
     if not (run_dir / LAST).is_file():
         raise UserError(
             f"resume={run_dir} has no checkpoint to resume from ({LAST}): it stopped before its first epoch "

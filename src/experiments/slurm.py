@@ -11,13 +11,13 @@ without this project's resume (TensorBoard continuity, the run's own config). In
 Kept free of torch imports: the command line is rewritten before Hydra composes it.
 """
 
-import json
 import logging
 import os
 import subprocess
 from pathlib import Path
 
 from experiments.errors import UserError
+from experiments.resume import FINISHED, LAST, run_status
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +59,12 @@ def expand_requeued(arguments: list[str]) -> list[str]:
     if any(flag in arguments for flag in ("-m", "--multirun")):
         raise UserError("trainer=slurm is one run per job; a sweep on SLURM uses hydra/launcher=slurm (README)")
     found = sorted(RUNS.glob(f"slurm-{job_id()}_*"))
-    unfinished = [run for run in found if (run / "checkpoints" / "last.ckpt").is_file() and not finished(run)]
+    unfinished = [run for run in found if (run / LAST).is_file() and run_status(run) not in FINISHED]
     if not unfinished:
         return arguments  # a first start, or the job stopped before its first checkpoint: start it (again)
     log.warning(f"SLURM job {job_id()} was requeued: resuming {unfinished[-1]}")
     flags = [a for a in arguments if a.startswith("-")]  # the overrides are the run's own: resume= reads them
     return [*flags, f"resume={unfinished[-1]}"]
-
-
-def finished(run_dir: Path) -> bool:
-    metrics = run_dir / "metrics.json"
-    return metrics.is_file() and json.loads(metrics.read_text()).get("status") != "interrupted"
 
 
 def requeue(is_global_zero: bool) -> None:

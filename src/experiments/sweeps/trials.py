@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.errors import UserError
 from experiments.sweeps.naming import override_key, quoted, short_keys, sweep_name, trial_name
@@ -171,3 +171,14 @@ def finished_result(trial_dir: Path, job: list[str]) -> JobReturn | None:
     result = JobReturn(overrides=job, working_dir=str(trial_dir), status=JobStatus.COMPLETED)
     result.return_value = status.get("objective", 0.0)
     return result
+
+
+def resume_restarted_trial(cfg: DictConfig, trial_dir: Path) -> None:
+    """A trial whose job its launcher started again (submitit requeues a timed-out or pre-empted SLURM job
+    with the same overrides) finds its own last.ckpt and resumes from it instead of starting over. A rerun
+    sweep passes ckpt_path itself (TrialLauncher), and finished trials never start."""
+    last = trial_dir / "checkpoints" / "last.ckpt"
+    if cfg.train and not cfg.ckpt_path and last.is_file():
+        log.warning(f"trial {trial_dir.name} was started again: resuming from {last}")
+        with open_dict(cfg):
+            cfg.ckpt_path = str(last)
