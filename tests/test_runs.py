@@ -37,6 +37,14 @@ def test_a_new_run_from_a_finished_runs_checkpoint_trains_on_as_an_unbroken_run(
     assert resumed["best_val_acc"] == pytest.approx(unbroken["best_val_acc"])
 
 
+def test_last_ckpt_is_the_newest_epoch_even_when_validation_did_not_improve(tmp_path):
+    """Lightning 2.6's save_last writes only alongside a new best; resume= needs the newest epoch."""
+    run_here(tmp_path / "run", "optimizer.lr=1e-12", "trainer.max_epochs=2", *QUICK)  # val acc ties: best stays 0
+    [best] = (tmp_path / "run" / "checkpoints").glob("best-*.ckpt")
+    last = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert best.name.startswith("best-epoch00") and (last["epoch"], last["global_step"]) == (1, 20)
+
+
 def test_resuming_with_another_model_or_preprocessing_is_refused(tmp_path):
     run_here(tmp_path / "first", "trainer.max_epochs=1", *QUICK)
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"

@@ -162,17 +162,19 @@ class ClassifierModule(L.LightningModule):
         strength = self.regularization.get("l1", 0.0)
         return strength * sum(w.abs().sum() for w in self._weights()) if strength > 0 else None
 
+    def optimizer_groups(self) -> list[dict]:
+        """Weight decay acts on the weights; biases and norm scales sit in a group without it."""
+        weights = {id(p) for p in self._weights()}
+        others = [p for p in self.parameters() if id(p) not in weights]
+        decay = self.regularization.get("weight_decay", 0.0)
+        return [{"params": self._weights(), "weight_decay": decay}, {"params": others, "weight_decay": 0.0}]
+
     def configure_optimizers(self) -> dict:
         build_optimizer = instantiate(self.hparams.optimizer)  # a partial: parameters still missing
-        weight_decay = self.regularization.get("weight_decay", 0.0)
         if build_optimizer.func is torch.optim.LBFGS:  # takes no parameter groups and no weight decay
             optimizer = build_optimizer(self.parameters())
         else:
-            weights = {id(p) for p in self._weights()}
-            others = [p for p in self.parameters() if id(p) not in weights]
-            optimizer = build_optimizer(
-                [{"params": self._weights(), "weight_decay": weight_decay}, {"params": others, "weight_decay": 0.0}]
-            )
+            optimizer = build_optimizer(self.optimizer_groups())
         config: dict = {"optimizer": optimizer}
         if self.hparams.scheduler:
             options = dict(self.hparams.scheduler)

@@ -51,13 +51,14 @@ class RunCallbacks:
     """The callbacks whose results a run reports, and the rest."""
 
     checkpointing: ModelCheckpoint
+    last: ModelCheckpoint
     timer: EpochTimer
     divergence: DivergenceAbort | None
     update_ratio: UpdateRatio | None
     others: list[L.Callback] = field(default_factory=list)
 
     def all(self) -> list[L.Callback]:
-        reporting = [self.checkpointing, self.timer, self.divergence, self.update_ratio]
+        reporting = [self.checkpointing, self.last, self.timer, self.divergence, self.update_ratio]
         return [callback for callback in reporting if callback is not None] + self.others
 
 
@@ -66,20 +67,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
     # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint; no step twice
     purge = {"purge_step": resumed_step} if resumed_step else {}
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False, **purge)
-    callbacks = RunCallbacks(
-        checkpointing=RunCheckpoint(
-            dirpath=run_dir / "checkpoints",
-            filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
-            auto_insert_metric_name=False,
-            monitor="val/acc",
-            mode="max",
-            save_last=True,
-        ),
-        timer=EpochTimer(),
-        divergence=DivergenceAbort(cfg.divergence_factor),  # with the factor null, it still stops a NaN loss
-        update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
-        others=[*optional_callbacks(cfg), StopAtStep(run_dir / "checkpoints" / "last.ckpt"), SteadyRichProgressBar()],
-    )
+    callbacks = build_callbacks(cfg, run_dir)
     # A real profiler is one override away (+trainer.profiler=simple); by default, a no-op without per-hook cost.
     profiler = {} if "profiler" in cfg.trainer else {"profiler": LeanPassThroughProfiler()}
     clip = cfg.regularization.grad_clip
@@ -95,6 +83,26 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         gradient_clip_algorithm=clip.algorithm,
     )
     return trainer, callbacks
+
+
+def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
+    """A lone run's callbacks. A fused set builds them too, to write each trial's checkpoints in their format."""
+    return RunCallbacks(
+        checkpointing=RunCheckpoint(
+            dirpath=run_dir / "checkpoints",
+            filename="best-epoch{epoch:02d}-val_acc{val/acc:.4f}",
+            auto_insert_metric_name=False,
+            monitor="val/acc",
+            mode="max",
+        ),
+        # Since Lightning 2.6, save_last writes last.ckpt only when a best checkpoint is saved at the same step;
+        # a second checkpoint without a monitor keeps last.ckpt at the newest epoch, which resume= needs.
+        last=RunCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False),
+        timer=EpochTimer(),
+        divergence=DivergenceAbort(cfg.divergence_factor),  # with the factor null, it still stops a NaN loss
+        update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
+        others=[*optional_callbacks(cfg), StopAtStep(run_dir / "checkpoints" / "last.ckpt"), SteadyRichProgressBar()],
+    )
 
 
 def plugins() -> list:
