@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,6 +49,7 @@ def test_a_fused_sweep_gives_every_trial_its_sequential_outcome(tmp_path):
     sweep_dir, unfinished = fused_dir, fused_dir / "lr=0.0003"
     (unfinished / "status.json").write_text(json.dumps({"status": "running"}))
     (unfinished / "metrics.json").unlink()
+    shutil.rmtree(unfinished / "checkpoints")  # a set writes its trials' checkpoints after it trained
     rerun = train(tmp_path / "fused", "-m", "hydra/launcher=fused", *GRID)
     assert rerun.returncode == 0
     log = rerun.stderr + rerun.stdout

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import compose_config, logged_scalars, run_here
 
 from experiments.errors import UserError
@@ -30,7 +31,30 @@ def assert_fused_matches_lone_runs(tmp_path, cells: list[list[str]]) -> list[dic
         fused_curve, lone_curve = logged_scalars(dirs[number])["train/loss"], logged_scalars(lone_dir)["train/loss"]
         assert len(fused_curve) == len(lone_curve) == 12
         assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
+        assert_same_watch(dirs[number], lone_dir, fused[number], lone)
     return fused
+
+
+def assert_same_watch(fused_dir: Path, lone_dir: Path, fused: dict, lone: dict) -> None:
+    """What steps 7 and 8 leave: the same metrics.json keys (and checks), update/weight ratio readings, and
+    TensorBoard scalar and histogram tags."""
+    assert set(fused) - {"fused"} == set(lone) and fused["checks"] == lone["checks"]
+    assert fused["update_ratio"]["readings"] == lone["update_ratio"]["readings"] > 0
+    assert fused["update_ratio"]["median"] == pytest.approx(lone["update_ratio"]["median"], rel=1e-3)
+    fused_scalars, lone_scalars = logged_scalars(fused_dir), logged_scalars(lone_dir)
+    assert set(fused_scalars) == set(lone_scalars)
+    median = "diag/update_ratio/median"
+    assert fused_scalars[median] == pytest.approx(lone_scalars[median], rel=1e-3)
+    assert histogram_tags(fused_dir) == histogram_tags(lone_dir) != set()
+
+
+def histogram_tags(run_dir: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    events = EventMultiplexer()
+    events.AddRunsFromDirectory(str(run_dir / "tensorboard"))
+    events.Reload()
+    return {tag for run in events.Runs().values() for tag in run["histograms"]}
 
 
 def test_fused_trials_match_their_lone_runs(tmp_path):
@@ -77,8 +101,62 @@ def test_a_fused_trials_checkpoint_evaluates_to_its_reported_test_accuracy(tmp_p
     [metrics] = train_fused([compose_config(*cell("0.001", "1e-05"))], [tmp_path / "fused"])
     evaluated = run_here(tmp_path / "eval", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
     assert evaluated["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
+    weights_only = {key: value for key, value in load(metrics["best_checkpoint"]).items() if key != "optimizer_states"}
+    torch.save(weights_only, tmp_path / "weights.ckpt")  # what earlier versions wrote for a fused trial
     with pytest.raises(UserError, match="holds weights only .* training cannot resume from it"):
-        run_here(tmp_path / "resume", f"ckpt_path={metrics['best_checkpoint']}", "trainer.max_epochs=3", *SHORT[2:])
+        run_here(tmp_path / "resume", f"ckpt_path={tmp_path / 'weights.ckpt'}", "trainer.max_epochs=3", *SHORT[2:])
+
+
+def test_a_fused_trials_checkpoints_hold_its_lone_runs_training_state_and_resume_alike(tmp_path):
+    """Its last.ckpt and best checkpoint are what its lone run writes: weights, momentum buffers, scheduler,
+    loop progress, data order, RNG and callback states. A run continued from either goes on alike."""
+    schedule = ["optimizer=sgd", "optimizer.momentum=0.9", "scheduler=step", "scheduler.step_size=1"]
+    cells = [cell(lr, wd, *schedule) for lr, wd in CELLS[:2]]
+    dirs = [tmp_path / "fused" / f"trial{number}" for number in range(2)]
+    train_fused([compose_config(*overrides) for overrides in cells], dirs)
+    lone_dir = tmp_path / "lone"
+    run_here(lone_dir, *cells[0])
+    assert_same_training_state(load(dirs[0] / LAST), load(lone_dir / LAST))
+    [fused_best], [lone_best] = ((folder / "checkpoints").glob("best-*.ckpt") for folder in (dirs[0], lone_dir))
+    assert fused_best.name == lone_best.name
+    assert_same_training_state(load(fused_best), load(lone_best))
+    continued = [
+        run_here(tmp_path / f"longer{number}", *cells[0], f"ckpt_path={folder / LAST}", "trainer.max_epochs=3")
+        for number, folder in enumerate((dirs[0], lone_dir))
+    ]
+    assert continued[0]["epochs"] == continued[1]["epochs"] == 3
+    assert continued[0]["final_train_loss"] == pytest.approx(continued[1]["final_train_loss"], rel=1e-3)
+    assert abs(continued[0]["best_val_acc"] - continued[1]["best_val_acc"]) <= 0.005
+
+
+LAST = Path("checkpoints") / "last.ckpt"
+# What may differ: where the run lives, how long its epochs took, Lightning's counter of scheduler steps
+# (a fused set steps its trials' schedulers itself), and a score ModelCheckpoint does not restore.
+RUN_SPECIFIC = ("dirpath", "_path", "best_k_models", "EpochTimer", "scheduler_progress", "current_score")
+
+
+def load(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def assert_same_training_state(fused, lone, where: str = "checkpoint") -> None:
+    """Equal structure and values; tensors within 1e-4 relative (a batched matmul adds in another order)."""
+    if any(part in where for part in RUN_SPECIFIC):
+        return
+    if isinstance(lone, dict):
+        assert set(fused) == set(lone) - {"hparams_name"}, where  # Lightning's private name for the hparams
+        for key in fused:
+            assert_same_training_state(fused[key], lone[key], f"{where}/{key}")
+    elif isinstance(lone, list | tuple):
+        assert len(fused) == len(lone), where
+        for number, (mine, theirs) in enumerate(zip(fused, lone, strict=True)):
+            assert_same_training_state(mine, theirs, f"{where}[{number}]")
+    elif torch.is_tensor(lone) and lone.is_floating_point():
+        assert torch.allclose(fused, lone, rtol=1e-4, atol=1e-6), where
+    elif torch.is_tensor(lone):
+        assert torch.equal(fused, lone), where
+    else:
+        assert fused == pytest.approx(lone, rel=1e-5) if isinstance(lone, float) else fused == lone, where
 
 
 @pytest.mark.slow
@@ -133,6 +211,8 @@ def test_each_fused_trial_follows_its_own_learning_rate_schedule(tmp_path, sched
         # every epoch's loss: a rate off by the schedule's factor in epoch 2 or 3 moves them by far more
         assert fused_curves["train/loss_epoch"] == pytest.approx(lone_curves["train/loss_epoch"], rel=1e-3), number
         assert fused_curves["train/loss"][:6] == pytest.approx(lone_curves["train/loss"][:6], rel=1e-5), number
+        rates = [tag for tag in lone_curves if tag.startswith("lr-")]  # LearningRateMonitor's, one per group
+        assert len(rates) == 2 and all(fused_curves[tag] == pytest.approx(lone_curves[tag]) for tag in rates), number
 
 
 @pytest.mark.parametrize(

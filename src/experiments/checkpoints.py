@@ -56,12 +56,13 @@ def why_unreadable(path: Path, err: Exception) -> str:
 
 
 def check_resumable(path: str | Path) -> None:
-    """Resuming needs the optimizer and loop state; a fused sweep's best checkpoint holds the weights only."""
+    """Resuming needs the optimizer and loop state, which a weights-only checkpoint lacks (earlier
+    versions of this project wrote a fused trial's best epoch so)."""
     checkpoint = load_checkpoint(path)
     if "optimizer_states" not in checkpoint or "loops" not in checkpoint:
         raise UserError(
-            f"ckpt_path={path} holds weights only (a fused sweep writes its trials' best epochs so), "
-            "so training cannot resume from it; evaluate it with train=false, or rerun the trial"
+            f"ckpt_path={path} holds weights only (no optimizer or loop state), so training cannot resume "
+            "from it; evaluate it with train=false, or rerun the trial"
         )
 
 

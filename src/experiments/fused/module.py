@@ -10,13 +10,13 @@ trained as one LightningModule, while each trial keeps its own outcome.
   device (a bool mask per trial), and the losses reach the host every FLUSH_STEPS steps: a step never
   waits for the device, which is what a fused set's speed on a GPU rests on.
 - Early stopping on val/loss (patience, min_delta) is per trial too; a stopped trial leaves the stack.
-- After every validation, each trial's best weights (by val/acc, ties to the earlier epoch, as
-  ModelCheckpoint keeps them) are held on the CPU for its checkpoint.
+- At the end of every epoch, each trial's state is snapshotted where its lone run's ModelCheckpoint would
+  save it (fused/snapshots.py): its newest and its best (by val/acc, ties to the earlier epoch) become its
+  last.ckpt and best checkpoint, in its lone run's format (fused/lone_checkpoint.py).
 - The fit ends when every trial has stopped or the epochs run out.
 """
 
 import itertools
-import math
 
 import lightning as L
 import torch
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from experiments.callbacks.interrupt import Interrupted, StopRequest
 from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
+from experiments.fused.records import TrialRecord
 from experiments.fused.schedules import TrialSchedules
 from experiments.fused.stack import TrialStack
 from experiments.module import ClassifierModule
@@ -36,38 +37,6 @@ OPTIMIZERS = {
     "torch.optim.AdamW": "adamw",
     "torch.optim.RMSprop": "rmsprop",
 }
-
-
-class TrialRecord:
-    """What one trial's run produces, filled in as the fused fit goes."""
-
-    def __init__(self) -> None:
-        self.status = "completed"
-        self.stopped_step: int | None = None
-        self.diverged_loss: float | None = None
-        self.first_loss: float | None = None
-        self.last_loss: float | None = None
-        self.best_val_acc: float | None = None
-        self.best_epoch: int | None = None
-        self.best_state: dict[str, Tensor] | None = None
-        self.val_loss_best = math.inf
-        self.wait = 0
-        self.step_losses: list[float] = []
-        self.epochs: dict[int, dict] = {}  # epoch -> train/loss, train/acc, val/loss, val/acc
-
-    def last_epoch_loss(self) -> float | None:
-        """The last epoch's mean training loss, as a lone run reports it (train/loss_epoch)."""
-        losses = self.history()["train_epoch"]
-        return losses[-1] if losses else None
-
-    def history(self) -> dict[str, list[float]]:
-        """The curves in ClassifierModule.history's form, for the loss-curve verdict."""
-        epochs = [figures for _, figures in sorted(self.epochs.items())]
-        return {
-            "train_steps": list(self.step_losses),
-            "train_epoch": [figures["train/loss"] for figures in epochs if "train/loss" in figures],
-            "val_epoch": [figures["val/loss"] for figures in epochs if "val/loss" in figures],
-        }
 
 
 class FusedModule(L.LightningModule):
@@ -87,6 +56,7 @@ class FusedModule(L.LightningModule):
         self.running: Tensor | None = None
         self.first_losses: Tensor | None = None
         self._steps: list[tuple] = []  # (positions, global step, objective, running before, running after)
+        self.leaving: list[int] = []  # positions that leave the stack once the epoch's snapshots are taken
         self.records = [TrialRecord() for _ in modules]
         self.schedules: TrialSchedules | None = None  # each trial's own scheduler, when the set has one
         self._outputs: dict[str, list] = {"train": [], "val": []}
@@ -108,10 +78,11 @@ class FusedModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         losses = self._losses(batch)
-        objective = losses
+        objective, self._last_penalty = losses, None
         if self.with_l1:
             self.l1 = self.l1.to(losses.device)  # once
-            objective = losses + self.l1 * self.stack.weight_l1()
+            penalty = self.l1 * self.stack.weight_l1()
+            objective, self._last_penalty = losses + penalty, penalty.detach()
         self._last_objective = objective.detach()
         if self.running is None:
             self.running = torch.ones_like(objective, dtype=torch.bool)
@@ -124,9 +95,9 @@ class FusedModule(L.LightningModule):
         """Max-norm, then the 3x rule per trial, after the step as in a lone run (on the device)."""
         if StopRequest.pending():  # Ctrl-C or SIGTERM, at a step boundary (callbacks/interrupt.py)
             raise Interrupted(f"{StopRequest.received.name} at step {self.global_step}")
-        if self.schedules is not None and self.schedules.interval == "step":  # after the step, as Lightning does
-            self.schedules.step(self.positions)
-            self.schedules.apply(self.trainer.optimizers[0], self.positions)
+        if self.schedules is not None and self.schedules.steps_after_batch(self.trainer.is_last_batch):
+            self.schedules.step(self.positions)  # after the step, as Lightning steps them
+            self.schedules.apply(self.trainer.optimizers[0], self.positions, self.global_step)
         if self.max_norm is not None:
             self.apply_max_norm(self.max_norm)
         objective, before = self._last_objective, self.running
@@ -137,23 +108,30 @@ class FusedModule(L.LightningModule):
             exploded |= objective > self.divergence_factor * self.first_losses
         after = before & ~exploded
         self.running = self.trainer.optimizers[0].running = after
-        self._steps.append((tuple(self.positions), self.global_step, objective, before, after))
+        self._steps.append((tuple(self.positions), self.global_step, objective, before, after, self._last_penalty))
         if len(self._steps) >= FLUSH_STEPS:
             self._record_steps()
 
     def _record_steps(self) -> None:
-        """The steps since the last call reach each trial's record: its step losses, and the step where the
-        3x rule stopped it. One transfer per run of steps with the same trials."""
+        """The steps since the last call reach each trial's record: its step losses (and L1 penalties), and
+        the step where the 3x rule stopped it. One transfer per run of steps with the same trials."""
         steps, self._steps = self._steps, []
         for positions, group in itertools.groupby(steps, key=lambda step: step[0]):
             group = list(group)
             losses, before, after = (torch.stack([step[k] for step in group]).tolist() for k in (2, 3, 4))
-            for (_, global_step, *_), step_losses, ran, runs in zip(group, losses, before, after, strict=True):
-                for trial, loss, was_running, still_running in zip(positions, step_losses, ran, runs, strict=True):
+            no_penalty = [[None] * len(positions)] * len(group)
+            penalties = torch.stack([step[5] for step in group]).tolist() if self.with_l1 else no_penalty
+            for (_, global_step, *_), step_losses, ran, runs, step_penalties in zip(
+                group, losses, before, after, penalties, strict=True
+            ):
+                for trial, loss, was_running, still_running, penalty in zip(
+                    positions, step_losses, ran, runs, step_penalties, strict=True
+                ):
                     if not was_running:
                         continue
                     record = self.records[trial]
                     record.step_losses.append(loss)
+                    record.step_penalties.append(penalty)
                     record.last_loss = loss
                     if record.first_loss is None:
                         record.first_loss = loss
@@ -169,11 +147,6 @@ class FusedModule(L.LightningModule):
     def on_train_epoch_end(self) -> None:
         self._record_steps()
         self._epoch_figures("train")
-        if self.schedules is not None and self.schedules.interval == "epoch" and self.positions:
-            epoch = self.current_epoch  # validated already: plateau reads each trial's own val/loss
-            losses = {trial: self.records[trial].epochs.get(epoch, {}).get("val/loss") for trial in self.positions}
-            self.schedules.step(self.positions, losses)
-            self.schedules.apply(self.trainer.optimizers[0], self.positions)
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -188,7 +161,6 @@ class FusedModule(L.LightningModule):
             record, (loss, accuracy) = self.records[trial], figures[trial]
             if record.best_val_acc is None or accuracy > record.best_val_acc:
                 record.best_val_acc, record.best_epoch = accuracy, self.current_epoch
-                record.best_state = self.trial_state(position)
             if self.patience is not None and trial not in self.frozen:  # EarlyStopping's rule on val/loss, per trial
                 if loss < record.val_loss_best - self.min_delta:
                     record.val_loss_best, record.wait = loss, 0
@@ -199,7 +171,17 @@ class FusedModule(L.LightningModule):
                         stopped.append(position)
         stopped += [position for position, trial in enumerate(self.positions) if trial in self.frozen]
         self.frozen.clear()
-        self._drop(sorted(set(stopped)))
+        self.leaving = sorted(set(stopped))
+
+    def end_epoch(self) -> None:
+        """After the epoch's snapshots (fused/snapshots.py): stopped trials leave, epoch schedulers step."""
+        leaving, self.leaving = self.leaving, []
+        self._drop(leaving)
+        if self.schedules is not None and self.schedules.by_validation and self.positions:
+            epoch = self.current_epoch  # validated already: plateau reads each trial's own val/loss
+            losses = {trial: self.records[trial].epochs.get(epoch, {}).get("val/loss") for trial in self.positions}
+            self.schedules.step(self.positions, losses)
+            self.schedules.apply(self.trainer.optimizers[0], self.positions, self.global_step)
 
     def _epoch_figures(self, stage: str) -> dict[int, tuple[float, float]]:
         """trial -> (mean loss, accuracy) over the epoch's batches it took part in; kept in its record."""
@@ -235,11 +217,6 @@ class FusedModule(L.LightningModule):
         if not stopped:
             return
         kept = [position for position in range(len(self.positions)) if position not in stopped]
-        for position in stopped:
-            trial = self.positions[position]
-            record = self.records[trial]
-            if record.best_state is None and record.status != "diverged":  # stopped before validating: keep them
-                record.best_state = self.trial_state(position)
         if not kept:
             self.trainer.should_stop = True
             self.positions = []
@@ -272,7 +249,7 @@ class FusedModule(L.LightningModule):
             optimizer = StackedAdam(params, lr, decay, decoupled=kind == "adamw", **spec)
         if self.trial_hparams[0].get("scheduler"):
             self.schedules = TrialSchedules(self.trial_hparams, int(self.trainer.estimated_stepping_batches))
-            self.schedules.apply(optimizer, self.positions)
+            self.schedules.apply(optimizer, self.positions, 0)
         return optimizer
 
     def _momenta(self) -> Tensor:

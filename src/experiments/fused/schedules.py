@@ -3,9 +3,12 @@
 A torch scheduler sets one scalar rate per parameter group, and a fused set holds all its trials in one
 group per tensor. So every trial gets the real scheduler of its lone run (StepLR, CosineAnnealingLR,
 OneCycleLR, ReduceLROnPlateau, with the trial's own settings), driving a stand-in optimizer of the same
-class that holds a single number. After each step (interval step) or epoch (interval epoch; plateau with
-the trial's own val/loss), the stand-ins' rates, and the momenta that OneCycleLR cycles, are copied into
-the stacked optimizer as per-trial values. The rates are the scheduler's own floats, step for step.
+class that holds one number per parameter group. Where Lightning steps a lone run's scheduler (after each
+batch; after the epoch's last batch; plateau after validation, with the trial's own val/loss), the
+stand-ins' rates, and the momenta that OneCycleLR cycles, are copied into the stacked optimizer as
+per-trial values. The rates are the scheduler's own floats, step for step.
+A stand-in has the lone run's two parameter groups (weights with the trial's weight decay, the rest
+without), so its scheduler's state is the one the trial's lone run would save (fused/lone_checkpoint.py).
 """
 
 import warnings
@@ -27,12 +30,22 @@ class TrialSchedules:
             options.pop("monitor", None)
             if options["_target_"].endswith("OneCycleLR"):
                 options["total_steps"] = total_steps  # as ClassifierModule gives it, from the Trainer
-            stand_in = instantiate(hparams["optimizer"])([torch.zeros(1, requires_grad=True)])
+            decay = (hparams["regularization"] or {}).get("weight_decay", 0.0)
+            groups = [{"weight_decay": decay}, {"weight_decay": 0.0}]  # as ClassifierModule.optimizer_groups
+            stand_in = instantiate(hparams["optimizer"])(
+                [{"params": [torch.zeros(1, requires_grad=True)], **group} for group in groups]
+            )
             stand_in.step()  # no gradient, no change: torch then knows the optimizer stepped before its scheduler
             self.stand_ins.append(stand_in)
             self.schedulers.append(instantiate(options)(stand_in))
         self.by_validation = isinstance(self.schedulers[0], ReduceLROnPlateau)
         self.cycles_momentum = isinstance(self.schedulers[0], OneCycleLR) and self.schedulers[0].cycle_momentum
+        self.rates: list[list[tuple[int, float]]] = [[] for _ in trial_hparams]  # (from step, rate) per trial
+
+    def steps_after_batch(self, last_of_epoch: bool) -> bool:
+        """Lightning steps a per-batch scheduler after every batch, and a per-epoch one other than plateau
+        after the epoch's last training batch (before validation); plateau waits for validation."""
+        return self.interval == "step" or (last_of_epoch and not self.by_validation)
 
     def step(self, trials: list[int], val_losses: dict[int, float] | None = None) -> None:
         """One scheduler step for each of `trials` (plateau: with its own val/loss of the epoch)."""
@@ -44,9 +57,12 @@ class TrialSchedules:
                 else:
                     self.schedulers[trial].step()
 
-    def apply(self, optimizer: StackedOptimizer, trials: list[int]) -> None:
-        """The stand-ins' current rates (and cycled momenta) for `trials`, the stack's order, into `optimizer`."""
+    def apply(self, optimizer: StackedOptimizer, trials: list[int], step: int) -> None:
+        """The stand-ins' current rates (and cycled momenta) for `trials`, the stack's order, into `optimizer`,
+        in force from training step `step` on."""
         groups = [self.stand_ins[trial].param_groups[0] for trial in trials]
+        for trial, group in zip(trials, groups, strict=True):
+            self.rates[trial].append((step, group["lr"]))
         device = optimizer.param_groups[0]["params"][0].device
         rates = torch.tensor([group["lr"] for group in groups], dtype=torch.float64, device=device)
         momenta = None

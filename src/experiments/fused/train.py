@@ -1,5 +1,6 @@
 """train_fused(cfgs, run_dirs): train a set of trials as one batched model, then give each trial what a lone
-run leaves in its directory: metrics.json, a TensorBoard run with its HParams row, and its checkpoints.
+run leaves in its directory: metrics.json, a TensorBoard run with its scalars, histograms and HParams row,
+and its best and last checkpoints, which resume as a lone run's do.
 
 Only values that leave the model's shapes and the data stream unchanged may differ across a set (FUSED);
 `fusion_key` tells sets apart. Each trial starts from the weights its lone run would draw: the data is
@@ -20,14 +21,20 @@ from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.errors import UserError
-from experiments.fused.module import OPTIMIZERS, FusedModule, TrialRecord
+from experiments.fused.lone_checkpoint import lone_checkpoint
+from experiments.fused.module import OPTIMIZERS, FusedModule
+from experiments.fused.records import TrialRecord
+from experiments.fused.snapshots import TrialCheckpoints
+from experiments.fused.trial_logs import write_trial_logs
+from experiments.fused.watch import TrialHistograms, TrialUpdateRatios, reading_medians
 from experiments.lean_profiler import LeanPassThroughProfiler
 from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve
 from experiments.reporting import chosen_hparams, log_hparams, write_metrics_json
-from experiments.run import build_data, build_module, prepare_process
+from experiments.run import build_data, build_module, check_before_training, prepare_process
+from experiments.trainer import build_callbacks
 
 FUSED = (
     "optimizer.lr",
@@ -76,18 +83,20 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
     seed = prepare_process(cfgs[0])
     datamodule = build_data(cfgs[0])
     after_data = torch.get_rng_state()
-    modules = []
+    modules, checks = [], []
     for cfg in cfgs:
         torch.set_rng_state(after_data)  # the state a lone run of this trial builds its module from
         modules.append(build_module(cfg, datamodule))
+        checks.append(check_before_training(cfg, modules[-1], datamodule))  # the initial loss, per trial
     stopping = OmegaConf.to_container(cfgs[0].regularization.early_stopping, resolve=True)
     fused = FusedModule(modules, cfgs[0].divergence_factor, stopping)
-    timer = EpochTimer()
+    timer, watch = EpochTimer(), cfgs[0].watch
+    watching = [TrialUpdateRatios(watch.update_ratio_every)] if watch.update_ratio_every is not None else []
+    watching += [TrialHistograms()] if watch.histograms else []
     trainer: L.Trainer = instantiate(
         cfgs[0].trainer,
         logger=False,
-        callbacks=[timer, SteadyRichProgressBar()],
-        enable_checkpointing=False,
+        callbacks=[timer, *watching, TrialCheckpoints(timer), SteadyRichProgressBar()],
         enable_model_summary=False,
         profiler=LeanPassThroughProfiler(),
         default_root_dir=str(run_dirs[0]),
@@ -100,9 +109,12 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
     for trial, (cfg, run_dir, module) in enumerate(zip(cfgs, run_dirs, modules, strict=True)):
         record, run_dir = fused.records[trial], Path(run_dir)
         logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
-        write_curves(logger, record, cfg.trainer.log_every_n_steps)
+        with_l1 = cfg.regularization.l1 > 0
+        write_trial_logs(logger, record, cfg.trainer.log_every_n_steps, schedule(fused, trial, cfg), with_l1)
         tested = finish_trial(cfg, run_dir, module, record, datamodule, logger)
+        watched = {"update_ratio": update_ratio_summary(cfg, run_dir, record)} if watch.update_ratio_every else {}
         metrics = {
+            **checks[trial],
             "status": record.status,
             "best_val_acc": record.best_val_acc,
             **tested,
@@ -112,10 +124,13 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
             "diverged_step": record.stopped_step if record.status == "diverged" else None,
             "fused": {"trials": len(cfgs), "with_others": len(cfgs) - 1, "set_seconds": round(seconds, 2)},
             "train_epoch_seconds": timer.train_seconds,
+            "epoch_seconds": timer.epoch_seconds,
             "loss_curve": report_loss_curve(
                 record.history(), record.status == "diverged", logger, run_dir if cfg.watch.pictures else None
             ),
+            **watched,
             "seed": seed,
+            "torch_threads": torch.get_num_threads(),
             "wall_seconds": round(seconds, 2),  # the whole set's: its trials trained together
             "run_dir": str(run_dir),
         }
@@ -125,16 +140,36 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
     return results
 
 
+def schedule(fused: FusedModule, trial: int, cfg: DictConfig) -> dict | None:
+    """What trial_logs needs to draw the trial's learning rate: None without a scheduler."""
+    if fused.schedules is None:
+        return None
+    optimizer = cfg.optimizer._target_.rsplit(".", 1)[-1]
+    return {"rates": fused.schedules.rates[trial], "interval": fused.schedules.interval, "optimizer": optimizer}
+
+
+def update_ratio_summary(cfg: DictConfig, run_dir: Path, record: TrialRecord) -> dict:
+    """UpdateRatio's verdict on the trial's readings, as a lone run's metrics.json gives it."""
+    judge = build_callbacks(cfg, run_dir).update_ratio
+    judge.load_state_dict({"medians": reading_medians(record)})
+    return judge.summary()
+
+
 def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialRecord, datamodule, logger) -> dict:
-    """The trial's best weights as an ordinary single-model checkpoint, tested as a lone run tests them,
-    with the pictures a lone run draws (watch.pictures): its inputs, its first layer (at its best epoch)
-    and the test split's."""
-    if record.best_state is None:
+    """The trial's last and best epochs as the checkpoints its lone run writes, its best tested as a lone
+    run tests it, with the pictures a lone run draws (watch.pictures): its inputs, its first layer (at its
+    best epoch) and the test split's."""
+    best = record.best_snapshot
+    folder = run_dir / "checkpoints"
+    paths = {"last": folder / "last.ckpt", "best": None}
+    if best is not None:  # ModelCheckpoint's name for it
+        paths["best"] = folder / f"best-epoch{best.epoch:02d}-val_acc{best.val_acc:.4f}.ckpt"
+    if record.last_snapshot is not None:
+        save(lone_checkpoint(cfg, run_dir, module, record.last_snapshot, record, paths), paths["last"])
+    if best is None:
         return {"test_acc": None, "test_loss": None, "best_checkpoint": None}
-    module.load_state_dict(record.best_state)
-    epoch, accuracy = record.best_epoch or 0, record.best_val_acc or 0.0
-    path = run_dir / "checkpoints" / f"best-epoch{epoch:02d}-val_acc{accuracy:.4f}.ckpt"  # ModelCheckpoint's name
-    save_single_checkpoint(module, path, epoch)
+    save(lone_checkpoint(cfg, run_dir, module, best, record, paths), paths["best"])  # the module holds it now
+    path = paths["best"]
     if cfg.watch.pictures:
         draw_training_inputs(datamodule, module.hparams.data["class_names"], logger, run_dir)
         draw_first_layer(module, logger, run_dir, len(record.step_losses))
@@ -154,25 +189,6 @@ def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialReco
     return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"], "best_checkpoint": str(path)}
 
 
-def save_single_checkpoint(module: ClassifierModule, path: Path, epoch: int) -> None:
-    """Lightning's checkpoint layout for one model (state_dict, hyper_parameters, version), which
-    `ClassifierModule.load_from_checkpoint` and this project's evaluation and predict read. Written to a
-    temporary name and renamed, so a crash never leaves half a file."""
-    checkpoint = {
-        "epoch": epoch,
-        "state_dict": module.state_dict(),
-        ClassifierModule.CHECKPOINT_HYPER_PARAMS_KEY: dict(module.hparams),
-        "pytorch-lightning_version": L.__version__,
-    }
+def save(checkpoint: dict, path: Path) -> None:
+    """Written to a temporary name and renamed, as every checkpoint here: a crash never leaves half a file."""
     AtomicCheckpointIO().save_checkpoint(checkpoint, path)
-
-
-def write_curves(logger: TensorBoardLogger, record: TrialRecord, every: int) -> None:
-    """The trial's per-step loss (every `every` steps, at Lightning's step numbers) and its epoch curves."""
-    for step, loss in enumerate(record.step_losses):
-        if (step + 1) % every == 0:
-            logger.log_metrics({"train/loss": loss}, step=step)
-    steps_per_epoch = max(1, len(record.step_losses) // max(1, len(record.epochs)))
-    for epoch, figures in sorted(record.epochs.items()):
-        named = {("train/loss_epoch" if key == "train/loss" else key): value for key, value in figures.items()}
-        logger.log_metrics({**named, "epoch": epoch}, step=(epoch + 1) * steps_per_epoch - 1)

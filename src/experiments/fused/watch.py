@@ -1,0 +1,106 @@
+"""Steps 7 and 8 of the note for every trial of a fused set: the update/weight ratios (callbacks/update_ratio.py)
+and the weight and gradient histograms (callbacks/histograms.py), read from the stacked tensors at once and
+kept in each trial's record; fused/train.py writes them to the trial's own TensorBoard run.
+
+A ratio reading copies the stacked weights just before the optimizer step and compares just before the next
+one, after max-norm, as UpdateRatio does, or at the end of the epoch, before a stopped trial leaves the
+stack; each trial's norms come from its own slice.
+"""
+
+import math
+import statistics
+
+import lightning as L
+import torch
+
+from experiments.callbacks.histograms import BINS
+
+
+def lone_name(name: str) -> str:
+    return name.removesuffix(".weight")  # ClassifierModule.named_weights's layer names
+
+
+class TrialUpdateRatios(L.Callback):
+    def __init__(self, every: int):
+        self.every = every
+        self.before: dict[str, torch.Tensor] | None = None
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, fused, optimizer) -> None:
+        self.read(trainer, fused)
+        if trainer.global_step % self.every == 0:
+            self.before = {name: fused.stack.parameter(name).detach().clone() for name in fused.stack.weight_names}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
+        self.read(trainer, fused)
+
+    def read(self, trainer: L.Trainer, fused) -> None:
+        """Finish the reading started before the last optimizer step."""
+        if self.before is None:
+            return
+        before, self.before = self.before, None
+        norm = torch.linalg.vector_norm
+        with torch.no_grad():  # [tensors, trials] on the device, then one transfer
+            sizes = torch.stack([norm(copy.flatten(1), dim=1) for copy in before.values()])
+            moved = [norm((copy - fused.stack.parameter(name)).flatten(1), dim=1) for name, copy in before.items()]
+            ratios = (torch.stack(moved) / sizes).T.tolist()
+        names = [lone_name(name) for name in before]
+        for trial, trial_ratios in zip(fused.positions, ratios, strict=True):
+            readings = {name: ratio for name, ratio in zip(names, trial_ratios, strict=True) if math.isfinite(ratio)}
+            if readings:  # logged at the step of the update, as UpdateRatio logs it
+                fused.records[trial].update_readings.append((trainer.global_step - 1, readings))
+
+
+def finished_readings(record) -> list[tuple[int, dict[str, float]]]:
+    """The trial's readings up to where it stopped: a diverged trial's frozen slice reads 0 after that."""
+    if record.status != "diverged":
+        return record.update_readings
+    return [(step, readings) for step, readings in record.update_readings if step < record.stopped_step]
+
+
+def reading_medians(record) -> list[float]:
+    return [statistics.median(readings.values()) for _, readings in finished_readings(record)]
+
+
+class TrialHistograms(L.Callback):
+    """Each trial's weights and (the epoch's last step's) gradients per layer, binned as WeightHistograms bins them."""
+
+    def __init__(self) -> None:
+        self.gradients: dict[str, torch.Tensor] = {}
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, fused, optimizer) -> None:
+        if trainer.is_last_batch:
+            self.gradients = {
+                name: fused.stack.parameter(name).grad.detach().cpu()
+                for name in fused.stack.weight_names
+                if fused.stack.parameter(name).grad is not None
+            }
+
+    def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
+        weights = {name: fused.stack.parameter(name).detach().cpu() for name in fused.stack.weight_names}
+        tensors = {f"weights/{lone_name(name)}": stacked for name, stacked in weights.items()}
+        tensors |= {f"gradients/{lone_name(name)}": gradient for name, gradient in self.gradients.items()}
+        self.gradients = {}
+        for tag, stacked in tensors.items():
+            for position, trial in enumerate(fused.positions):
+                record = fused.records[trial]
+                values = stacked[position].flatten().double()
+                finite = values[torch.isfinite(values)]  # a diverged trial's NaNs have no histogram
+                if record.status != "diverged" and len(finite):
+                    record.histograms.append((trainer.current_epoch, tag, binned(finite)))
+
+
+def binned(values: torch.Tensor) -> dict:
+    """add_histogram_raw's arguments for `values`: BINS equal bins between their min and max."""
+    low, high = values.min().item(), values.max().item()
+    if high <= low:
+        high = low + 1e-12  # one value repeated: one narrow bin
+    counts, edges = torch.histogram(values, bins=BINS, range=(low, high))
+    return {
+        "min": low,
+        "max": high,
+        "num": len(values),
+        "sum": values.sum().item(),
+        "sum_squares": values.square().sum().item(),
+        "bucket_limits": edges[1:].tolist(),
+        "bucket_counts": counts.tolist(),
+    }
