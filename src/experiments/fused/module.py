@@ -5,10 +5,10 @@ trained as one LightningModule, while each trial keeps its own outcome.
 
 - The 3x rule is applied per trial, as the lone run's DivergenceAbort applies it: after a step, a trial
   whose loss is not finite or is above factor x its first loss is `diverged` at that step. Its slice is
-  frozen (learning rate 0, no gradient) until the epoch's validation, which skips it as a lone run skips
-  its exploded weights, and then leaves the stack, so it stops costing compute. The others go on. The rule runs on the
-  device (a bool mask per trial), and the losses reach the host every FLUSH_STEPS steps: a step never
-  waits for the device, which is what a fused set's speed on a GPU rests on.
+  frozen (learning rate 0, no gradient) at once, and it leaves the stack, so it stops costing compute,
+  when the losses next reach the host: after steps 2, 4, 8, 16 and 32, then every FLUSH_STEPS steps. The
+  rule runs on the device (a bool mask per trial), so a step never waits for the device, which is what a
+  fused set's speed on a GPU rests on. The others go on.
 - Early stopping on val/loss (patience, min_delta) is per trial too; a stopped trial leaves the stack.
 - At the end of every epoch, each trial's state is snapshotted where its lone run's ModelCheckpoint would
   save it (fused/snapshots.py): its newest and its best (by val/acc, ties to the earlier epoch) become its
@@ -30,6 +30,7 @@ from experiments.fused.stack import TrialStack
 from experiments.module import ClassifierModule
 
 FLUSH_STEPS = 50  # steps between two transfers of the step losses to the host
+EARLY_FLUSHES = (2, 4, 8, 16, 32)  # and after these steps
 
 OPTIMIZERS = {
     "torch.optim.SGD": "sgd",
@@ -109,7 +110,8 @@ class FusedModule(L.LightningModule):
         after = before & ~exploded
         self.running = self.trainer.optimizers[0].running = after
         self._steps.append((tuple(self.positions), self.global_step, objective, before, after, self._last_penalty))
-        if len(self._steps) >= FLUSH_STEPS:
+        # Early on too, so the trials the 3x rule stops in their first steps leave the stack at once.
+        if len(self._steps) >= FLUSH_STEPS or self.global_step in EARLY_FLUSHES:
             self._record_steps()
 
     def _record_steps(self) -> None:
@@ -140,6 +142,9 @@ class FusedModule(L.LightningModule):
                         self.frozen.add(trial)
         if self.positions and len(self.frozen) == len(self.positions):
             self.trainer.should_stop = True  # Lightning still validates once, as for a lone run that stops
+        elif self.frozen:  # they leave now: a lone run that diverged trains no further either
+            self._drop([position for position, trial in enumerate(self.positions) if trial in self.frozen])
+            self.frozen.clear()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._losses(batch)

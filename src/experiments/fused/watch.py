@@ -4,7 +4,8 @@ kept in each trial's record; fused/train.py writes them to the trial's own Tenso
 
 A ratio reading copies the stacked weights just before the optimizer step and compares just before the next
 one, after max-norm, as UpdateRatio does, or at the end of the epoch, before a stopped trial leaves the
-stack; each trial's norms come from its own slice.
+stack; each trial's norms come from its own slice. Copies remember whose rows they hold: a trial the 3x
+rule stopped may have left the stack since.
 """
 
 import math
@@ -24,11 +25,13 @@ class TrialUpdateRatios(L.Callback):
     def __init__(self, every: int):
         self.every = every
         self.before: dict[str, torch.Tensor] | None = None
+        self.trials: list[int] = []  # whose rows `before` holds
 
     def on_before_optimizer_step(self, trainer: L.Trainer, fused, optimizer) -> None:
         self.read(trainer, fused)
         if trainer.global_step % self.every == 0:
             self.before = {name: fused.stack.parameter(name).detach().clone() for name in fused.stack.weight_names}
+            self.trials = list(fused.positions)
 
     def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
         self.read(trainer, fused)
@@ -38,6 +41,9 @@ class TrialUpdateRatios(L.Callback):
         if self.before is None:
             return
         before, self.before = self.before, None
+        if self.trials != fused.positions:
+            rows = torch.tensor([self.trials.index(trial) for trial in fused.positions])
+            before = {name: copy.index_select(0, rows.to(copy.device)) for name, copy in before.items()}
         norm = torch.linalg.vector_norm
         with torch.no_grad():  # [tensors, trials] on the device, then one transfer
             sizes = torch.stack([norm(copy.flatten(1), dim=1) for copy in before.values()])
@@ -66,6 +72,7 @@ class TrialHistograms(L.Callback):
 
     def __init__(self) -> None:
         self.gradients: dict[str, torch.Tensor] = {}
+        self.rows: dict[int, int] = {}  # trial -> its row in the gradients
 
     def on_before_optimizer_step(self, trainer: L.Trainer, fused, optimizer) -> None:
         if trainer.is_last_batch:
@@ -74,16 +81,20 @@ class TrialHistograms(L.Callback):
                 for name in fused.stack.weight_names
                 if fused.stack.parameter(name).grad is not None
             }
+            self.rows = {trial: row for row, trial in enumerate(fused.positions)}
 
     def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
+        rows = {trial: row for row, trial in enumerate(fused.positions)}
         weights = {name: fused.stack.parameter(name).detach().cpu() for name in fused.stack.weight_names}
-        tensors = {f"weights/{lone_name(name)}": stacked for name, stacked in weights.items()}
-        tensors |= {f"gradients/{lone_name(name)}": gradient for name, gradient in self.gradients.items()}
+        tensors = {f"weights/{lone_name(name)}": (stacked, rows) for name, stacked in weights.items()}
+        tensors |= {f"gradients/{lone_name(name)}": (grad, self.rows) for name, grad in self.gradients.items()}
         self.gradients = {}
-        for tag, stacked in tensors.items():
-            for position, trial in enumerate(fused.positions):
+        for tag, (stacked, rows_of) in tensors.items():
+            for trial in fused.positions:
                 record = fused.records[trial]
-                values = stacked[position].flatten().double()
+                if trial not in rows_of:
+                    continue
+                values = stacked[rows_of[trial]].flatten().float()
                 finite = values[torch.isfinite(values)]  # a diverged trial's NaNs have no histogram
                 if record.status != "diverged" and len(finite):
                     record.histograms.append((trainer.current_epoch, tag, binned(finite)))
