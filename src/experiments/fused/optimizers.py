@@ -128,11 +128,12 @@ class StackedAdam(StackedOptimizer):
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1 ** state["step"]
         bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
-        step_size = (lr / bias_correction1).to(param.dtype)
-        # torch's denominator, divided by each trial's step size, so one addcdiv applies the update: a
-        # stacked tensor is 20 networks' worth of memory, and every pass and temporary over it counts.
-        denom = state["exp_avg_sq"].sqrt().div_(bias_correction2_sqrt).add_(group["eps"]).div_(step_size)
-        param.addcdiv_(state["exp_avg"], denom, value=-1.0)
+        step_size = (lr / bias_correction1).to(param.dtype)  # [N, 1, ...]: 0 for a stopped trial
+        # torch's update, param - step_size x exp_avg / denom, with torch's denominator built in place and the
+        # step size folded into the numerator, so one addcdiv applies it: a stacked tensor is 20 networks'
+        # worth of memory, and every pass and temporary over it counts.
+        denom = state["exp_avg_sq"].sqrt().div_(bias_correction2_sqrt).add_(group["eps"])
+        param.addcdiv_(state["exp_avg"] * step_size, denom, value=-1.0)
 
 
 class StackedRMSprop(StackedOptimizer):
