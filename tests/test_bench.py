@@ -50,5 +50,7 @@ def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["mode"] == "smoke" and summary["trials"] == 2 and summary["diverged"] == 1
     assert summary["best_sequential"] == summary["best_fused"] == "lr=0.001"
+    for cell, (alone, fused) in summary["cells"].items():  # every trial's outcome, the same both ways
+        assert (alone is None) == (fused is None) and (alone is None or abs(alone - fused) <= 0.005), cell
     assert summary["speedup"] == pytest.approx(summary["sequential_s"] / summary["fused_s"], abs=0.02)
     assert "sequential (hydra's basic launcher)" in done.stdout and "fused (hydra/launcher=fused)" in done.stdout

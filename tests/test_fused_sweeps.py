@@ -22,27 +22,25 @@ def rows(sweep_dir: Path) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_a_fused_sweep_gives_every_trial_its_sequential_outcome(tmp_path):
+def test_a_fused_sweep_gives_every_trial_a_trials_outputs_and_reruns_what_a_kill_left(tmp_path):
+    """From the command line. That each trial's outcome is its lone run's is tested in process
+    (test_fused_training.py) and, sweep against sweep, by the sweep benchmark's smoke test (test_bench.py)."""
     fused = train(tmp_path / "fused", "-m", "hydra/launcher=fused", *GRID)
-    sequential = train(tmp_path / "sequential", "-m", *GRID)
-    assert fused.returncode == sequential.returncode == 0, fused.stderr[-2000:]
+    assert fused.returncode == 0, fused.stderr[-2000:]
     assert "fused set of 3 trials" in fused.stderr + fused.stdout
     [fused_dir] = (tmp_path / "fused" / "outputs" / "sweeps").glob("*")
-    [sequential_dir] = (tmp_path / "sequential" / "outputs" / "sweeps").glob("*")
-    fused_rows, sequential_rows = rows(fused_dir), rows(sequential_dir)
-    assert fused_rows.keys() == sequential_rows.keys() == {"lr=0.001", "lr=0.0003", "lr=20"}
-    for trial, row in fused_rows.items():
-        alone = sequential_rows[trial]
-        assert row["status"] == alone["status"] and row["diverged_step"] == alone["diverged_step"], trial
-        if row["best_val_acc"]:
-            assert float(row["best_val_acc"]) == pytest.approx(float(alone["best_val_acc"]), abs=0.005), trial
+    fused_rows = rows(fused_dir)
+    assert fused_rows.keys() == {"lr=0.001", "lr=0.0003", "lr=20"}
+    for trial in fused_rows:
         metrics = json.loads((fused_dir / trial / "metrics.json").read_text())
         assert metrics["fused"]["trials"] == 3 and metrics["fused"]["with_others"] == 2
         assert (fused_dir / trial / ".hydra" / "config.yaml").is_file()
         assert list((fused_dir / trial / "tensorboard").glob("events.out.tfevents.*"))
-    assert rows(fused_dir)["lr=20"]["status"] == "diverged"
-    best_fused = (fused_dir / "best.yaml").read_text().splitlines()[2]
-    assert best_fused == (sequential_dir / "best.yaml").read_text().splitlines()[2]  # `trial: lr=...`
+        # as a lone run's: none for the trial that diverged before its first epoch ended
+        assert (fused_dir / trial / "checkpoints" / "last.ckpt").is_file() == (trial != "lr=20")
+    assert fused_rows["lr=20"]["status"] == "diverged" and fused_rows["lr=20"]["diverged_step"]
+    best = max((row for row in fused_rows.values() if row["best_val_acc"]), key=lambda row: float(row["best_val_acc"]))
+    assert (fused_dir / "best.yaml").read_text().splitlines()[2] == f"trial: {best['trial']}"
 
     # A rerun after a kill in the middle of a set (status running, no results yet): finished trials are
     # skipped, the unfinished one trains, alone since no other trial is left to share a set with it.
