@@ -75,9 +75,9 @@ def compose_data_config(overrides: list[str]):
 def load_arrays(overrides: list[str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str]:
     """The chosen dataset's train/val/test splits as uint8 (N, C, H, W) arrays and int64 labels, read
     through the framework's own datamodule; plus the class names and the dataset's name."""
+    cfg = compose_data_config(overrides)  # bad input is refused before torch and Lightning load (4 s)
     from experiments.run import build_data
 
-    cfg = compose_data_config(overrides)
     datamodule = build_data(cfg)
     splits = {name: (images.numpy(), labels.numpy()) for name, (images, labels) in datamodule.splits.items()}
     return splits, list(datamodule.class_names), datamodule.name
