@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, train
 
+from experiments.errors import UserError
+from experiments.resume import expand_resume
+
 GRID = ["optimizer.lr=0.001,0.0003,20", "trainer.max_epochs=2", "watch.pictures=false", "model.hidden_sizes=[64]"]
 GRID += ["trainer.limit_train_batches=20", "trainer.limit_test_batches=2"]  # the path is what is tested
 
@@ -113,6 +116,8 @@ def test_ctrl_c_stops_a_fused_set_and_still_writes_the_partial_summary(tmp_path)
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
     assert {row["status"] for row in rows(sweep_dir).values()} == {"interrupted"}, output[-2000:]
     assert "Traceback" not in output and "rerun the same command" in output
+    with pytest.raises(UserError, match="is a trial of a fused set, whose checkpoints are written once"):
+        expand_resume([f"resume={sweep_dir / next(iter(rows(sweep_dir)))}"])
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from yaml import YAMLError
 
 from experiments.errors import UserError
 from experiments.sweeps.naming import quoted
+from experiments.sweeps.status import read_status
 
 LAST = Path("checkpoints") / "last.ckpt"
 FINISHED = ("completed", "diverged", "searched")  # metrics.json statuses with nothing left to resume
@@ -55,6 +56,11 @@ def saved_overrides(run_dir: Path) -> list[str]:
     if (status := run_status(run_dir)) in FINISHED:
         raise UserError(f"resume={run_dir} has already finished (status {status} in metrics.json): nothing to resume")
     if not (run_dir / LAST).is_file():
+        if read_status(run_dir).get("fused"):
+            raise UserError(
+                f"resume={run_dir} is a trial of a fused set, whose checkpoints are written once the whole set "
+                "has trained; rerun the sweep's own command to train its unfinished trials again"
+            )
         raise UserError(
             f"resume={run_dir} has no checkpoint to resume from ({LAST}): it stopped before its first epoch "
             "ended; start it again"
