@@ -48,3 +48,38 @@ def test_same_accuracy_on_mnist_sample_for_the_same_seed(tmp_path):
     # "the same within noise" from a broken path, which would be off by far more.
     assert seed_style["best_val_acc"] == pytest.approx(fast["best_val_acc"], abs=0.01)
     assert seed_style["test_acc"] == pytest.approx(fast["test_acc"], abs=0.01)
+
+
+def epoch_labels(loader) -> list[torch.Tensor]:
+    return [labels for _, labels in loader]
+
+
+def test_both_pipelines_shuffle_alike_epoch_after_epoch():
+    fast, seed_style = MNISTSampleDataModule(pipeline="tensor"), MNISTSampleDataModule(pipeline="torchvision")
+    loaders = []
+    for dm in (fast, seed_style):
+        dm.shuffle_generator.manual_seed(11)
+        dm.setup()
+        loaders.append(dm.train_dataloader())
+    for _ in range(2):  # one draw of the generator an epoch on both paths
+        tensor_epoch, per_sample_epoch = (torch.cat(epoch_labels(loader)) for loader in loaders)
+        assert torch.equal(tensor_epoch, per_sample_epoch)
+
+
+def test_the_per_sample_path_resumes_mid_epoch_at_the_next_batch_of_the_same_order():
+    """What Lightning does with a stateful loader: the stopped run's state, handed to a new run's loader."""
+    unbroken_dm, stopped_dm, resumed_dm = (MNISTSampleDataModule(pipeline="torchvision") for _ in range(3))
+    for dm, seed in ((unbroken_dm, 3), (stopped_dm, 3), (resumed_dm, 99)):  # the state decides, not the seed
+        dm.shuffle_generator.manual_seed(seed)
+        dm.setup()
+    unbroken = epoch_labels(unbroken_dm.train_dataloader())
+    stopped = stopped_dm.train_dataloader()
+    assert stopped.state_dict() == {}  # nothing to resume at an epoch's end
+    batches = iter(stopped)
+    trained = [next(batches)[1] for _ in range(5)]
+    stopped.stop_mid_epoch(5)
+    resumed = resumed_dm.train_dataloader()
+    resumed.load_state_dict(stopped.state_dict())
+    rest = epoch_labels(resumed)
+    assert len(trained) + len(rest) == len(unbroken)
+    assert all(torch.equal(mine, theirs) for mine, theirs in zip(trained + rest, unbroken, strict=True))

@@ -6,13 +6,12 @@ from collections.abc import Iterator
 
 import lightning as L
 import torch
-from PIL import Image
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torchvision import transforms
 
 from experiments.config_checks import check_value
 from experiments.data.augment import build_augmenter
+from experiments.data.per_sample import PerSampleDataset, PerSampleLoader, ShuffledOrder
 from experiments.errors import UserError
 
 Split = tuple[Tensor, Tensor]  # images uint8 (N, C, H, W), labels int64 (N,)
@@ -99,22 +98,6 @@ def stratified_split(labels: Tensor, fractions: list[float], seed: int) -> list[
     return [ranked[start:end].sort().values for start, end in zip(starts, bounds, strict=True)]
 
 
-class PerSampleDataset(Dataset):
-    """The note's path, kept for comparison and custom transforms: each item goes uint8 -> PIL image
-    -> torchvision transform (ToTensor by default), exactly as torchvision's own MNIST and CIFAR classes do."""
-
-    def __init__(self, split: Split, transform):
-        self.images, self.labels = split
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        pixels = self.images[index].permute(1, 2, 0).squeeze(-1).numpy()  # HxW (gray) or HxWxC
-        return self.transform(Image.fromarray(pixels)), int(self.labels[index])
-
-
 class InMemoryDataModule(L.LightningDataModule):
     """Serves pixels: subclasses implement `load_splits`; this class holds the splits, cuts batches and
     augments training batches. Preprocessing (standardize, whiten) is the model's first layer, not data.
@@ -188,24 +171,24 @@ class InMemoryDataModule(L.LightningDataModule):
         """What a checkpoint needs to name its predictions: plain containers only."""
         return {"name": self.name, "class_names": list(self.load().class_names)}
 
-    def _loader(self, split: str, shuffle: bool) -> TensorBatches | DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> TensorBatches | PerSampleLoader:
         generator = self.shuffle_generator if shuffle else None
         if self.pipeline == "tensor":  # under DDP, this rank's shard (Lightning shards DataLoaders itself)
             rank, ranks = (self.trainer.global_rank, self.trainer.world_size) if self.trainer else (0, 1)
             return TensorBatches(self.splits[split], self.batch_size, generator, rank, ranks)
         dataset = PerSampleDataset(self.splits[split], transforms.ToTensor())
-        # The sampler draws randperm(n, generator) like TensorBatches, so both paths shuffle alike; the
-        # DataLoader gets its own generator because it draws a worker seed from it before sampling.
-        sampler = RandomSampler(dataset, generator=generator) if shuffle else None
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=sampler, generator=torch.Generator())
+        # The sampler draws randperm(n, generator) once an epoch, as TensorBatches does, so both paths shuffle
+        # alike; the DataLoader gets its own generator because it draws a worker seed from it before sampling.
+        sampler = ShuffledOrder(len(dataset), generator) if shuffle else None
+        return PerSampleLoader(dataset, batch_size=self.batch_size, sampler=sampler, generator=torch.Generator())
 
-    def train_dataloader(self) -> TensorBatches | DataLoader:
+    def train_dataloader(self) -> TensorBatches | PerSampleLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> TensorBatches | DataLoader:
+    def val_dataloader(self) -> TensorBatches | PerSampleLoader:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> TensorBatches | DataLoader:
+    def test_dataloader(self) -> TensorBatches | PerSampleLoader:
         return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch: Split, dataloader_idx: int) -> Split:
