@@ -1,5 +1,6 @@
-"""FusedModule: a set of trials that differ only in their learning rate, weight decay and L1 strength,
-trained as one LightningModule, while each trial keeps its own outcome.
+"""FusedModule: a set of trials that differ only in the fused keys (fused/train.py: learning rate, momentum,
+weight decay, L1 strength, dropout rate), trained as one LightningModule, while each trial keeps its own
+outcome.
 
 - A learning-rate scheduler is per trial (fused/schedules.py): each trial's rate follows its lone run's.
 
