@@ -124,9 +124,16 @@ def assert_same_as_unbroken(resumed_dir, unbroken_dir, unbroken: dict) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def unbroken_four_epochs(tmp_path_factory) -> tuple[Path, dict]:
+    """The unbroken run two tests compare their resumed runs with (read only)."""
+    run_dir = tmp_path_factory.mktemp("unbroken")
+    return run_dir, run_here(run_dir, *FOUR_EPOCHS)
+
+
 @pytest.mark.slow
-def test_a_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(tmp_path):
-    unbroken = run_here(tmp_path / "unbroken", *FOUR_EPOCHS)
+def test_a_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(tmp_path, unbroken_four_epochs):
+    unbroken_dir, unbroken = unbroken_four_epochs
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
     process = start(run_dir, *FOUR_EPOCHS, "watch.pictures=false")
@@ -138,7 +145,7 @@ def test_a_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(tmp_pat
     assert not (run_dir / "metrics.json").exists()
     resumed = train(tmp_path, f"resume={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert_same_as_unbroken(run_dir, tmp_path / "unbroken", unbroken)
+    assert_same_as_unbroken(run_dir, unbroken_dir, unbroken)
 
 
 @pytest.mark.slow
@@ -163,7 +170,7 @@ def test_a_run_killed_while_writing_a_checkpoint_keeps_the_previous_one_and_resu
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_records_interrupted_and_the_run_resumes(tmp_path):
+def test_sigterm_saves_a_checkpoint_records_interrupted_and_the_run_resumes(tmp_path, unbroken_four_epochs):
     # SIGINT (Ctrl-C) takes the same path: test_sweeps.py interrupts a sweep with it.
     stop_signal = signal.SIGTERM
     run_dir = tmp_path / "stopped"
@@ -186,12 +193,11 @@ def test_sigterm_saves_a_checkpoint_records_interrupted_and_the_run_resumes(tmp_
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 80
     # Stopped in the middle of an epoch, it went on at the next batch of the same order: the unbroken run's
     # metrics.json and final weights. (The split epoch's TensorBoard epoch figures cover its resumed part.)
-    unbroken = run_here(tmp_path / "unbroken", *FOUR_EPOCHS)
+    unbroken_dir, unbroken = unbroken_four_epochs
     assert {k: v for k, v in metrics.items() if k not in TIMINGS} == {
         k: v for k, v in unbroken.items() if k not in TIMINGS
     }
     weights = [
-        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-        for d in (run_dir, tmp_path / "unbroken")
+        torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"] for d in (run_dir, unbroken_dir)
     ]
     assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[1])
