@@ -55,6 +55,7 @@ def test_a_fused_sweep_gives_every_trial_a_trials_outputs_and_reruns_what_a_kill
     assert rerun.returncode == 0
     log = rerun.stderr + rerun.stdout
     assert "trial lr=0.001: already completed, skipped" in log and "lr=20: already diverged, skipped" in log
+    assert "2 of 3 trials of sweep" in log and "add sweep_name=NEW_NAME" in log  # nothing hides the skip
     assert "trial lr=0.0003 runs alone: no other trial shares its settings" in log
     assert rows(sweep_dir)["lr=0.0003"]["status"] == "completed"
     assert json.loads((unfinished / "metrics.json").read_text()).get("fused") is None  # it trained alone

@@ -98,3 +98,29 @@ def test_predict_classifies_png_files_with_the_checkpoint(mlp_run, tmp_path):
         text=True,
     )
     assert cli.returncode == 0 and "#2 class" in cli.stdout
+
+
+def test_predict_warns_about_an_inverted_digit_and_invert_flips_it_back(mlp_run, tmp_path, capsys):
+    from experiments.data.mnist_sample import MNISTSampleDataModule
+    from experiments.predict import main
+
+    dm = MNISTSampleDataModule()
+    dm.setup()
+    images, labels = dm.splits["test"]
+    digits = range(12)
+    folder = tmp_path / "black_on_white"
+    folder.mkdir()
+    for i in digits:  # what a digit drawn on paper looks like: dark strokes on white
+        Image.fromarray(255 - images[i, 0].numpy()).save(folder / f"{i:02d}_label{labels[i].item()}.png")
+    checkpoint = mlp_run.metrics["best_checkpoint"]
+
+    assert main([checkpoint, str(folder)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: images:")]
+    assert len(warnings) == len(digits) and all("looks inverted" in w and "--invert" in w for w in warnings)
+
+    from experiments.predict import predict
+
+    flipped = predict(checkpoint, [folder], top_k=1, resize=False, invert=True)
+    assert "looks inverted" not in capsys.readouterr().err
+    correct = sum(ranked[0][0] == path.stem.split("label")[1] for path, ranked in flipped)
+    assert correct >= 10  # as the upright digits are read (the test above: 17 of 20)

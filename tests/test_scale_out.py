@@ -37,7 +37,8 @@ def test_ddp_shards_of_the_fast_data_path_never_overlap(shuffle):
 @pytest.mark.parametrize(
     ("preset", "expected"),
     [
-        ("cpu", {"accelerator": "auto", "devices": 1, "strategy": "auto"}),
+        ("auto", {"accelerator": "auto", "devices": 1, "strategy": "auto"}),
+        ("cpu", {"accelerator": "cpu", "devices": 1, "strategy": "auto"}),
         ("gpu", {"accelerator": "gpu", "devices": 1, "precision": "32-true"}),
         ("ddp", {"accelerator": "auto", "devices": 2, "strategy": "ddp", "num_nodes": 1}),
         ("slurm", {"accelerator": "auto", "devices": 1, "strategy": "ddp", "num_nodes": 1, "requeue": True}),
@@ -46,11 +47,22 @@ def test_ddp_shards_of_the_fast_data_path_never_overlap(shuffle):
 def test_trainer_presets_compose(preset, expected):
     trainer = compose_config(f"trainer={preset}").trainer
     assert {key: trainer[key] for key in expected} == expected
-    assert trainer.max_epochs == 10 and trainer.log_every_n_steps == 10  # the rest comes from trainer=cpu
+    assert trainer.max_epochs == 10 and trainer.log_every_n_steps == 10  # the rest comes from trainer=auto
+
+
+def test_the_default_trainer_is_auto():
+    assert compose_config().trainer == compose_config("trainer=auto").trainer
 
 
 DDP = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "trainer.max_epochs=4"]
-DDP += ["trainer.limit_train_batches=10", "watch.pictures=false"]
+# Splits of odd size (val 499, test 501) in batches of 100: the ranks hold shards of different sizes, and
+# rank zero one test batch more. Pictures stay on, as by default: their collectives must pair up too.
+DDP += [
+    "trainer.limit_train_batches=10",
+    "data.val_fraction=0.0998",
+    "data.test_fraction=0.1002",
+    "data.batch_size=100",
+]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +80,12 @@ def test_ddp_on_two_cpu_processes_writes_one_run_directory_with_synchronized_met
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) >= 1
     assert {p.name for p in (run_dir / "checkpoints").iterdir()} == {"last.ckpt", Path(metrics["best_checkpoint"]).name}
     assert ddp_run.stdout.count("final metrics") == 1  # one table: rank zero's
+    figures = {p.name for p in (run_dir / "figures").iterdir()}
+    assert {"test_confusion_matrix.png", "test_confident_mistakes.png", "test_predictions.png"} <= figures
     # The test accuracy over both shards equals one process evaluating the same checkpoint on the whole split.
-    alone = run_here(tmp_path / "alone", "train=false", f"ckpt_path={metrics['best_checkpoint']}")
+    split = [o for o in DDP if o.startswith(("data.val_fraction", "data.test_fraction"))]
+    alone = run_here(tmp_path / "alone", "train=false", f"ckpt_path={metrics['best_checkpoint']}", *split)
+    assert alone["test_acc"] * 501 == pytest.approx(round(alone["test_acc"] * 501))  # the odd-sized split
     assert alone["test_acc"] == pytest.approx(metrics["test_acc"], abs=1e-6)
     assert alone["test_loss"] == pytest.approx(metrics["test_loss"], rel=1e-5)
 

@@ -4,6 +4,7 @@ the joblib launcher and the Optuna preset."""
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -83,6 +84,42 @@ def test_grid_sweep_writes_trials_summary_heatmap_and_best(tmp_path):
     assert f"optimizer.lr={rows[0]['optimizer.lr']}" in best["overrides"]
     assert "best val acc" in result.stdout  # the table printed at the end
     assert yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["trainer"]["max_epochs"] == 2
+    # TensorBoard's HParams tab shows the first five columns it is given: both swept keys are among them
+    shown = hparams_columns_shown(sweep_dir)
+    assert {"lr", "weight_decay"} <= set(shown[:5]) and shown[:2] == ["lr", "weight_decay"]
+
+
+def hparams_columns_shown(logdir: Path) -> list[str]:
+    """The HParams columns a real TensorBoard server lists for `logdir`, in its order (its page shows
+    differing columns first, then the first five), asked over HTTP on 127.0.0.1."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1"]
+    server = subprocess.Popen([*command, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/data/plugin/hparams/experiment",
+        data=json.dumps({"experimentName": "", "hparamsLimit": 1000}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    infos = []
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    infos = json.load(answer)["hparamInfos"]
+                if infos:
+                    break
+            except OSError:  # not listening yet, or still reading the event files
+                pass
+            time.sleep(0.1)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return [info["name"] for info in sorted(infos, key=lambda info: not info.get("differs", False))]
 
 
 def test_divergence_stops_the_trial_within_its_first_epoch_and_the_sweep_goes_on(tmp_path):
@@ -250,7 +287,8 @@ def test_optuna_preset_survives_diverged_trials(tmp_path):
         *QUICK,
     )
     assert more.returncode == 0, more.stderr[-2000:]
-    assert (more.stdout + more.stderr).count("skipped") == 3
+    assert len(re.findall(r"trial \S+: already \w+, skipped", more.stdout + more.stderr)) == 3
+    assert "3 of 4 trials of sweep" in more.stdout + more.stderr
     assert len(summary_rows(sweep_dir)) == 4
 
 
@@ -280,3 +318,28 @@ def test_ctrl_c_stops_the_sweep_and_still_writes_the_partial_summary(tmp_path):
     assert "Traceback" not in output and "rerun the same command to resume" in output
     stopped = torch.load(next(sweep_dir.glob("*/checkpoints/last.ckpt")), weights_only=True)["global_step"]
     assert stopped < 20 * 60  # stopped at a step, long before its 20 epochs
+
+
+def test_the_heatmap_colours_span_the_completed_trials_and_its_text_stays_legible(tmp_path):
+    from matplotlib.colors import to_rgba
+
+    from experiments.sweeps.heatmap import draw_heatmap, heatmap_figure
+
+    keys = ["optimizer.lr", "regularization.weight_decay"]
+    accuracies = {("0.001", "1e-05"): 0.894, ("0.001", "0.0001"): 0.956, ("0.01", "1e-05"): 0.921}
+    rows = [
+        {"optimizer.lr": lr, "regularization.weight_decay": wd, "status": "completed", "best_val_acc": acc}
+        for (lr, wd), acc in accuracies.items()
+    ]
+    rows.append(
+        {"optimizer.lr": "0.01", "regularization.weight_decay": "0.0001", "status": "diverged", "best_val_acc": 0.1}
+    )
+    plan = {"name": "lr_wd", "swept_keys": keys}
+    figure = heatmap_figure(plan, rows)
+    [image] = figure.axes[0].images
+    assert image.get_clim() == pytest.approx((0.894, 0.956))  # not 0..1: neighbours in accuracy look different
+    colours = {text.get_text().split("\n")[0]: to_rgba(text.get_color()) for text in figure.axes[0].texts}
+    assert colours["0.894"] == to_rgba("white") and colours["0.956"] == to_rgba("black")  # dark cell, light cell
+    draw_heatmap(tmp_path / "heatmap.png", plan, rows)
+    with Image.open(tmp_path / "heatmap.png") as picture:
+        assert picture.width > 400

@@ -83,6 +83,7 @@ RULES: dict[str, Rule] = {
     "data.verify_checksums": BOOLEAN,
     "divergence_factor": Rule("null or a number > 1", lambda v: _is_number(v) and v > 1, nullable=True),
     "torch_threads": integer(1, nullable=True),
+    "dry_run": BOOLEAN,
     "sweep_name": Rule(
         "null or a name of letters, digits and ._=,+- (no slashes)",
         lambda v: isinstance(v, str) and bool(v) and re.fullmatch(r"[A-Za-z0-9._=,+\-]+", v) is not None,

@@ -32,10 +32,7 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"  # Hydra's own meaning; 0 means off
     os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
     try:
-        refuse_combined_modes(sys.argv[1:])
-        sys.argv[1:] = expand_logspace(sys.argv[1:])  # key=logspace(LOW,HIGH[,COUNT]) -> a list of values
-        sys.argv[1:] = expand_requeued(sys.argv[1:])  # trainer=slurm, started again: resume=its run
-        sys.argv[1:] = expand_resume(sys.argv[1:])  # resume=RUN_DIR -> that run's overrides, in place
+        sys.argv[1:] = prepare_arguments(sys.argv[1:])
         check_printed_config(sys.argv[1:], conf_dir)
         hydra_main()
     except (HydraException, OmegaConfBaseException) as err:
@@ -49,6 +46,14 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     except TrialsFailed as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
+
+
+def prepare_arguments(arguments: list[str]) -> list[str]:
+    """The command line as Hydra will read it: what this project adds to Hydra's grammar, rewritten."""
+    refuse_combined_modes(arguments)
+    arguments = expand_logspace(arguments)  # key=logspace(LOW,HIGH[,COUNT]) -> a list of values
+    arguments = expand_requeued(arguments)  # trainer=slurm, started again: resume=its run
+    return expand_resume(arguments)  # resume=RUN_DIR -> that run's overrides, in place
 
 
 # Hydra's mode flags: it takes one per command, and raises a bare ValueError (a traceback) for two.
@@ -113,14 +118,19 @@ def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
         return f"{str(err).splitlines()[0].removeprefix('Error merging override ')}: {cause.msg.splitlines()[0]}"
     if isinstance(err, OverrideParseException):
         reason = err.message.splitlines()[0]
+        key, _, value = (err.override or "").partition("=")
+        if "=" in value:  # a path such as a sweep trial's folder: Hydra reads its = and , as syntax
+            return (
+                f"cannot parse override {err.override!r}: its value holds '=', which Hydra reads as syntax; "
+                f"quote the value inside the override: \"{key}='{value}'\""
+            )
         return f"cannot parse override {err.override!r}: {reason}; expected key=value"
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     return "; ".join(line for line in lines if not line.startswith("full_key"))
 
 
 def register_resolvers() -> None:
-    # The process id makes run directories unique even when two runs start in the same second.
-    OmegaConf.register_new_resolver("run_id", lambda: f"p{os.getpid()}", replace=True)
+    # The run's name ends in the process id: runs started in the same second never share a directory.
     # Cached, as Hydra caches ${now:}: Lightning reads hydra.run.dir again to start the other DDP ranks.
     OmegaConf.register_new_resolver("run_name", name_run, replace=True, use_cache=True)
 
@@ -183,7 +193,7 @@ def run_job(cfg: DictConfig) -> float | None:
 def _run_single(cfg: DictConfig) -> float | None:
     try:
         check_config(cfg, _command_line_overrides())
-        _refuse_sweep_preset_without_multirun()
+        _refuse_sweep_keys_without_multirun(cfg)
         metrics = _run_in_job(cfg)
     except Exception as err:
         user_error = _user_error_in(err)
@@ -254,9 +264,13 @@ def threads_per_trial(launcher: DictConfig, cores: int) -> int | None:
     return max(1, cores // parallel) if parallel > 1 else None
 
 
-def _refuse_sweep_preset_without_multirun() -> None:
+def _refuse_sweep_keys_without_multirun(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    if cfg.get("dry_run"):
+        raise UserError(
+            "dry_run=true previews a sweep: add -m; for one run, --cfg job prints its config and trains nothing"
+        )
     if not HydraConfig.initialized():
         return
     preset = HydraConfig.get().runtime.choices.get("sweep")
@@ -289,3 +303,8 @@ def _remove_run_dir_if_untouched() -> None:
     hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
     if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_files:
         shutil.rmtree(run_dir)
+        for made_for_it in (run_dir.parent, run_dir.parent.parent):  # outputs/runs and outputs, when empty
+            try:
+                made_for_it.rmdir()
+            except OSError:  # not empty, or not ours to remove
+                break

@@ -1,4 +1,4 @@
-"""`python -m experiments.predict CKPT IMAGE_OR_FOLDER... [--top-k K] [--resize]`
+"""`python -m experiments.predict CKPT IMAGE_OR_FOLDER... [--top-k K] [--resize] [--invert]`
 
 Classifies PNG/JPG files with a checkpoint, using the checkpoint's own preprocessing (fitted on its training split) and
 class names, and prints the top-k classes with their probabilities.
@@ -19,6 +19,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("images", type=Path, nargs="+", help="image files (.png, .jpg) or folders of them")
     parser.add_argument("--top-k", type=int, default=3, help="how many classes to show per image (default 3)")
     parser.add_argument("--resize", action="store_true", help="resize images to the checkpoint's input size")
+    parser.add_argument(
+        "--invert",
+        action="store_true",
+        help="flip dark-on-light images (a digit drawn in black on white) to light on dark",
+    )
     return parser.parse_args(argv)
 
 
@@ -39,6 +44,10 @@ def collect_images(paths: list[Path]) -> list[Path]:
             files.append(path)
     return files
 
+
+# MNIST and Fashion-MNIST are light strokes on a black background; a photo or scan of a digit is the reverse.
+DARK_BACKGROUND = ("mnist", "mnist_sample", "fashion_mnist")
+LIGHT_BORDER = 128  # a border mean (of 255) above this looks like a light background
 
 MAX_PIXELS = 4096 * 4096  # the note's images are 28x28 and 32x32; anything this large is a mistake or an attack
 
@@ -77,8 +86,24 @@ def load_image(path: Path, input_shape: list[int], resize: bool):
     return pixels.unsqueeze(0) if channels == 1 else pixels.permute(2, 0, 1)
 
 
+def border_mean(pixels) -> float:
+    """The mean of an image's outermost two rows and columns, on 0..255: its background, for centred objects."""
+    ring = pixels.clone().float()
+    ring[:, 2:-2, 2:-2] = float("nan")
+    return float(ring.nanmean())
+
+
+def warn_if_inverted(path: Path, pixels, dataset: str) -> None:
+    if dataset in DARK_BACKGROUND and (background := border_mean(pixels)) > LIGHT_BORDER:
+        print(
+            f"warning: images: {path} looks inverted: its border is light (mean {background:.0f} of 255), while "
+            f"data={dataset} has light strokes on a dark background; pass --invert to flip it",
+            file=sys.stderr,
+        )
+
+
 def predict(
-    checkpoint: str | Path, images: list[Path], top_k: int, resize: bool
+    checkpoint: str | Path, images: list[Path], top_k: int, resize: bool, invert: bool = False
 ) -> list[tuple[Path, list[tuple[str, float]]]]:
     checkpoint = Path(checkpoint)
     if top_k < 1:
@@ -94,7 +119,12 @@ def predict(
     hparams = read_hparams(checkpoint)
     module = load_module(checkpoint)
     class_names = hparams["data"]["class_names"]
-    pixels = torch.stack([load_image(path, hparams["input_shape"], resize) for path in files])
+    loaded = [load_image(path, hparams["input_shape"], resize) for path in files]
+    if invert:
+        loaded = [255 - image for image in loaded]
+    for path, image in zip(files, loaded, strict=True):
+        warn_if_inverted(path, image, hparams["data"]["name"])
+    pixels = torch.stack(loaded)
     with torch.no_grad():
         probabilities = module(pixels).softmax(dim=1)  # the module preprocesses as it did in training
     top = probabilities.topk(min(top_k, len(class_names)), dim=1)
@@ -120,7 +150,7 @@ def print_predictions(predictions: list[tuple[Path, list[tuple[str, float]]]]) -
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        predictions = predict(args.checkpoint, args.images, args.top_k, args.resize)
+        predictions = predict(args.checkpoint, args.images, args.top_k, args.resize, args.invert)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -16,9 +16,26 @@ HPARAM_METRICS = {
 }
 
 
-def chosen_hparams(cfg: DictConfig, choices: dict, seed: int) -> dict:
+# Config keys whose HParams column has a shorter name; any other key's column is the key itself.
+HPARAM_NAMES = {
+    "optimizer.lr": "lr",
+    "regularization.weight_decay": "weight_decay",
+    "data.batch_size": "batch_size",
+    "trainer.max_epochs": "max_epochs",
+}
+
+
+def swept_keys(run_dir: Path) -> list[str]:
+    """The keys a sweep trial's sweep varies (from the sweep's sweep.json, the folder above the trial);
+    none for a run outside a sweep."""
+    plan = Path(run_dir).parent / "sweep.json"
+    return list(json.loads(plan.read_text()).get("swept_keys", [])) if plan.is_file() else []
+
+
+def chosen_hparams(cfg: DictConfig, choices: dict, seed: int, swept: list[str] = ()) -> dict:
     """A flat dict of what was chosen, with scalar values only (what TensorBoard's HParams accepts).
-    `choices` are the config groups' option names; a run started outside Hydra may have none."""
+    `choices` are the config groups' option names; a run started outside Hydra may have none. Every swept
+    key has a column, also one that is not among the usual ones."""
     params = {
         "model": choices.get("model"),
         "data": choices.get("data"),
@@ -37,14 +54,33 @@ def chosen_hparams(cfg: DictConfig, choices: dict, seed: int) -> dict:
         for key, value in flat.items():
             if not key.startswith("_") and key != "weight_decay":
                 params[f"{group}.{key}"] = value if isinstance(value, int | float | str | bool) else str(value)
+    for key in swept:
+        name = HPARAM_NAMES.get(key, key)
+        if name not in params and (value := OmegaConf.select(cfg, key)) is not None:
+            params[name] = value if isinstance(value, int | float | str | bool) else str(value)
     return {key: value for key, value in params.items() if value is not None}
 
 
-def log_hparams(logger: TensorBoardLogger, params: dict, metrics: dict) -> None:
-    # Every run declares every column, NaN where it has no figure (a diverged run has no test accuracy):
-    # TensorBoard takes the HParams tab's columns from the first run it lists.
+def log_hparams(logger: TensorBoardLogger, params: dict, metrics: dict, swept: list[str] = ()) -> None:
+    """The run's HParams row. TensorBoard shows five columns at first, those its experiment marks as
+    differing first, then by name; it reads the experiment of one run it finds. So every trial of a sweep
+    marks the sweep's swept keys, and they are the columns shown."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+    from torch.utils.tensorboard.summary import hparams
+
+    # Every run declares every column, NaN where it has no figure (a diverged run has no test accuracy).
     values = {tag: float("nan") if metrics.get(key) is None else metrics[key] for key, tag in HPARAM_METRICS.items()}
-    logger.log_hyperparams(params, metrics=values)
+    logger.log_metrics(values)
+    experiment, session_start, session_end = hparams(params, values)
+    content = experiment.value[0].metadata.plugin_data
+    data = HParamsPluginData.FromString(content.content)
+    varied = {HPARAM_NAMES.get(key, key) for key in swept}
+    for info in data.experiment.hparam_infos:
+        info.differs = info.name in varied
+    content.content = data.SerializeToString()
+    writer = logger.experiment.file_writer  # the SummaryWriter's event file, opened by the run's first scalar
+    for summary in (experiment, session_start, session_end):
+        writer.add_summary(summary)
     logger.finalize("success")
 
 

@@ -37,7 +37,7 @@ from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
-from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, write_metrics_json
+from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, swept_keys, write_metrics_json
 from experiments.slurm import requeue
 from experiments.trainer import RunCallbacks, build_trainer
 
@@ -66,7 +66,8 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> di
         trained, tested = {**trained, "status": "interrupted"}, {}
     metrics = collect_metrics(cfg, checked | tuned | trained, tested, seed, run_dir, started)
     if trainer.is_global_zero:  # under DDP, one process writes what the run leaves behind
-        write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed))
+        swept = swept_keys(run_dir)
+        write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed, swept), swept)
     if metrics.get("status") == "interrupted" and cfg.trainer.get("requeue") and StopRequest.asks_requeue():
         requeue(trainer.is_global_zero)  # SLURM's time-limit warning: the job starts again and resumes
     return metrics
@@ -208,7 +209,7 @@ def test(
         return {}
     if cfg.train and (trained["status"] == "diverged" or not trained["best_checkpoint"]):
         return {"test_acc": None, "test_loss": None}
-    if cfg.watch.pictures and trainer.is_global_zero:
+    if cfg.watch.pictures:  # on every rank: its confusion matrix and mistakes are gathered from all of them
         trainer.callbacks.append(PredictionFigures())  # test hooks only: not called on every training step
     [tested] = trainer.test(module, datamodule=datamodule, ckpt_path="best" if cfg.train else None, verbose=False)
     return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"]}
@@ -231,9 +232,9 @@ def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, seed: int, run
     }
 
 
-def write_results(cfg: DictConfig, trainer: L.Trainer, metrics: dict, hparams: dict) -> None:
+def write_results(cfg: DictConfig, trainer: L.Trainer, metrics: dict, hparams: dict, swept: list[str]) -> None:
     """TensorBoard's HParams row with the real final metrics, metrics.json, and the table on the console."""
-    log_hparams(trainer.logger, hparams, metrics)
+    log_hparams(trainer.logger, hparams, metrics, swept)
     write_metrics_json(Path(metrics["run_dir"]), metrics)
     if cfg.train:
         title = "final metrics" if trains(cfg) else "learning-rate search"

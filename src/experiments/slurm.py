@@ -47,7 +47,7 @@ def check_inside_job(arguments: list[str]) -> None:
     if uses_slurm_preset(arguments) and job_id() is None:
         raise UserError(
             "trainer=slurm runs inside a SLURM job (SLURM_JOB_ID is not set): submit it with sbatch and srun "
-            "(README, Scaling out); on this machine use trainer=ddp or trainer=cpu"
+            "(README, Scaling out); on this machine use trainer=ddp or trainer=auto"
         )
 
 

@@ -14,7 +14,10 @@ MISTAKES = 16  # the most confidently misclassified test images, in a 4 x 4 grid
 class PredictionFigures(L.Callback):
     """Logs `test/predictions` (test images spread over the split, predicted vs true, misses in red),
     `test/confident_mistakes` and `test/confusion_matrix` after testing. It draws the pixels the module
-    was given and what its test_step returned: no second forward pass, and no undoing of the preprocessing."""
+    was given and what its test_step returned: no second forward pass, and no undoing of the preprocessing.
+
+    Under DDP it runs on every rank: the confusion matrix and the mistakes are gathered from all of them
+    (collectives every rank must join), and rank zero draws. The sample grid is rank zero's own shard."""
 
     def on_test_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.confusion = MulticlassConfusionMatrix(module.hparams.num_classes).to(module.device)
@@ -41,19 +44,45 @@ class PredictionFigures(L.Callback):
             self.mistakes = tuple(part[top] for part in found)
 
     def on_test_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        if not self.samples:
+        counts = self.confusion.compute()  # synced across ranks: every rank calls it
+        mistakes = self._gathered_mistakes(trainer, module)
+        if not trainer.is_global_zero or not self.samples:
             return
         names = module.hparams.data["class_names"]
         run_dir, step = trainer.default_root_dir, trainer.global_step
         publish(self._prediction_grid(names), "test/predictions", trainer.logger, run_dir, step)
-        if self.mistakes is not None:
-            publish(mistake_grid(*(part.cpu() for part in self.mistakes), names), "test/confident_mistakes",
-                    trainer.logger, run_dir, step)  # fmt: skip
-        publish(self._confusion_figure(names), "test/confusion_matrix", trainer.logger, run_dir, step)
+        if mistakes is not None:
+            publish(mistake_grid(*mistakes, names), "test/confident_mistakes", trainer.logger, run_dir, step)
+        publish(self._confusion_figure(counts, names), "test/confusion_matrix", trainer.logger, run_dir, step)
 
-    def _confusion_figure(self, names: list[str]) -> plt.Figure:
+    def _gathered_mistakes(self, trainer: L.Trainer, module: L.LightningModule) -> tuple[torch.Tensor, ...] | None:
+        """The MISTAKES most confident mistakes over every rank's shard, on the CPU (None: no mistakes)."""
+        if trainer.world_size == 1:
+            return None if self.mistakes is None else tuple(part.cpu() for part in self.mistakes)
+        # Every rank sends MISTAKES rows, padded with confidence -1 where it has fewer, so the shapes agree.
+        padded = (
+            torch.full((MISTAKES,), -1.0),
+            torch.zeros((MISTAKES, *module.hparams.input_shape)),  # unit-scaled floats, whatever the data path
+            torch.zeros(MISTAKES, dtype=torch.long),
+            torch.zeros(MISTAKES, dtype=torch.long),
+        )
+        padded = tuple(part.to(module.device) for part in padded)
+        if self.mistakes is not None:
+            kept = len(self.mistakes[0])
+            confidence, images, predictions, labels = self.mistakes
+            for target, part in zip(padded, (confidence, _unit_scale(images), predictions, labels), strict=True):
+                target[:kept] = part.to(target.dtype)
+        gathered = [module.all_gather(part).flatten(0, 1).cpu() for part in padded]
+        real = gathered[0] >= 0
+        if not real.any():
+            return None
+        found = tuple(part[real] for part in gathered)
+        top = found[0].topk(min(MISTAKES, len(found[0]))).indices
+        return tuple(part[top] for part in found)
+
+    def _confusion_figure(self, counts: torch.Tensor, names: list[str]) -> plt.Figure:
         few = len(names) <= 20  # counts in the cells and class names on the axes only where they fit
-        figure, ax = self.confusion.plot(add_text=few, labels=names if few else None)
+        figure, ax = self.confusion.plot(counts, add_text=few, labels=names if few else None)
         figure.set_size_inches(8, 8)
         if not few:  # CIFAR-100: a tick every 10 classes instead of 100 overlapping numbers
             ticks = list(range(0, len(names), 10))

@@ -32,7 +32,7 @@ from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve
-from experiments.reporting import chosen_hparams, log_hparams, write_metrics_json
+from experiments.reporting import chosen_hparams, log_hparams, swept_keys, write_metrics_json
 from experiments.run import build_data, build_module, check_before_training, prepare_process
 from experiments.trainer import build_callbacks
 
@@ -135,7 +135,8 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
             "run_dir": str(run_dir),
         }
         write_metrics_json(run_dir, metrics)
-        log_hparams(logger, chosen_hparams(cfg, choices or {}, seed), metrics)
+        swept = swept_keys(run_dir)
+        log_hparams(logger, chosen_hparams(cfg, choices or {}, seed, swept), metrics, swept)
         results.append(metrics)
     return results
 

@@ -24,22 +24,28 @@ def _axis_values(rows: list[dict], key: str) -> list[str]:
 
 
 def draw_heatmap(path: Path, plan: dict, rows: list[dict]) -> None:
+    figure = heatmap_figure(plan, rows)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def heatmap_figure(plan: dict, rows: list[dict]) -> plt.Figure:
     """A cell per grid point; sampled sweeps (Optuna), whose points are not a grid, get a scatter map."""
     keys = list(plan["swept_keys"])
     x_key, y_key = keys[0], keys[1] if len(keys) > 1 else None
     xs = _axis_values(rows, x_key)
     ys = _axis_values(rows, y_key) if y_key else [""]
     if y_key and len(xs) * len(ys) > len(rows):
-        _draw_scatter(path, plan, rows, x_key, y_key)
-    else:
-        _draw_grid(path, plan, rows, x_key, y_key, xs, ys)
+        return _draw_scatter(plan, rows, x_key, y_key)
+    return _draw_grid(plan, rows, x_key, y_key, xs, ys)
 
 
 def _title(plan: dict, what: str) -> str:
     return what + "\n" + "\n".join(textwrap.wrap(f"sweep {plan['name']}", 70))
 
 
-def _draw_grid(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: str | None, xs, ys) -> None:
+def _draw_grid(plan: dict, rows: list[dict], x_key: str, y_key: str | None, xs, ys) -> plt.Figure:
     names = short_keys(list(plan["swept_keys"]))
     grid = np.full((len(ys), len(xs)), np.nan)
     labels = [["" for _ in xs] for _ in ys]
@@ -55,7 +61,8 @@ def _draw_grid(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: str 
         labels[i][j] = text
 
     figure, ax = plt.subplots(figsize=(max(6.0, 2.0 + 1.4 * len(xs)), 1.8 + 0.9 * len(ys)))
-    image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=np.nanmin(grid, initial=0.0))
+    low, high = colour_range(grid, [row for row in rows if row["status"] == "completed"])
+    image = ax.imshow(grid, cmap="viridis", origin="lower", aspect="auto", vmin=low, vmax=high)
     ranked = [r for r in rows if r["best_val_acc"] is not None]  # rows come sorted: the first is best.yaml's
     best_cell = (ys.index(str(ranked[0][y_key])) if y_key else 0, xs.index(str(ranked[0][x_key]))) if ranked else None
     statuses = {(ys.index(str(r[y_key])) if y_key else 0, xs.index(str(r[x_key]))): r["status"] for r in rows}
@@ -71,9 +78,8 @@ def _draw_grid(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: str 
                     plt.Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor="red", linewidth=2.5)
                 )
                 text += "\nbest"
-            dark = not np.isnan(grid[i, j]) and grid[i, j] < (np.nanmin(grid) + np.nanmax(grid)) / 2
-            colour = "white" if dark else "black"
-            ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour, backgroundcolor="none")
+            colour = "black" if np.isnan(grid[i, j]) else text_colour(image.cmap(image.norm(grid[i, j])))
+            ax.text(j, i, text, ha="center", va="center", fontsize=9, color=colour, fontweight="bold")
     ax.set_xticks(range(len(xs)), [format_value(x) for x in xs])
     ax.set_xlabel(names[x_key])
     if y_key:
@@ -81,25 +87,45 @@ def _draw_grid(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: str 
         ax.set_ylabel(names[y_key])
     else:
         ax.set_yticks([])
-    figure.colorbar(image, ax=ax, label="best val acc")
+    figure.colorbar(image, ax=ax, label="best val acc (over the completed trials' range)", extend="min")
     ax.set_title(
         _title(plan, "best val acc per trial (red frame: best; hatched: diverged, failed or not run)"), fontsize=9
     )
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
-def _draw_scatter(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: str) -> None:
+def colour_range(grid: np.ndarray, completed: list[dict]) -> tuple[float, float]:
+    """The colours span the completed trials' accuracies, so 0.894 and 0.956 look different; a diverged
+    trial below that range gets the lowest colour. A single value gets a small range around it."""
+    values = [row["best_val_acc"] for row in completed if row["best_val_acc"] is not None]
+    if not values:
+        values = [v for v in grid.ravel() if not np.isnan(v)] or [0.0, 1.0]
+    low, high = min(values), max(values)
+    if high - low < 1e-3:
+        low, high = low - 0.005, high + 0.005
+    return low, high
+
+
+def text_colour(rgba) -> str:
+    """Black on light cells, white on dark ones, by the cell colour's luminance."""
+    red, green, blue = rgba[:3]
+    return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+
+
+def _draw_scatter(plan: dict, rows: list[dict], x_key: str, y_key: str) -> plt.Figure:
     names = short_keys(list(plan["swept_keys"]))
     figure, ax = plt.subplots(figsize=(7, 5))
     done = [r for r in rows if r["best_val_acc"] is not None]
     if done:
+        accuracies = np.array([r["best_val_acc"] for r in done], dtype=float)
+        low, high = colour_range(accuracies, [r for r in done if r["status"] == "completed"])
         points = ax.scatter(
             [float(r[x_key]) for r in done],
             [float(r[y_key]) for r in done],
             c=[r["best_val_acc"] for r in done],
             cmap="viridis",
+            vmin=low,
+            vmax=high,
             s=80,
             edgecolors=["#cc3333" if r["status"] != "completed" else "black" for r in done],
             linewidths=[2.0 if r["status"] != "completed" else 0.5 for r in done],
@@ -122,6 +148,4 @@ def _draw_scatter(path: Path, plan: dict, rows: list[dict], x_key: str, y_key: s
     ax.set_xlabel(names[x_key])
     ax.set_ylabel(names[y_key])
     ax.set_title(_title(plan, "best val acc per sampled trial (circled: best; red edge: diverged)"), fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure

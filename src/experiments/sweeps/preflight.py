@@ -23,8 +23,14 @@ def check_launcher(master_config) -> None:
         )
 
 
-def check_trials(hydra_context, master_config, swept: list[Override], jobs: list[list[str]]) -> None:
-    check_launcher(master_config)
+def launcher_name(master_config) -> str:
+    """hydra/launcher=NAME as typed (basic when none was chosen)."""
+    return f"hydra/launcher={master_config.hydra.runtime.choices.get('hydra/launcher') or 'basic'}"
+
+
+def check_trials(hydra_context, master_config, swept: list[Override], jobs: list[list[str]], dry_run: bool) -> None:
+    if not dry_run:  # a preview submits nothing, so it needs no sbatch
+        check_launcher(master_config)
     for override in swept:
         if not list(override.sweep_string_iterator()):
             raise UserError(f"{override.input_line} is an empty range: a sweep needs at least one value per key")
@@ -44,15 +50,18 @@ def check_job(hydra_context, master_config, job: list[str]) -> None:
         raise UserError(
             f"trainer.strategy={trainer.get('strategy')} with {trainer.get('devices')} devices does not run inside a "
             "sweep (-m): DDP starts its other processes by rerunning the command, which a sweep's trials cannot "
-            "share; sweep with one device per trial (trainer=cpu or trainer=gpu), or run each DDP setting as its "
+            "share; sweep with one device per trial (trainer=auto, cpu or gpu), or run each DDP setting as its "
             "own command"
         )
 
 
-def check_optuna_space(hydra_context, master_config, swept: list[Override], fixed: list[Override]) -> None:
+def check_optuna_space(
+    hydra_context, master_config, swept: list[Override], fixed: list[Override], dry_run: bool
+) -> None:
     """Optuna samples its trials as it goes, so one trial at the low end of every range is checked, and
     each range must hold a value (low < high for an interval, at least one choice)."""
-    check_launcher(master_config)
+    if not dry_run:
+        check_launcher(master_config)
     job = [o.input_line for o in fixed if o.input_line]
     for override in swept:
         value = override.value()

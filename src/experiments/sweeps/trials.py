@@ -19,7 +19,7 @@ from experiments.sweeps.summary import PLAN
 log = logging.getLogger(__name__)
 
 # Overrides that pick the sweep itself rather than what every trial trains with.
-NOT_IN_NAME = ("sweep", "sweep_name")
+NOT_IN_NAME = ("sweep", "sweep_name", "dry_run")
 
 
 def parse(arguments: list[str]) -> tuple[list[Override], list[Override]]:
@@ -80,7 +80,7 @@ class SweepPlan:
     def __init__(self, config, swept: list[Override], fixed: list[Override]):
         self.swept_keys = [o.get_key_element() for o in swept]
         self.short = short_keys(self.swept_keys)
-        self.fixed = fixed_strings(fixed)
+        self.fixed = [o for o in fixed_strings(fixed) if override_key(o) != "dry_run"]  # a preview is the same sweep
         choice = config.hydra.runtime.choices.get("sweep")
         label = choice if choice not in (None, "null", "grid") else "grid-" + "_".join(self.short.values())
         named_by = [o for o in self.fixed if override_key(o) not in NOT_IN_NAME]
@@ -88,6 +88,7 @@ class SweepPlan:
         self.dir = Path(config.hydra.runtime.cwd) / (typed_sweep_dir(config) or Path("outputs") / "sweeps" / self.name)
         self.preset_overrides = preset_overrides(config, choice)
         self.trials: list[dict] = []
+        self.skipped: list[str] = []  # trials that had finished in an earlier run of this sweep
 
     def check_matches_existing(self) -> None:
         """Rerunning resumes; reusing the name for a different sweep would mix results, so it is refused."""
@@ -148,6 +149,7 @@ class TrialLauncher:
             finished = finished_result(trial_dir, job)
             if finished is not None:
                 log.info(f"trial {name}: already {read_status(trial_dir)['status']}, skipped")
+                self.plan.skipped.append(name)
                 results[offset] = finished
                 continue
             extra = [f"hydra.sweep.dir={quoted(self.plan.dir)}", f"hydra.sweep.subdir={quoted(name)}"]

@@ -12,9 +12,22 @@ def finish_sweep(plan, interrupted: bool = False) -> None:
     _, rows = write_summary(plan.dir)
     print_summary(plan.name, rows, plan.swept_keys)
     log.info(f"sweep summary: {plan.dir}/summary.md, heatmap.png, best.yaml")
+    if plan.skipped:
+        log.warning(skipped_line(plan, len(rows)))
     failed = [row["trial"] for row in rows if row["status"] == "failed"]
     if failed and not interrupted:
         raise TrialsFailed(
             f"{len(failed)} of {len(rows)} trials failed ({', '.join(failed[:3])}{'...' if len(failed) > 3 else ''}); "
             f"each has error.txt in {plan.dir}"
         )
+
+
+def skipped_line(plan, trials: int) -> str:
+    """Rerunning a sweep resumes it, so a finished trial is not trained again: say so, and how to start afresh."""
+    skipped = len(plan.skipped)
+    what = "every trial" if skipped >= trials else f"{skipped} of {trials} trials"
+    were = "were" if 1 < skipped < trials else "was"
+    return (
+        f"{what} of sweep {plan.name} had finished in an earlier run in {plan.dir} and {were} skipped, not trained "
+        "again; to train them afresh (e.g. to compare launchers), add sweep_name=NEW_NAME"
+    )

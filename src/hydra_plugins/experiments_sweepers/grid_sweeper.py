@@ -2,7 +2,8 @@
 - every trial's config is composed and validated before the first one runs;
 - outputs/sweeps/NAME/TRIAL directories, a rerun resumes (see experiments.sweeps.trials);
 - summary.csv, summary.md, heatmap.png and best.yaml when the sweep ends, also after Ctrl-C;
-- exit status 1 when trials failed (not when they diverged)."""
+- exit status 1 when trials failed (not when they diverged);
+- dry_run=true: the checks and the plan, printed, and nothing trained."""
 
 from dataclasses import dataclass
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf, read_write
+
+from experiments.sweeps.preflight import launcher_name
 
 
 @dataclass
@@ -32,9 +35,15 @@ class GridSweeper(BasicSweeper):
         swept, fixed = parse(everything)
         batches = BasicSweeper.split_arguments(self._parsed(everything), self.max_batch_size)
         jobs = [job for batch in batches for job in batch]
-        check_trials(self.hydra_context, self.config, swept, jobs)  # raises before anything is written
+        dry_run = bool(self.config.get("dry_run"))
+        check_trials(self.hydra_context, self.config, swept, jobs, dry_run)  # raises before anything is written
         plan = SweepPlan(self.config, swept, fixed)
         plan.check_matches_existing()
+        if dry_run:
+            from experiments.sweeps.dry_run import print_grid_plan
+
+            print_grid_plan(plan, jobs, launcher_name(self.config))
+            return []
         launcher = TrialLauncher(self.launcher, plan)
         for job in jobs:  # listed up front, so a partial sweep's summary shows what is still missing
             name, values = plan.describe(job)

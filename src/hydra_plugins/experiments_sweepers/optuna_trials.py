@@ -2,6 +2,7 @@
 sweep directory, numbered readable trial directories, validation before the first trial, resume and
 the summary files. Optuna itself is imported only when a sweep starts."""
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,9 @@ from hydra.core.config_store import ConfigStore
 from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import read_write
+
+# optuna imports alembic, whose plugin registry logs a line per plugin at INFO under Hydra's logging
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @dataclass
@@ -33,9 +37,17 @@ class OptunaTrialsSweeper(OptunaSweeper):
 
         impl = self.sweeper  # hydra-optuna-sweeper's implementation object
         swept, fixed = parse(params_as_arguments(impl.params) + list(arguments))
-        check_optuna_space(self.hydra_context, self.config, swept, fixed)
+        dry_run = bool(self.config.get("dry_run"))
+        check_optuna_space(self.hydra_context, self.config, swept, fixed, dry_run)
         plan = SweepPlan(self.config, swept, fixed)
         plan.check_matches_existing()
+        if dry_run:
+            from experiments.sweeps.dry_run import print_search_plan
+            from experiments.sweeps.preflight import launcher_name
+
+            space = {o.get_key_element(): o.input_line.partition("=")[2] for o in swept}
+            print_search_plan(plan, space, impl.n_trials, launcher_name(self.config))
+            return []
         plan.save()
         with read_write(self.config.hydra.sweep):
             self.config.hydra.sweep.dir = str(plan.dir)  # optimization_results.yaml lands there too
