@@ -1,8 +1,9 @@
 """Epoch seconds: the note's loop, a raw PyTorch loop, bare Lightning and the framework, plus the matmul ceiling.
 
-    python bench/epoch.py            # full: 60k MNIST-shaped, 20k CIFAR-shaped images (about 14 minutes)
-    python bench/epoch.py --quick    # small data, one round (about 2 minutes)
-    python bench/epoch.py --smoke    # tiny data, one process, no pty or memory runs: checks the table (seconds)
+    python bench/epoch.py            # full: 60k MNIST-shaped, 20k CIFAR-shaped images, 4 rounds
+    python bench/epoch.py --quick    # small data, one round
+    python bench/epoch.py --smoke    # tiny data, one process, no pty or memory runs: checks the table
+    python bench/epoch.py --json bench/results/epoch.json   # also record it for the docs (bench/report.py)
 
 The loops are described in bench/loops.py. A shared 2-core VM drifts by 20-70% from one minute to the
 next (other tenants share its caches), so one process per case runs every loop in turn, round after
@@ -188,14 +189,21 @@ def _seconds(value: float | None) -> str:
     return f"{value:.2f}" if value is not None else "-"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     modes = parser.add_mutually_exclusive_group()
-    modes.add_argument("--quick", action="store_true", help="small data, one round (about 2 minutes)")
+    modes.add_argument("--quick", action="store_true", help="small data, one round")
     modes.add_argument("--smoke", action="store_true", help="tiny data in this process, no pty or memory runs")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per case (default 4; 1 with --quick)")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the summary and its provenance here (bench/results/)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))  # bench/loops.py, also inside worker processes
     if args.worker:
         case, root, epochs, rounds, kinds, out = args.worker
@@ -224,6 +232,10 @@ def main() -> None:
     print_table(summary)
     summary |= {"mode": mode, "epochs_per_run": epochs, "rounds": rounds}
     print(json.dumps(summary))
+    if args.json:
+        from provenance import write_result
+
+        print(f"written: {write_result(args.json, summary)}")
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Sweep seconds: `python train.py -m sweep=lr_wd` with Hydra's one-trial-at-a-time launcher against
 `hydra/launcher=fused`, in the same run of this script, on the embedded sample.
 
-    python bench/sweep.py              # the note's grid: 20 trials x 10 epochs each way (about 5 minutes on 2 cores)
-    python bench/sweep.py --quick      # 2 epochs per trial (about 2 minutes)
+    python bench/sweep.py              # the note's grid: 20 trials x 10 epochs, each way
+    python bench/sweep.py --quick      # 2 epochs per trial
     python bench/sweep.py --smoke      # 2 learning rates x 1 weight decay, a few batches: checks the table
-    python bench/sweep.py --mnist 60000 --epochs 2   # the GPU figure: 60k MNIST-shaped images (synthetic files)
+    python bench/sweep.py --mnist 60000 --epochs 10   # on 60k synthetic MNIST-shaped images: the GPU comparison
+    python bench/sweep.py --json bench/results/sweep.json   # also record it for the docs (bench/report.py)
 
 Each way is one real `python train.py` command, timed as a whole; Hydra's basic launcher runs its
 trials one after another in that one process. The table gives both wall times, their ratio, the best cell
@@ -83,14 +84,21 @@ def run_sweep(workdir: Path, extra: list[str]) -> dict:
     return {"seconds": seconds, "trials": trials, "best": best.removeprefix("trial: ")}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--quick", action="store_true", help="2 epochs per trial")
     modes.add_argument("--smoke", action="store_true", help="2 trials, a few batches: checks the table")
     parser.add_argument("--mnist", type=int, metavar="N", help="train on N synthetic MNIST-shaped images")
     parser.add_argument("--epochs", type=int, metavar="E", help="epochs per trial (default: the mode's)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the summary and its provenance here (bench/results/)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     with tempfile.TemporaryDirectory() as root:
         overrides = list(MODES[mode])
@@ -148,6 +156,10 @@ def main() -> None:
     print(f"  speed-up {summary['speedup']:.2f}x; one trial: {summary['lone_trial_s']} s alone (median of the")
     print(f"  completed trials), {summary['fused_per_trial_s']} s inside the fused set (the set's time / trials)")
     print(json.dumps(summary))
+    if args.json:
+        from provenance import write_result
+
+        print(f"written: {write_result(args.json, summary)}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""The presets' accuracy and time: each `experiment=` preset (and the note's NumPy net) run as a user runs it.
+
+    python bench/presets.py --json bench/results/presets.json            # every preset; best_* over 3 seeds
+    python bench/presets.py --only best_cnn --seeds 42 --json /tmp/p.json  # one preset, one seed
+
+Each run is one real `python train.py experiment=NAME ...` command in a fresh folder, timed as a whole.
+The note's presets whose dataset must be downloaded (FashionMNIST, CIFAR-10) run on the embedded sample,
+`data=mnist_sample`, and are recorded as such. bench/report.py turns the file into docs/results.md.
+"""
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from provenance import write_result
+
+REPO = Path(__file__).resolve().parents[1]
+NOTE = ["note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", "note_rnn_rows", "note_lstm_rows", "note_gru_rows"]
+BEST = ["best_mlp", "best_cnn", "best_lstm"]
+SCRATCH = "scratch"  # python -m experiments.scratch: the note's NumPy net
+OFFLINE = ["data=mnist_sample"]  # the note presets' own datasets are downloads
+
+
+def command_for(preset: str, seed: int) -> list[str]:
+    if preset == SCRATCH:
+        return ["-m", "experiments.scratch", "--seed", str(seed)]
+    extra = OFFLINE if preset in NOTE else []
+    return [str(REPO / "train.py"), f"experiment={preset}", *extra, f"seed={seed}"]
+
+
+def run_preset(preset: str, seed: int) -> dict:
+    """One timed command in its own folder; the figures of its metrics.json."""
+    with tempfile.TemporaryDirectory() as workdir:
+        command = [sys.executable, *command_for(preset, seed)]
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0:
+            sys.exit(f"error: {shlex.join(command)} failed:\n{done.stderr[-3000:]}")
+        [metrics_file] = Path(workdir).glob("outputs/runs/*/metrics.json")
+        metrics = json.loads(metrics_file.read_text())
+    keys = ("status", "best_val_acc", "test_acc", "epochs", "train_acc", "val_acc", "data")
+    shown = ["python", *(part.replace(str(REPO) + "/", "") for part in command[1:])]
+    return {"preset": preset, "seed": seed, "command": shlex.join(shown), "seconds": round(seconds, 1)} | {
+        key: metrics[key] for key in keys if key in metrics
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", metavar="PRESET", help="these presets only (default: all, and scratch)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 0, 1], help="seeds of the best_* presets")
+    parser.add_argument("--json", metavar="PATH", help="write the runs and their provenance here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    presets = args.only or [*NOTE, SCRATCH, *BEST]
+    runs = []
+    for preset in presets:
+        for seed in args.seeds if preset in BEST else [42 if preset != SCRATCH else 0]:
+            run = run_preset(preset, seed)
+            runs.append(run)
+            accuracy = run.get("test_acc")
+            print(f"{preset} seed {seed}: test acc {accuracy}, {run['seconds']} s", flush=True)
+    if args.json:
+        print(f"written: {write_result(args.json, {'runs': runs})}")
+
+
+if __name__ == "__main__":
+    main()

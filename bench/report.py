@@ -1,0 +1,234 @@
+"""Writes every measured figure in the docs from the result files in bench/results/, never by hand.
+
+    python bench/report.py            # rewrite the generated blocks of README.md and docs/*.md
+    python bench/report.py --check    # exit 1, naming the block, if a generated block is out of date
+
+A generated block sits between `<!-- report:NAME -->` and `<!-- /report -->`; NAME picks its renderer below.
+Each block ends with where its figures come from: date, commit, machine and command. The result files are
+written by the measuring scripts: presets.py, transcripts.py, epoch.py and sweep.py (each with --json).
+"""
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+BLOCK = re.compile(r"(<!-- report:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /report -->)", re.S)
+
+# Figures the note (or the tutorial it follows) publishes: quoted from there, not measured here.
+PUBLISHED = {
+    "note_quickstart": ("Quick Start to PyTorch (FashionMNIST)", "about 64-66% test (PyTorch's quickstart)"),
+    "note_mnist_mlp": ("Implementation of Neural Net in Python (MNIST)", "77% training accuracy"),
+    "note_lenet_cifar10": ("Total Architecture with PyTorch (CIFAR-10)", "none; about 54% test in PyTorch's tutorial"),
+    "note_rnn_rows": ("RNN (image rows as steps)", "none: the note shows shapes only"),
+    "note_lstm_rows": ("LSTM (image rows as steps)", "none: the note shows shapes only"),
+    "note_gru_rows": ("GRU (image rows as steps)", "none: the note shows shapes only"),
+    "scratch": ("Implementation of Neural Net in Python: the NumPy code", "77% training accuracy"),
+}
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def origin(record: dict) -> str:
+    where = record["provenance"]
+    return (
+        f"_Measured on {where['date']} at commit {where['commit']}, on {where['machine']}, by `{where['command']}`._\n"
+    )
+
+
+def not_measured(command: str) -> str:
+    return f"_Not measured yet: `{command}` writes these figures._\n"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def transcript(name: str) -> str:
+    record = load("transcripts")
+    if record is None or name not in record["summary"]:
+        return not_measured("python bench/transcripts.py --json bench/results/transcripts.json")
+    entry = record["summary"][name]
+    return f"```\n$ {entry['command']}\n{entry['output']}\n```\n\n{origin(record)}"
+
+
+def recipe(preset: str) -> str:
+    """The preset's own settings, read from its yaml: the table can never drift from the recipe."""
+    settings = yaml.safe_load((REPO / "conf" / "experiment" / f"{preset}.yaml").read_text())
+    parts = []
+    for entry in settings.pop("defaults", []):
+        for group, option in entry.items():
+            parts.append(f"{group.removeprefix('override /')}={option}")
+
+    def flatten(tree: dict, prefix: str = "") -> None:
+        for key, value in tree.items():
+            if isinstance(value, dict):
+                flatten(value, f"{prefix}{key}.")
+            else:
+                parts.append(f"{prefix}{key}={value}".replace(" ", ""))
+
+    flatten(settings)
+    return " ".join(parts)
+
+
+def runs_of(preset: str) -> list[dict]:
+    record = load("presets")
+    return [run for run in record["summary"]["runs"] if run["preset"] == preset] if record else []
+
+
+def presets_note() -> str:
+    record = load("presets")
+    if record is None:
+        return not_measured("python bench/presets.py --json bench/results/presets.json")
+    rows = []
+    for preset, (section, figure) in PUBLISHED.items():
+        for run in runs_of(preset):
+            if preset == "scratch":
+                measured = f"{percent(run['train_acc'])} training, {percent(run['test_acc'])} test"
+            else:
+                measured = f"{percent(run['test_acc'])} ({percent(run['best_val_acc'])})"
+            data = run.get("data", "mnist_sample")
+            rows.append([f"`{run['command']}`", section, figure, measured, data, f"{run['seconds']:.0f}"])
+    header = ["command", "the note's section", "published figure", "here: test (best val)", "data", "seconds"]
+    return table(header, rows) + "\n" + origin(record)
+
+
+def presets_best() -> str:
+    record = load("presets")
+    if record is None:
+        return not_measured("python bench/presets.py --json bench/results/presets.json")
+    rows = []
+    for preset in ("best_mlp", "best_cnn", "best_lstm"):
+        runs = runs_of(preset)
+        if not runs:
+            continue
+        vals = " / ".join(f"{percent(r['best_val_acc'])} (seed {r['seed']})" for r in runs)
+        tests = [r["test_acc"] for r in runs]
+        test = f"{100 * statistics.mean(tests):.1f} ± {100 * (max(tests) - min(tests)) / 2:.1f}%"
+        seconds = statistics.median(r["seconds"] for r in runs)
+        rows.append([f"`experiment={preset}`", f"`{recipe(preset)}`", vals, test, f"{seconds:.0f}"])
+    header = ["preset", "its settings", "best val acc per seed", "test acc: mean ± half-range", "seconds (median)"]
+    return table(header, rows) + "\n" + origin(record)
+
+
+def epoch_table() -> str:
+    record = load("epoch")
+    if record is None:
+        return not_measured("python bench/epoch.py --json bench/results/epoch.json")
+    summary = record["summary"]
+    header = ["case", "note's loop", "raw PyTorch", "bare Lightning", "framework", "lightning/raw", "fw/raw"]
+    labels = {
+        "mlp_b64": "MLP 784-512-512-10, batch 64",
+        "mlp_b256": "MLP, batch 256",
+        "lenet_b64": "LeNet, CIFAR-shaped, batch 64",
+    }
+    rows = []
+    for case, label in labels.items():
+        row = summary[case]
+        framework = max(value for value in (row["framework_s"], row["framework_pty_s"]) if value is not None)
+        seconds = [f"{row[key]:.2f}" for key in ("note_s", "raw_s", "lightning_s")] + [f"{framework:.2f}"]
+        ratios = [f"{row['lightning_over_raw']:.2f}", f"{row['framework_over_raw']:.2f}"]
+        rows.append([label, *seconds, *ratios, f"{row['update_ratio_cost']:+.1%}"])
+    gflops, compose = summary["mlp_b64"]["matmul_gflops"], summary["compose_s"]
+    extra = (
+        f"\nSeconds per training epoch, median of {summary['rounds']} rounds ({summary['mode']} mode); "
+        f"fp32 matmul {gflops:.0f} GFLOP/s; `python train.py --cfg job` in {compose:.2f} s.\n\n"
+    )
+    return table([*header, "update-ratio cost"], rows) + extra + origin(record)
+
+
+def sweep_table() -> str:
+    record = load("sweep")
+    if record is None:
+        return not_measured("python bench/sweep.py --json bench/results/sweep.json")
+    s = record["summary"]
+    header = ["sweep", "device", "one trial at a time", "fused", "speed-up", "best cell, each way"]
+    row = [
+        f"lr_wd on {s['data']}, {s['trials']} trials x {s['epochs']} epochs ({s['diverged']} diverged)",
+        s["device"],
+        f"{s['sequential_s']:.1f} s",
+        f"{s['fused_s']:.1f} s",
+        f"{s['speedup']:.2f}x",
+        f"{s['best_sequential']} / {s['best_fused']}",
+        f"{s['lone_trial_s']} s / {s['fused_per_trial_s']} s",
+    ]
+    on_cpu = s["device"].startswith("CPU")  # bench/sweep.py names a CUDA device, or "CPU (...)"
+    note = "\nOn a GPU: not measured.\n\n" if on_cpu else "\n"
+    return table([*header, "one trial alone / in the set"], [row]) + note + origin(record)
+
+
+RENDERERS = {
+    "first_run": lambda: transcript("first_run"),
+    "procedure": lambda: transcript("procedure"),
+    "procedure_cnn": lambda: transcript("procedure_cnn"),
+    "scratch": lambda: transcript("scratch"),
+    "presets_note": presets_note,
+    "presets_best": presets_best,
+    "epoch": epoch_table,
+    "sweep": sweep_table,
+}
+
+
+def documents() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+
+
+def rewrite(text: str, where: Path) -> str:
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in RENDERERS:
+            sys.exit(f"error: {where}: <!-- report:{name} --> names no renderer: choose from {', '.join(RENDERERS)}")
+        return f"{match.group(1)}{RENDERERS[name]()}{match.group(4)}"
+
+    return BLOCK.sub(replace, text)
+
+
+def stale_blocks() -> list[str]:
+    """`FILE: report:NAME` for every generated block whose text differs from what the results give."""
+    stale = []
+    for path in documents():
+        text = path.read_text()
+        for old, new in zip(BLOCK.finditer(text), BLOCK.finditer(rewrite(text, path)), strict=True):
+            if old["body"] != new["body"]:
+                stale.append(f"{path.relative_to(REPO)}: report:{old['name']}")
+    return stale
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only say which generated blocks are out of date")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.check:
+        stale = stale_blocks()
+        for block in stale:
+            print(f"out of date: {block} (run python bench/report.py)", file=sys.stderr)
+        return 1 if stale else 0
+    for path in documents():
+        text = path.read_text()
+        updated = rewrite(text, path)
+        if updated != text:
+            path.write_text(updated)
+            print(f"rewritten: {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
