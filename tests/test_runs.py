@@ -129,3 +129,11 @@ def test_runs_started_together_get_their_own_directories(tmp_path):
     run_dirs = sorted((tmp_path / "outputs" / "runs").iterdir())
     assert len(run_dirs) == 2
     assert all((d / "metrics.json").is_file() for d in run_dirs)
+
+
+def test_the_metrics_table_prints_values_as_text_not_rich_markup(capsys):
+    from experiments.reporting import print_metrics_table
+
+    advice = "stop earlier or regularize more: regularization=[early_stopping], dropout or l2"
+    print_metrics_table({"loss_curve": {"advice": advice}}, title="final metrics")
+    assert "regularization=[early_stopping]" in capsys.readouterr().out.replace("\n", " ").replace("│", " ")

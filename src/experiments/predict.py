@@ -136,6 +136,7 @@ def predict(
 
 def print_predictions(predictions: list[tuple[Path, list[tuple[str, float]]]]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="predictions", header_style="bold")
@@ -143,7 +144,7 @@ def print_predictions(predictions: list[tuple[Path, list[tuple[str, float]]]]) -
     for rank in range(len(predictions[0][1])):
         table.add_column(f"#{rank + 1} class (prob)")
     for path, ranked in predictions:
-        table.add_row(str(path), *(f"{name} ({prob:.3f})" for name, prob in ranked))
+        table.add_row(escape(str(path)), *(escape(f"{name} ({prob:.3f})") for name, prob in ranked))
     Console().print(table)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 # Tags of the HParams tab's metric columns; separate from the per-epoch curves they summarize.
@@ -99,7 +100,7 @@ def print_metrics_table(metrics: dict, title: str) -> None:
     table.add_column("metric")
     table.add_column("value", justify="right", overflow="fold")
     for key, value in _rows(metrics):
-        table.add_row(key, value)
+        table.add_row(escape(key), escape(value))  # values such as [early_stopping] are text, not Rich markup
     Console().print(table)
 
 

@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from experiments.procedure.sanity import FAILURE_MEANS, CheckResult
@@ -20,7 +21,9 @@ def report_checks(results: list[CheckResult], run_dir: Path) -> Path:
         table.add_column(column, overflow="fold")
     for result in results:
         verdict = "[green]PASS[/green]" if result.passed else "[bold red]FAIL[/bold red]"
-        table.add_row(result.label, verdict, result.measured, result.expected, FAILURE_MEANS[result.check])
+        texts = (result.label, result.measured, result.expected, FAILURE_MEANS[result.check])
+        label, measured, expected, means = (escape(text) for text in texts)  # text, never Rich markup
+        table.add_row(label, verdict, measured, expected, means)
     Console(width=max(Console().width, 140)).print(table)
     path = run_dir / "checks.json"
     path.write_text(json.dumps([result.as_dict() for result in results], indent=2) + "\n")

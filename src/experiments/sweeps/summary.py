@@ -123,6 +123,7 @@ def _best_yaml(plan: dict, best: dict) -> str:
 
 def print_summary(plan_name: str, rows: list[dict], keys: list[str]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"sweep {plan_name}", header_style="bold")
@@ -131,7 +132,8 @@ def print_summary(plan_name: str, rows: list[dict], keys: list[str]) -> None:
     for row in rows:
         values = [format_value(str(row[key])) for key in keys]
         status = row["status"] + (f" @ step {row['diverged_step']}" if row["status"] == "diverged" else "")
-        table.add_row(*values, status, *(_show(row[c], c) for c in ("best_val_acc", "final_train_loss", "seconds")))
+        shown = [*values, status, *(_show(row[c], c) for c in ("best_val_acc", "final_train_loss", "seconds"))]
+        table.add_row(*(escape(str(text)) for text in shown))  # swept values such as [256,128] are text
     Console().print(table)
 
 
