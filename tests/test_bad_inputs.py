@@ -252,8 +252,9 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path, file_cases, name):
     assert not any(tmp_path.parent.parent.rglob("created-by-unpickling"))  # the payload never ran
 
 
-# true: the download is attempted and fails offline (several seconds of connection attempts: slow)
-@pytest.mark.parametrize("download", ["false", pytest.param("true", marks=pytest.mark.slow)])
+# Both through `python train.py`, so slow; true attempts the download, which fails offline.
+@pytest.mark.slow
+@pytest.mark.parametrize("download", ["false", "true"])
 def test_missing_dataset_offline_is_one_clear_line(tmp_path, download):
     empty = tmp_path / "nothing_here"
     result = train(tmp_path, "data=mnist", f"data.root={empty}", f"data.download={download}")

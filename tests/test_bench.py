@@ -1,4 +1,4 @@
-"""The benchmark runs end to end and prints every figure the README's Performance table quotes.
+"""The benchmarks run end to end and record every figure docs/performance.md shows.
 
 Its smoke mode trains each loop on a few batches: the figures mean nothing there, so this checks the
 table's shape and the arithmetic of its ratios, never the speed."""
@@ -14,12 +14,12 @@ CASES = ("mlp_b64", "mlp_b256", "lenet_b64")
 LOOPS = ("note", "raw", "lightning", "framework")
 
 
-def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "epoch.py"), "--smoke"], capture_output=True, text=True, cwd=tmp_path
-    )
+@pytest.mark.slow  # a dozen loops in one process
+def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path, monkeypatch):
+    command = [sys.executable, str(REPO / "bench" / "epoch.py"), "--smoke", "--json", str(tmp_path / "epoch.json")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = recorded(tmp_path / "epoch.json", done)
     assert summary["mode"] == "smoke" and summary["rounds"] == 1 and summary["compose_s"] > 0
     for case in CASES:
         figures = summary[case]
@@ -39,18 +39,40 @@ def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path):
     assert summary["lenet_b64"]["matmul_share"] is None
     table = done.stdout[done.stdout.index("seconds per training epoch") :]
     assert all(case in table for case in CASES) and "fw/raw" in table and "fp32 matmul" in table
+    docs_table = rendered("epoch_table", tmp_path, monkeypatch)  # what docs/performance.md would show
+    assert "LeNet, CIFAR-shaped, batch 64" in docs_table and "bench/epoch.py --smoke --json" in docs_table
+
+
+def recorded(path, done) -> dict:
+    """A benchmark's --json file: the summary it printed last, with where it was measured."""
+    record = json.loads(path.read_text())
+    assert set(record["provenance"]) == {"date", "commit", "machine", "command"}
+    assert "cores" in record["provenance"]["machine"] and record["provenance"]["commit"]
+    printed = json.loads(next(line for line in reversed(done.stdout.splitlines()) if line.startswith("{")))
+    assert record["summary"] == printed
+    return record["summary"]
+
+
+def rendered(renderer: str, results, monkeypatch) -> str:
+    """bench/report.py's block for the result files in `results`."""
+    from test_docs import load_script
+
+    report = load_script("report")
+    monkeypatch.setattr(report, "RESULTS", results)
+    return getattr(report, renderer)()
 
 
 @pytest.mark.slow
-def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "sweep.py"), "--smoke"], capture_output=True, text=True, cwd=tmp_path
-    )
+def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell(tmp_path, monkeypatch):
+    command = [sys.executable, str(REPO / "bench" / "sweep.py"), "--smoke", "--json", str(tmp_path / "sweep.json")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary = recorded(tmp_path / "sweep.json", done)
     assert summary["mode"] == "smoke" and summary["trials"] == 2 and summary["diverged"] == 1
     assert summary["best_sequential"] == summary["best_fused"] == "lr=0.001"
     for cell, (alone, fused) in summary["cells"].items():  # every trial's outcome, the same both ways
         assert (alone is None) == (fused is None) and (alone is None or abs(alone - fused) <= 0.005), cell
     assert summary["speedup"] == pytest.approx(summary["sequential_s"] / summary["fused_s"], abs=0.02)
     assert "sequential (hydra's basic launcher)" in done.stdout and "fused (hydra/launcher=fused)" in done.stdout
+    docs_table = rendered("sweep_table", tmp_path, monkeypatch)
+    assert "lr_wd on mnist_sample, 2 trials" in docs_table and "On a GPU: not measured." in docs_table

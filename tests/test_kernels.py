@@ -5,6 +5,7 @@ import sys
 
 import numpy as np
 import pytest
+from documented import documented
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -63,7 +64,10 @@ def test_kernels_correlate_as_cv2_filter2d_does_rather_than_convolve():
 
 def test_the_kernels_command_writes_one_labelled_grid_to_png_and_tensorboard(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.kernels", "--images", "3"], cwd=tmp_path, capture_output=True, text=True
+        [sys.executable, "-m", "experiments.kernels", *documented("python -m experiments.kernels"), "--images", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     [run_dir] = (tmp_path / "outputs" / "runs").glob("*_kernels_mnist_sample_p*")

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from conftest import run_here, train
+from documented import documented
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from experiments.errors import UserError
@@ -20,12 +21,12 @@ def test_the_search_alone_saves_its_curve_and_trains_nothing(tmp_path):
     assert events.Tags()["images"] == ["tune/lr_find"] and events.Images("tune/lr_find")[-1].width > 400
 
 
+@pytest.mark.slow  # the documented command through `python train.py`
 def test_then_train_trains_with_the_suggestion_and_records_it(tmp_path):
     # through `python train.py`: the suggestion reaches the optimizer, metrics.json and the checkpoint
     result = train(
         tmp_path,
-        "tune=lr_find",
-        "lr_find.then_train=true",
+        *documented("python train.py tune=lr_find lr_find.then_train=true"),
         "lr_find.num_training=40",
         "trainer.max_epochs=2",
         "trainer.limit_train_batches=30",

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from conftest import SMOKE, compose_config, run_here, train
+from documented import documented
 
 from experiments.module import ClassifierModule
 from experiments.procedure.sanity import initial_loss, regularization_raises_loss
@@ -39,7 +40,8 @@ def test_check_procedure_prints_one_table(tmp_path, capsys):
 
 def test_zeros_init_cannot_overfit_and_the_command_exits_1(tmp_path):
     # through `python train.py check=procedure`: the table, checks.json, the one-line error and exit 1
-    result = train(tmp_path, "check=procedure", "model.init=zeros", "checks.overfit_max_steps=60")
+    command = documented("python train.py check=procedure model.init=zeros")
+    result = train(tmp_path, *command, "checks.overfit_max_steps=60")
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "overfit a tiny subset" in last and "checks.json" in last

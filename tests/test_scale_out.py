@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import REPO, compose_config, run_here, train
+from documented import documented
 
 from experiments.data.in_memory import TensorBatches
 
@@ -112,11 +113,16 @@ def test_a_ddp_run_killed_in_epoch_3_resumes_in_place_to_the_unbroken_result(ddp
 
 @pytest.mark.slow
 def test_a_sweep_through_submitits_local_executor_runs_each_trial_in_its_own_process(tmp_path):
-    result = train(tmp_path, "-m", "hydra/launcher=local", "optimizer.lr=0.001,0.002", *SHORT_TRIALS)
+    command = documented("python train.py -m sweep=lr_wd hydra/launcher=local sweep_name=lr_wd_local")
+    result = train(tmp_path, *command, "optimizer.lr=0.001,0.002", "regularization.weight_decay=0", *SHORT_TRIALS)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
+    assert sweep_dir.name == "lr_wd_local"
     statuses = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/status.json")}
-    assert {name: s["status"] for name, s in statuses.items()} == {"lr=0.001": "completed", "lr=0.002": "completed"}
+    assert {name: s["status"] for name, s in statuses.items()} == {
+        "lr=0.001,wd=0": "completed",
+        "lr=0.002,wd=0": "completed",
+    }
     pids = {s["pid"] for s in statuses.values()}
     assert len(pids) == 2  # two processes, started by submitit, each writing its own status
     assert len(list((tmp_path / "outputs" / "submitit").iterdir())) >= 2  # submitit's job folders
@@ -187,8 +193,9 @@ def test_trainer_slurm_shares_one_directory_across_srun_tasks_and_requeues_on_th
 @pytest.mark.slow
 def test_a_fused_set_runs_as_one_submitit_job(tmp_path):
     """hydra/launcher=fused_local: what fused_slurm does, with submitit's local executor: three trials, one job."""
-    grid = ["optimizer.lr=0.001,0.003,0.01", "model.hidden_sizes=[64]", *SHORT_TRIALS]
-    result = train(tmp_path, "-m", "hydra/launcher=fused_local", *grid)
+    grid = ["optimizer.lr=0.001,0.003,0.01", "regularization.weight_decay=0", "model.hidden_sizes=[64]", *SHORT_TRIALS]
+    command = documented("python train.py -m sweep=lr_wd hydra/launcher=fused_local sweep_name=lr_wd_fused_local")
+    result = train(tmp_path, *command, *grid)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
     statuses = [json.loads(p.read_text())["status"] for p in sweep_dir.glob("*/status.json")]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import compose_config, logged_scalars
+from documented import documented
 
 from experiments.scratch import network
 
@@ -121,7 +122,7 @@ def scratch(cwd, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_the_scratch_command_prints_every_10_iterations_and_writes_its_run(tmp_path):
-    done = scratch(tmp_path, "--iterations", "30")
+    done = scratch(tmp_path, *documented("python -m experiments.scratch"), "--iterations", "30")
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stdout.splitlines() if line.startswith("iteration")]
     assert [int(line.split()[1]) for line in lines] == [0, 10, 20]

@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import REPO, train
+from documented import documented
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -122,34 +123,35 @@ def hparams_columns_shown(logdir: Path) -> list[str]:
     return [info["name"] for info in sorted(infos, key=lambda info: not info.get("differs", False))]
 
 
-def test_divergence_stops_the_trial_within_its_first_epoch_and_the_sweep_goes_on(tmp_path):
-    result = train(tmp_path, "-m", "optimizer=sgd", "optimizer.lr=0.01,20", *QUICK)
-    assert result.returncode == 0, result.stderr[-2000:]
-    [sweep_dir] = sweep_dirs(tmp_path)
-    exploded, fine = status(sweep_dir / "lr=20"), status(sweep_dir / "lr=0.01")
-    assert exploded["status"] == "diverged" and fine["status"] == "completed"
-    assert exploded["diverged_step"] < 8  # per step: before the first epoch's 8 batches are done
-    metrics = json.loads((sweep_dir / "lr=20" / "metrics.json").read_text())
-    assert not metrics["final_train_loss"] < 3 * 2.3  # above 3x the initial ~2.3, or NaN
-    assert metrics["test_acc"] is None  # a diverged run is not tested
-    row = next(r for r in summary_rows(sweep_dir) if r["trial"] == "lr=20")
-    assert row["status"] == "diverged" and row["diverged_step"] == str(exploded["diverged_step"])
-
-
-def test_a_failing_trial_is_recorded_the_others_run_and_the_sweep_exits_1(tmp_path):
+def test_a_diverging_and_a_failing_trial_are_recorded_and_the_other_trials_run(tmp_path):
     from experiments.data.synthetic_files import write_mnist_family
 
     good, empty = tmp_path / "with_mnist", tmp_path / "empty"
     write_mnist_family(good)
-    empty.mkdir()  # no files: that trial raises when it loads its data
-    result = train(tmp_path, "-m", "data=mnist", "data.download=false", f"data.root={good},{empty}", *QUICK)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 trials failed")
+    empty.mkdir()  # no files: those trials raise when they load their data
+    grid = ["data=mnist", "data.download=false", f"data.root={good},{empty}", "optimizer=sgd", "optimizer.lr=0.01,20"]
+    result = train(tmp_path, "-m", *grid, *QUICK)
+    assert result.returncode == 1  # for the failures; a diverged trial is not one
+    assert result.stderr.strip().splitlines()[-1].startswith("error: 2 of 4 trials failed")
     [sweep_dir] = sweep_dirs(tmp_path)
-    failed = sweep_dir / f"root={str(empty).replace('/', '_')}"
-    assert status(failed)["status"] == "failed"
-    assert "dataset not found" in (failed / "error.txt").read_text()
-    assert {row["status"] for row in summary_rows(sweep_dir)} == {"completed", "failed"}
+    trial = {
+        (root, lr): sweep_dir / f"root={str(root).replace('/', '_')},lr={lr}"
+        for root in (good, empty)
+        for lr in (0.01, 20)
+    }
+    exploded, fine = status(trial[good, 20]), status(trial[good, 0.01])
+    assert exploded["status"] == "diverged" and fine["status"] == "completed"
+    assert exploded["diverged_step"] < 8  # per step: before the first epoch's 8 batches are done
+    metrics = json.loads((trial[good, 20] / "metrics.json").read_text())
+    assert not metrics["final_train_loss"] < 3 * 2.3  # above 3x the initial ~2.3, or NaN
+    assert metrics["test_acc"] is None  # a diverged run is not tested
+    for lr in (0.01, 20):
+        assert status(trial[empty, lr])["status"] == "failed"
+        assert "dataset not found" in (trial[empty, lr] / "error.txt").read_text()
+    rows = {row["trial"]: row for row in summary_rows(sweep_dir)}
+    diverged = rows[trial[good, 20].name]
+    assert diverged["status"] == "diverged" and diverged["diverged_step"] == str(exploded["diverged_step"])
+    assert sorted(row["status"] for row in rows.values()) == ["completed", "diverged", "failed", "failed"]
 
 
 @pytest.mark.slow
@@ -235,12 +237,11 @@ def test_threads_per_trial_share_the_cores_among_parallel_trials():
 
 @pytest.mark.slow  # several runs through `python train.py`; in the full suite and CI
 def test_joblib_launcher_runs_two_trials_in_parallel_sharing_the_cores(tmp_path):
-    result = train(
-        tmp_path, "-m", "optimizer.lr=0.001,0.002", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *QUICK
-    )
+    command = documented("python train.py -m sweep=lr_wd hydra/launcher=joblib hydra.launcher.n_jobs=2")
+    result = train(tmp_path, *command, "optimizer.lr=0.001,0.002", "regularization.weight_decay=0", *QUICK)
     assert result.returncode == 0, result.stderr[-2000:]
     [sweep_dir] = sweep_dirs(tmp_path)
-    trials = [sweep_dir / "lr=0.001", sweep_dir / "lr=0.002"]
+    trials = [sweep_dir / "lr=0.001,wd=0", sweep_dir / "lr=0.002,wd=0"]
     records = [status(t) for t in trials]
     share = max(1, (os.cpu_count() or 1) // 2)  # the rule: cores // n_jobs (1 on a 2-core machine, 8 on 16 cores)
     assert all(json.loads((t / "metrics.json").read_text())["torch_threads"] == share for t in trials)
@@ -253,8 +254,7 @@ def test_joblib_launcher_runs_two_trials_in_parallel_sharing_the_cores(tmp_path)
 def test_optuna_preset_survives_diverged_trials(tmp_path):
     result = train(
         tmp_path,
-        "-m",
-        "sweep=optuna",
+        *documented("python train.py -m sweep=optuna"),
         "hydra.sweeper.n_trials=3",
         "optimizer=sgd",
         "optimizer.lr=tag(log, interval(5.0, 50.0))",

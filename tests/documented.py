@@ -1,0 +1,105 @@
+"""The commands the docs show: every command line in the fenced blocks of README.md, docs/*.md and
+bench/README.md, with where it is written, its comment, and (in a `$ command` transcript) what it printed."""
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
+STARTS = (
+    "python train.py", "srun python train.py", "python -m ", "python bench/", "tensorboard ",
+    "experiments-predict", "experiments-sweep-summary", "pip install",
+)  # fmt: skip
+# Commands the docs mark as needing what a test machine lacks: they are composed, never run.
+NOT_HERE = ("needs a GPU", "needs GPUs", "on a SLURM cluster", "on a machine without a GPU")
+
+
+@dataclass(frozen=True)
+class Documented:
+    where: str  # file:line
+    text: str  # the command, continuation lines joined, without its comment
+    comment: str
+    output: tuple[str, ...] = ()  # what a `$ command` transcript shows it printed
+    context: str = ""  # the sentence before the block, for "On a SLURM cluster:"
+
+    @property
+    def argv(self) -> list[str]:
+        return shlex.split(self.text)
+
+    @property
+    def runs_here(self) -> bool:
+        marked = any(mark in f"{self.comment} {self.context}" for mark in NOT_HERE)
+        return not marked and not self.text.startswith("srun ")
+
+
+def split_comment(line: str) -> tuple[str, str]:
+    """`command  # comment` -> (command, comment); a # inside quotes is part of the command."""
+    quote = None
+    for index, char in enumerate(line):
+        if char in "'\"" and quote in (None, char):
+            quote = None if quote == char else char
+        elif char == "#" and quote is None and (index == 0 or line[index - 1] == " "):
+            return line[:index].rstrip(), line[index + 1 :].strip()
+    return line.rstrip(), ""
+
+
+def blocks(path: Path):
+    """(first line number, lines, the paragraph before) of every fenced block."""
+    lines = path.read_text().splitlines()
+    inside, start, body, before = False, 0, [], ""
+    for number, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            if inside:
+                yield start, body, before
+            inside, start, body = not inside, number + 1, []
+            if inside:
+                before = next((text for text in reversed(lines[: number - 1]) if text.strip()), "")
+        elif inside:
+            body.append(line)
+
+
+def commands_in(path: Path) -> list[Documented]:
+    found = []
+    for start, body, before in blocks(path):
+        joined: list[tuple[int, str]] = []
+        for offset, line in enumerate(body):
+            if joined and joined[-1][1].endswith("\\"):
+                joined[-1] = (joined[-1][0], joined[-1][1][:-1].rstrip() + " " + line.strip())
+            else:
+                joined.append((start + offset, line))
+        for index, (number, line) in enumerate(joined):
+            transcript = line.startswith("$ ")
+            text, comment = split_comment(line.removeprefix("$ ").strip())
+            if not text.startswith(STARTS):
+                continue
+            output = ()
+            if transcript:
+                rest = [later for _, later in joined[index + 1 :]]
+                output = tuple(rest[: next((i for i, r in enumerate(rest) if r.startswith("$ ")), len(rest))])
+            found.append(Documented(f"{path.relative_to(REPO)}:{number}", text, comment, output, before))
+    return found
+
+
+def documented_commands() -> list[Documented]:
+    return [command for path in DOCS for command in commands_in(path)]
+
+
+def output_paths(argv: list[str]) -> list[str]:
+    """Every path under outputs/ a command names, as a value (`key=PATH`, quoted or not) or an argument."""
+    paths = []
+    for argument in argv:
+        value = argument.split("=", 1)[1] if re.match(r"^[\w.+~]+=", argument) else argument
+        value = value.strip("'\"")
+        if value == "outputs" or value.startswith("outputs/"):
+            paths.append(value)
+    return paths
+
+
+def documented(command: str) -> list[str]:
+    """The arguments of a command the docs show, for a test that runs it as written (plus its own small
+    settings): the test fails when the docs and the test drift apart."""
+    assert command in {c.text for c in documented_commands()}, f"{command!r} is not in the docs"
+    argv = shlex.split(command)
+    return argv[3:] if argv[:2] == ["python", "-m"] else argv[2:]

@@ -1,0 +1,319 @@
+"""Every command the docs show works as written, every path they name is one the code writes, and every
+generated figure matches its result file. A subset, one per entry point and mode, runs end to end."""
+
+import importlib.util
+import json
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from documented import DOCS, documented, documented_commands, output_paths
+
+TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2"]
+TINY += ["trainer.limit_test_batches=2"]
+# Two trials with both keys swept, so their folders are named lr=...,wd=... as the full grid's are.
+TWO_TRIALS = ["optimizer.lr=choice(0.001)", "regularization.weight_decay=0.0001,0.001"]
+HOME = "/home/me"  # the docs' name for the folder a command runs in
+LAST = Path("checkpoints") / "last.ckpt"
+COMMANDS = documented_commands()
+
+
+@dataclass
+class World:
+    """A folder holding what the documented commands read: a run, a fused sweep, images to classify."""
+
+    cwd: Path
+    run: str  # finished
+    stopped: str  # stopped by Ctrl-C after its first checkpoint: what resume= continues
+    sweep: str
+
+    def concrete(self, text: str) -> str:
+        text = text.replace("resume=outputs/runs/RUN", f"resume=outputs/runs/{self.stopped}")
+        text = text.replace("outputs/runs/RUN", f"outputs/runs/{self.run}").replace(HOME, str(self.cwd))
+        return text.replace("outputs/sweeps/NAME", f"outputs/sweeps/{self.sweep}")
+
+
+def train_py(cwd: Path, arguments: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "train.py"), *arguments]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def write_images(folder: Path, inverted: bool) -> None:
+    from PIL import Image
+
+    from experiments.data.mnist_sample import MNISTSampleDataModule
+
+    datamodule = MNISTSampleDataModule()
+    datamodule.setup()
+    images, _ = datamodule.splits["test"]
+    folder.mkdir()
+    for index in range(4):
+        pixels = images[index, 0].numpy()
+        Image.fromarray(255 - pixels if inverted else pixels).save(folder / f"{index}.png")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> World:
+    """`python train.py` and the documented fused sweep, both at the defaults on a few batches."""
+    from PIL import Image
+
+    cwd = tmp_path_factory.mktemp("docs")
+    first = train_py(cwd, documented("python train.py") + TINY)
+    assert first.returncode == 0, first.stderr[-3000:]
+    fused_sweep = documented("python train.py -m sweep=lr_wd hydra/launcher=fused sweep_name=lr_wd_fused")
+    fused = train_py(cwd, [*fused_sweep, *TINY, *TWO_TRIALS])
+    assert fused.returncode == 0, fused.stderr[-3000:]
+    write_images(cwd / "my_digits", inverted=False)
+    write_images(cwd / "scans", inverted=True)
+    Image.new("L", (5000, 5000)).save(cwd / "huge.png")
+    shutil.copy(REPO / "README.md", cwd / "README.md")
+    [run] = (cwd / "outputs" / "runs").iterdir()
+    return World(cwd, run.name, stopped_run(cwd).name, "lr_wd_fused")
+
+
+def stopped_run(cwd: Path) -> Path:
+    """A run stopped by Ctrl-C once its first epoch's checkpoint is written."""
+    before = set((cwd / "outputs" / "runs").iterdir())
+    small = ["trainer.max_epochs=50", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2"]
+    command = [sys.executable, str(REPO / "train.py"), *small]
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not [run for run in set((cwd / "outputs" / "runs").iterdir()) - before if (run / LAST).is_file()]:
+            assert process.poll() is None, process.stderr.read()[-2000:]
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) == 130
+    finally:
+        process.kill()
+    [stopped] = set((cwd / "outputs" / "runs").iterdir()) - before
+    return stopped
+
+
+def test_the_docs_show_the_commands_of_every_entry_point():
+    assert len(COMMANDS) > 80
+    shown = {" ".join(c.argv[:3]) for c in COMMANDS}
+    for entry in ("python train.py", "python -m experiments.scratch", "python -m experiments.kernels"):
+        assert any(s.startswith(entry) for s in shown), entry
+    for command in END_TO_END:
+        assert command in {c.text for c in COMMANDS}, f"the end-to-end command {command!r} is not in the docs"
+
+
+def test_the_readme_is_a_front_page_whose_links_all_resolve():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 260
+    for page in DOCS:
+        for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+            if not target.startswith("http"):
+                assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
+    for page in sorted((REPO / "docs").glob("*.md")):
+        assert f"docs/{page.name}" in readme, f"the README does not link {page.name}"
+
+
+def test_every_generated_figure_matches_its_result_file():
+    report = load_script("report")
+    assert report.stale_blocks() == [], "run python bench/report.py"
+    for command in COMMANDS:
+        assert "RUN" not in command.text or "outputs/runs/RUN" in command.text, command.where
+
+
+@pytest.mark.slow
+def test_every_single_run_command_composes_and_passes_the_checks(world, monkeypatch):
+    from experiments.job import check_printed_config, prepare_arguments
+
+    monkeypatch.chdir(world.cwd)
+    failures = []
+    for command in COMMANDS:
+        argv = world_argv(world, command)
+        if argv[:2] == ["srun", "python"]:
+            argv = argv[1:]
+            monkeypatch.setenv("SLURM_JOB_ID", "4242")  # trainer=slurm reads its job id
+        else:
+            monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+        if argv[:2] != ["python", "train.py"] or "-m" in argv or "--help" in argv or expects_error(command):
+            continue
+        arguments = [a for a in argv[2:] if a not in ("--cfg", "job")]
+        try:
+            check_printed_config([*prepare_arguments(arguments), "--cfg", "job"], REPO / "conf")
+        except Exception as err:  # UserError, and Hydra's own composition errors
+            failures.append(f"{command.where}: {command.text}\n    {type(err).__name__}: {err}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture(scope="session")
+def planned_sweeps(world, tmp_path_factory) -> dict[str, str]:
+    """Every documented sweep, previewed with dry_run=true in a folder of its own (the world's fused sweep
+    has other fixed overrides): {command: the sweep folder it plans}."""
+    sweeps = [c for c in COMMANDS if c.argv[:2] == ["python", "train.py"] and "-m" in c.argv and not expects_error(c)]
+    cwd = tmp_path_factory.mktemp("previews")
+
+    def preview(command):
+        done = train_py(cwd, [*world_argv(world, command)[2:], "dry_run=true"], timeout=120)
+        found = re.search(r"^dry run of sweep \S+: \d+ \S* ?trials in (\S+) with", done.stdout, re.M)
+        return command, done, found
+
+    with ThreadPoolExecutor(2) as pool:  # no torch is imported: two at a time do not slow each other
+        previews = list(pool.map(preview, sweeps))
+    failures = [f"{c.where}: {c.text}\n    {d.stderr.strip()[-500:]}" for c, d, found in previews if not found]
+    assert not failures, "\n".join(failures)
+    return {command.text: found.group(1) for command, _, found in previews}
+
+
+def expects_error(command) -> bool:
+    """An error transcript: the docs show the command failing (test_every_error_transcript...)."""
+    return any(line.startswith("error: ") for line in command.output)
+
+
+def world_argv(world: World, command) -> list[str]:
+    return shlex.split(world.concrete(command.text))
+
+
+@pytest.mark.slow
+def test_every_sweep_command_composes_and_checks_all_its_trials(planned_sweeps):
+    assert planned_sweeps["python train.py -m sweep=lr_wd"] == "outputs/sweeps/lr_wd"
+    assert len(planned_sweeps) >= 15
+
+
+def load_script(name: str):
+    """bench/NAME.py as a module, for its parser."""
+    sys.path.insert(0, str(REPO / "bench"))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_every_other_command_parses_with_its_own_parser(world, monkeypatch):
+    from experiments import kernels, predict
+    from experiments.scratch import __main__ as scratch
+    from experiments.scratch.command_line import compose_data_config
+
+    monkeypatch.chdir(world.cwd)
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and newer
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for command in COMMANDS:
+        argv = world_argv(world, command)
+        if argv[:2] == ["python", "-m"] and argv[2] in ("experiments.scratch", "experiments.kernels"):
+            args = (scratch if argv[2] == "experiments.scratch" else kernels).parse_args(argv[3:])
+            compose_data_config(args.overrides)
+        elif argv[:3] == ["python", "-m", "experiments.predict"] or argv[0] == "experiments-predict":
+            predict.parse_args(argv[3:] if argv[0] == "python" else argv[1:])
+        elif argv[0] == "python" and argv[1].startswith("bench/"):
+            load_script(Path(argv[1]).stem).build_parser().parse_args(argv[2:])
+        elif argv[:2] == ["pip", "install"]:
+            for extra in re.findall(r"\[(\w+)\]", command.text):
+                assert extra in extras, f"{command.where}: pip install names the extra {extra}, which does not exist"
+        elif argv[:3] == ["python", "-m", "experiments.data.synthetic_files"]:
+            assert importlib.util.find_spec("experiments.data.synthetic_files")
+
+
+@pytest.mark.slow
+def test_every_path_a_command_names_is_one_the_code_writes(world, planned_sweeps):
+    planned = set(planned_sweeps.values())
+    failures = []
+    for command in COMMANDS:
+        for path in output_paths(world_argv(world, command)):
+            parts = Path(path).parts
+            if parts[:2] == ("outputs", "sweeps") and len(parts) > 2:
+                sweep = "/".join(parts[:3])
+                if sweep not in planned:
+                    failures.append(f"{command.where}: {sweep} is not the folder of any documented sweep")
+                elif len(parts) > 3 and not (world.cwd / path).exists():
+                    failures.append(f"{command.where}: {path} is not written by the sweep {sweep}")
+            elif not (world.cwd / path).exists():
+                failures.append(f"{command.where}: {path} is not written by python train.py")
+    assert not failures, "\n".join(failures)
+
+
+def matches(documented: str, printed: str) -> bool:
+    """A documented line against a printed one; `...` in the docs stands for the rest of the line."""
+    if documented.endswith("..."):
+        return printed.startswith(documented.removesuffix("...").rstrip())
+    return printed == documented
+
+
+@pytest.mark.slow
+def test_every_error_transcript_prints_the_line_the_docs_show(world):
+    import torch
+
+    checked = 0
+    for command in COMMANDS:
+        errors = [line for line in command.output if line.startswith("error: ")]
+        if not expects_error(command) or (torch.cuda.is_available() and not command.runs_here):
+            continue
+        argv = world_argv(world, command)
+        program = [sys.executable, str(REPO / argv[1])] if argv[1].endswith(".py") else [sys.executable]
+        done = subprocess.run(
+            [*program, *(argv[2:] if argv[1].endswith(".py") else argv[1:])],
+            cwd=world.cwd, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        printed = [line.replace(str(world.cwd), HOME) for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == 2, f"{command.where}: {command.text} exited {done.returncode}"
+        assert printed and matches(errors[0], printed[-1]), f"{command.where}: printed {printed}, the docs {errors[0]}"
+        assert "Traceback" not in done.stderr
+        checked += 1
+    assert checked >= 8
+
+
+# The commands run end to end here, one per entry point and mode, with the overrides that make them small.
+# The other modes run as documented in their own tests, which take their command from the docs
+# (documented()): the fused sweep in `world`; optuna, joblib and the submitit launchers in test_sweeps.py
+# and test_scale_out.py; tune=lr_find in test_lr_find.py; scratch and kernels in test_scratch.py and
+# test_kernels.py; check=procedure with a broken net in test_procedure.py.
+END_TO_END = {
+    "python train.py train=false ckpt_path=outputs/runs/RUN/checkpoints/last.ckpt": TINY,
+    "python train.py ckpt_path=outputs/runs/RUN/checkpoints/last.ckpt trainer.max_epochs=20": [
+        *TINY,
+        "trainer.max_epochs=2",
+    ],
+    "python -m experiments.predict outputs/runs/RUN/checkpoints/last.ckpt my_digits/ --top-k 3": [],
+    "experiments-predict outputs/runs/RUN/checkpoints/last.ckpt scans/ --invert --resize": [],
+    "python train.py -m 'optimizer.lr=logspace(1e-4,1e-1)' model=cnn sweep_name=cnn_lr": TINY,
+    "python train.py trainer=ddp trainer.devices=2 trainer.accelerator=cpu": TINY,
+    "python train.py check=procedure": [],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", list(END_TO_END), ids=lambda c: re.sub(r"\W+", "_", c)[:60])
+def test_documented_command_runs_end_to_end(world, command):
+    argv = world_argv(world, next(c for c in COMMANDS if c.text == command)) + END_TO_END[command]
+    before = set((world.cwd / "outputs").rglob("metrics.json"))  # what this command adds is its own
+    if argv[0] == "experiments-predict":
+        program = [shutil.which("experiments-predict")]
+    elif argv[1].endswith(".py"):
+        program = [sys.executable, str(REPO / argv[1])]
+    else:
+        program = [sys.executable, "-m", argv[2]]
+    arguments = argv[1:] if argv[0] == "experiments-predict" else argv[2:] if argv[1].endswith(".py") else argv[3:]
+    done = subprocess.run([*program, *arguments], cwd=world.cwd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    assert "Traceback" not in done.stderr
+    written = set((world.cwd / "outputs").rglob("metrics.json")) - before
+    if "predict" in command:
+        assert "#1 class" in done.stdout and "looks inverted" not in done.stderr
+    elif "check=procedure" in command:
+        assert "PASS" in done.stdout
+    elif "train=false" in command:  # an evaluation: its own folder, named for what it does, and the same figure
+        [evaluated] = [json.loads(path.read_text()) for path in written]
+        assert "evaluation of" in done.stdout and Path(evaluated["run_dir"]).name.split("_")[2:4] == ["eval", "mnist"]
+        trained = json.loads((world.cwd / "outputs" / "runs" / world.run / "metrics.json").read_text())
+        assert evaluated["test_acc"] == trained["test_acc"]  # one epoch: last.ckpt is the best one
+    else:
+        assert written, "the command wrote no metrics.json"
+        statuses = {json.loads(path.read_text()).get("status") for path in written}
+        assert statuses <= {"completed", "diverged", None}, statuses
+    if "trainer=ddp" in command:  # one run folder for both ranks, with the test pictures of the default run
+        [run_dir] = {path.parent for path in written}
+        assert {"test_confusion_matrix.png", "test_confident_mistakes.png"} <= {
+            p.name for p in (run_dir / "figures").iterdir()
+        }
