@@ -120,8 +120,8 @@ def test_a_sweep_through_submitits_local_executor_runs_each_trial_in_its_own_pro
     assert sweep_dir.name == "lr_wd_local"
     statuses = {p.parent.name: json.loads(p.read_text()) for p in sweep_dir.glob("*/status.json")}
     assert {name: s["status"] for name, s in statuses.items()} == {
-        "lr=0.001,wd=0": "completed",
-        "lr=0.002,wd=0": "completed",
+        "lr=0.001": "completed",
+        "lr=0.002": "completed",
     }
     pids = {s["pid"] for s in statuses.values()}
     assert len(pids) == 2  # two processes, started by submitit, each writing its own status
