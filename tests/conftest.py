@@ -47,24 +47,35 @@ def train(cwd: Path, *overrides: str, timeout: int = 600) -> TrainResult:
 
 def compose_config(*overrides: str):
     """conf/ composed with overrides, as `python train.py OVERRIDES` would compose it (no Hydra job)."""
+    return composed_with_choices(*overrides)[0]
+
+
+def composed_with_choices(*overrides: str):
+    """The composed config and the config-group choices (model=..., data=...) Hydra's job would record."""
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf, open_dict
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg, choices
 
 
 def run_here(run_dir: Path, *overrides: str) -> dict:
     """What `python train.py OVERRIDES` runs, in this process: the config composed and checked as train.py
-    does, then the same `experiments.run.run`. For tests of what an option does; it saves the 4-5 s of
-    imports a subprocess pays. The command line itself is driven by the tests that call `train`.
-    Pictures are off unless the overrides turn them on (watch.pictures=true)."""
+    does, the same preparation (a checkpoint's configuration adopted), then the same `experiments.run.run`.
+    For tests of what an option does; it saves the imports a subprocess pays. The command line itself is
+    driven by the tests that call `train`. Pictures are off unless the overrides turn them on."""
+    from experiments.before_run import prepare_run
     from experiments.config_checks import check_config
     from experiments.run import run
 
     overrides = ("watch.pictures=false", *overrides)  # 0.5-1 s a run to draw; tests of pictures turn them on
-    cfg = compose_config(*overrides)
+    cfg, choices = composed_with_choices(*overrides)
     check_config(cfg, list(overrides))
-    return run(cfg, run_dir)
+    return run(cfg, run_dir, prepare_run(cfg, list(overrides), choices))
 
 
 def logged_scalars(run_dir: Path) -> dict[str, list[float]]:

@@ -81,6 +81,19 @@ def test_the_classifier_names_each_shape_of_synthetic_curves():
     assert diagnose(solved, [0.5, 0.0, 0.0, 0.0, 0.0], [0.4, 0.0, 0.0, 1e-7, 1e-7])["verdict"] == "settled"
 
 
+def test_a_warm_up_or_a_fast_first_fall_is_not_taken_for_bad_init_or_an_explosion():
+    # one-cycle: the rate rises for its first 30% of steps, so the loss may sit near its start until then
+    warming = noisy([2.3 if t < 150 else 2.3 * math.exp(-(t - 150) / 100) + 0.05 for t in range(600)])
+    judged = diagnose(warming, [], [], warmup_until=180)
+    assert judged["verdict"] != "flat, then decreasing" and judged["evidence"]["warmup_steps"] == 180
+    assert diagnose(warming, [], [])["verdict"] == "flat, then decreasing"  # without the warm-up, it is suspect
+    assert diagnose(warming, [], [], warmup_until=60)["verdict"] == "flat, then decreasing"  # flat long after it
+    # A loss that falls fast in its first steps: the opening window's median is well below the first losses,
+    # which are no explosion (the note's 3x is against the original loss)
+    fast = noisy([2.3 * math.exp(-t / 3) + 0.2 for t in range(3000)])
+    assert diagnose(fast, [], [])["verdict"] == "settled"  # not exploded, and not flat: it fell, then levelled
+
+
 def test_a_real_run_that_starts_flat_is_diagnosed_and_drawn(tmp_path):
     # tanh units with N(0, 0.001) weights pass almost nothing forward: the loss sits at ln(10) for a while
     overrides = ["model.activation=tanh", "model.init=normal", "model.init_std=0.001", "optimizer=sgd"]

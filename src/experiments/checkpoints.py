@@ -55,6 +55,12 @@ def why_unreadable(path: Path, err: Exception) -> str:
         return "is not a checkpoint: torch writes checkpoints as zip archives, and this file is not one"
 
 
+def trained_epochs(checkpoint: dict) -> int | None:
+    """The epochs a checkpoint's fit completed (Lightning's loop progress); None for one without it."""
+    progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    return progress.get("processed")  # an end-of-epoch checkpoint is written before Lightning counts it completed
+
+
 def check_resumable(path: str | Path) -> None:
     """Resuming needs the optimizer and loop state, which a weights-only checkpoint lacks (earlier
     versions of this project wrote a fused trial's best epoch so)."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from experiments.added_keys import check_added_keys
 from experiments.errors import UserError
 
 
@@ -199,6 +200,7 @@ def check_config(cfg: DictConfig, overrides: list[str] = ()) -> None:
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is not _MISSING:
             check_value(key, value)
+    check_added_keys(cfg, list(overrides))
     keys = [(o, o.lstrip("+~").split("=", 1)[0]) for o in overrides]
     model_overrides = [o for o, key in keys if key.split(".")[0] == "model"]
     preprocess_overrides = [o for o, key in keys if key in ("data.preprocess", "data.whiten_epsilon")]

@@ -223,22 +223,14 @@ def _run_in_job(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from experiments.devices import check_device  # torch only: a missing GPU is named before Lightning loads
+    hydra = HydraConfig.get()
+    from experiments.before_run import prepare_run, threads_per_trial
 
-    check_device(cfg.trainer.accelerator, str(cfg.trainer.precision))
-    if cfg.ckpt_path:  # an unreadable or unsafe checkpoint is refused before Lightning is even imported
-        from experiments.checkpoints import read_hparams
-
-        read_hparams(cfg.ckpt_path)
-    if "name" in cfg.data and "root" in cfg.data:  # a torchvision set: damaged files, before Lightning too
-        from experiments.data.file_checks import check_dataset_files
-
-        check_dataset_files(cfg.data.name, Path(cfg.data.root).expanduser().resolve(), cfg.data.verify_checksums)
+    choices = prepare_run(cfg, _command_line_overrides(), OmegaConf.to_container(hydra.runtime.choices))
     from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.run import check_procedure, run  # heavy: torch, Lightning, torchvision
 
     install_stop_handlers()  # Ctrl-C and SIGTERM: stop at the next step with a checkpoint
-    hydra = HydraConfig.get()
     if cfg.torch_threads is None:
         with open_dict(cfg):
             cfg.torch_threads = threads_per_trial(hydra.launcher, os.cpu_count() or 1)
@@ -251,17 +243,7 @@ def _run_in_job(cfg: DictConfig) -> dict:
             "failed_checks": [result.label for result in results if not result.passed],
             "checks_file": str(run_dir / "checks.json"),
         }
-    return run(cfg, run_dir, OmegaConf.to_container(hydra.runtime.choices))
-
-
-def threads_per_trial(launcher: DictConfig, cores: int) -> int | None:
-    """The cores shared out among the trials a parallel launcher runs at once (joblib's n_jobs; -1 or
-    null means one trial per core); None, torch's own default, when trials run one at a time."""
-    if "joblib" not in str(launcher.get("_target_", "")):
-        return None
-    parallel = launcher.get("n_jobs", 1)
-    parallel = cores if parallel is None or parallel < 1 else parallel
-    return max(1, cores // parallel) if parallel > 1 else None
+    return run(cfg, run_dir, choices)
 
 
 def _refuse_sweep_keys_without_multirun(cfg: DictConfig) -> None:

@@ -9,6 +9,8 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from experiments.data.preprocessing import InputTransform
+from experiments.procedure.loss_curve import warmup_steps
+from experiments.train_on import adopt_settings, forget_saved_schedule, new_schedule_length
 
 STAGES = ("train", "val", "test")
 
@@ -65,6 +67,10 @@ class ClassifierModule(L.LightningModule):
         # (procedure/loss_curve.py reads them at the end): no callback on every step for it.
         self.history: dict[str, list[float]] = {"train_steps": [], "train_epoch": [], "val_epoch": []}
         self.checks_before_training: list[dict] | None = None  # run.check_before_training's rows, for metrics.json
+        self.log_to_logger = True  # False for a fit without a logger (the overfit check), which would warn
+        self.restored: dict | None = None  # the checkpoint a fit goes on from, until its optimizers are built
+        self.schedule_restart: dict | None = None  # a new schedule over what remains (train_on.py), for metrics.json
+        self.warmup_until: int | None = None  # the step where one-cycle's warm-up ends, for the loss-curve verdict
 
     def forward(self, pixels: Tensor) -> Tensor:
         return self.net(self.input_transform(pixels))
@@ -92,7 +98,7 @@ class ClassifierModule(L.LightningModule):
         # would log them after it): a run killed after its checkpoint has them all, and its resume adds none.
         direct = stage == "train" and self.logger is not None
         for name, value in figures.items():
-            self.log(name, value, prog_bar=stage != "test", logger=not direct)
+            self.log(name, value, prog_bar=stage != "test", logger=self.log_to_logger and not direct)
         if direct:
             self.logger.log_metrics({name: float(value) for name, value in figures.items()}, step=self.global_step - 1)
         mean_loss.reset(), accuracy.reset()
@@ -176,12 +182,26 @@ class ClassifierModule(L.LightningModule):
         else:
             optimizer = build_optimizer(self.optimizer_groups())
         config: dict = {"optimizer": optimizer}
+        restored, self.restored = self.restored, None
+        new_length = None
         if self.hparams.scheduler:
             options = dict(self.hparams.scheduler)
             schedule = {"interval": options.pop("interval", "epoch"), "monitor": options.pop("monitor", None)}
-            if options["_target_"].endswith("OneCycleLR"):
+            kind = options["_target_"].rsplit(".", 1)[-1]
+            if kind == "OneCycleLR":
                 options["total_steps"] = int(self.trainer.estimated_stepping_batches)
+            new_length = new_schedule_length(kind, options, restored, self.trainer)
+            if new_length is not None:  # going on past the saved schedule's end: a new one over what remains
+                options |= new_length
+                self.schedule_restart = {"scheduler": kind, "from_step": restored.get("global_step", 0), **new_length}
+            if restored is None:  # a fit from scratch: its curve opens with the schedule's warm-up, if any
+                self.warmup_until = warmup_steps(options, options.get("total_steps", 0))
             config["lr_scheduler"] = {"scheduler": instantiate(options)(optimizer), **schedule}
+        if restored is not None and "optimizer_states" in restored:
+            carries_on = bool(self.hparams.scheduler) and new_length is None
+            adopt_settings(restored, optimizer, schedule_carries_on=carries_on)
+            if new_length is not None:
+                forget_saved_schedule(restored)
         return config
 
     # Lightning does not save the global RNG; dropout and augmentation draws must resume where they were.
@@ -193,9 +213,19 @@ class ClassifierModule(L.LightningModule):
         pending = self.unfinished_epoch_losses()  # a mid-epoch save (an interrupt) has some
         checkpoint["loss_history"] = {**self.history, "train_steps": self.history["train_steps"] + pending}
         checkpoint["checks_before_training"] = self.checks_before_training
+        checkpoint["warmup_until"] = self.warmup_until
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         self.history = {key: list(values) for key, values in checkpoint.get("loss_history", self.history).items()}
         self.checks_before_training = checkpoint.get("checks_before_training", self.checks_before_training)
+        self.warmup_until = checkpoint.get("warmup_until", self.warmup_until)
+        if self._fitting():
+            self.restored = checkpoint  # configure_optimizers, called next, fits the schedule and settings to it
+
+    def _fitting(self) -> bool:
+        try:
+            return self.trainer.state.fn == "fit"
+        except RuntimeError:  # not attached to a Trainer: a checkpoint loaded for evaluation or predict
+            return False

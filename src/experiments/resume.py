@@ -30,10 +30,10 @@ def expand_resume(arguments: list[str]) -> list[str]:
     if any(flag in arguments for flag in ("-m", "--multirun")):
         raise UserError("resume= continues one run; a sweep resumes by running its own command again")
     run_dir = Path(given[-1].removeprefix("resume="))
-    overrides = saved_overrides(run_dir)
     typed = [argument for argument in arguments if not argument.startswith("resume=")]
     flags = [argument for argument in typed if argument.startswith("-")]
     extra = [argument for argument in typed if not argument.startswith("-")]
+    overrides = saved_overrides(run_dir, extra)
     where = [f"resume={quoted(run_dir)}", f"ckpt_path={quoted(run_dir / LAST)}", f"hydra.run.dir={quoted(run_dir)}"]
     return flags + overrides + extra + where
 
@@ -44,8 +44,9 @@ def run_status(run_dir: Path) -> str | None:
     return json.loads(metrics_file.read_text()).get("status") if metrics_file.is_file() else None
 
 
-def saved_overrides(run_dir: Path) -> list[str]:
-    """The overrides the run was started with; one line for each reason it cannot be resumed."""
+def saved_overrides(run_dir: Path, extra: list[str] = ()) -> list[str]:
+    """The overrides the run was started with; one line for each reason it cannot be resumed. A finished
+    run resumes only to train on: with a typed trainer.max_epochs above the epochs it trained."""
     if not run_dir.exists():
         raise UserError(f"resume={run_dir} does not exist: pass a run directory, e.g. outputs/runs/<name>")
     if not run_dir.is_dir():
@@ -54,7 +55,7 @@ def saved_overrides(run_dir: Path) -> list[str]:
     if not overrides_file.is_file():
         raise UserError(f"resume={run_dir} is not a run directory: it has no .hydra/overrides.yaml")
     if (status := run_status(run_dir)) in FINISHED:
-        raise UserError(f"resume={run_dir} has already finished (status {status} in metrics.json): nothing to resume")
+        check_trains_on(run_dir, status, extra)
     if not (run_dir / LAST).is_file():
         if read_status(run_dir).get("fused"):
             raise UserError(
@@ -73,3 +74,25 @@ def saved_overrides(run_dir: Path) -> list[str]:
         raise UserError(f"resume={run_dir}: {overrides_file} is not a list of overrides; was it edited?")
     # a run resumed before records where it resumed from: the newest checkpoint decides now
     return [item for item in overrides if item.split("=", 1)[0].lstrip("+~") not in ("resume", "ckpt_path")]
+
+
+def check_trains_on(run_dir: Path, status: str, extra: list[str]) -> None:
+    """A finished run goes on in place only when more epochs are asked for; otherwise one line says what works."""
+    trained = json.loads((run_dir / "metrics.json").read_text()).get("epochs")
+    asked = [a.split("=", 1)[1] for a in extra if a.lstrip("+").split("=", 1)[0] == "trainer.max_epochs"]
+    wanted = int(asked[-1]) if asked and asked[-1].isdigit() else None
+    if status == "completed" and isinstance(trained, int) and wanted is not None and wanted > trained:
+        return
+    if status == "diverged":
+        raise UserError(
+            f"resume={run_dir} diverged (the 3x rule stopped it): there is nothing to go on from; start a new run "
+            "with a lower optimizer.lr"
+        )
+    if status != "completed" or not isinstance(trained, int):
+        raise UserError(f"resume={run_dir} has already finished (status {status} in metrics.json): nothing to resume")
+    more = max(2 * trained, trained + 1)
+    what = f"trainer.max_epochs={wanted} is not above them" if wanted is not None else "nothing more was asked for"
+    raise UserError(
+        f"resume={run_dir} has finished its {trained} epochs and {what}; to train it on in place, ask for more: "
+        f"python train.py resume={run_dir} trainer.max_epochs={more}"
+    )

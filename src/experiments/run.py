@@ -178,8 +178,12 @@ def fit(
     last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
     best = checkpointing.best_model_score
     drawn_in = run_dir if pictures else None
-    curve = report_loss_curve(module.history, diverged, trainer.logger, drawn_in, trainer.global_step)
+    curve = report_loss_curve(
+        module.history, diverged, trainer.logger, drawn_in, trainer.global_step, warmup_until=module.warmup_until
+    )
     watched = {"loss_curve": curve}
+    if module.schedule_restart is not None:  # trained on past its schedule's end: what the rate followed
+        watched["schedule_restart"] = module.schedule_restart
     if cfg.ckpt_path and module.checks_before_training is not None:  # made before the run was interrupted
         watched["checks"] = module.checks_before_training
     if callbacks.update_ratio is not None:
@@ -211,7 +215,9 @@ def test(
         return {"test_acc": None, "test_loss": None}
     if cfg.watch.pictures:  # on every rank: its confusion matrix and mistakes are gathered from all of them
         trainer.callbacks.append(PredictionFigures())  # test hooks only: not called on every training step
-    [tested] = trainer.test(module, datamodule=datamodule, ckpt_path="best" if cfg.train else None, verbose=False)
+    # The best checkpoint by its path: "best" would make Lightning warn that the run has two checkpoint callbacks
+    best = trained["best_checkpoint"] if cfg.train else None
+    [tested] = trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
     return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"]}
 
 

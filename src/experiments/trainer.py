@@ -45,6 +45,21 @@ class RunCheckpoint(ModelCheckpoint):
     def state_key(self) -> str:
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        saved_run = Path(state_dict.get("dirpath") or self.dirpath).parent.name
+        if saved_run != Path(self.dirpath).parent.name:
+            return  # a new run trained on from another run's checkpoint: its best is its own, in its own folder
+
+        # The same run, perhaps moved since: its checkpoints are found where the folder is now.
+        def here(path):
+            return str(Path(self.dirpath) / Path(path).name) if path else path
+
+        moved = {
+            key: here(state_dict.get(key)) for key in ("best_model_path", "kth_best_model_path", "last_model_path")
+        }
+        best_k = {here(path): score for path, score in state_dict.get("best_k_models", {}).items()}
+        super().load_state_dict({**state_dict, **moved, "best_k_models": best_k, "dirpath": self.dirpath})
+
 
 @dataclass
 class RunCallbacks:
@@ -98,7 +113,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
         # Since Lightning 2.6, save_last writes last.ckpt only when a best checkpoint is saved at the same step;
         # a second checkpoint without a monitor keeps last.ckpt at the newest epoch, which resume= needs.
         last=RunCheckpoint(dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False),
-        timer=EpochTimer(),
+        timer=EpochTimer(run_dir),
         divergence=DivergenceAbort(cfg.divergence_factor),  # with the factor null, it still stops a NaN loss
         update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
         others=[*optional_callbacks(cfg), StopAtStep(run_dir / "checkpoints" / "last.ckpt"), SteadyRichProgressBar()],

@@ -36,6 +36,7 @@ def lone_checkpoint(
         "torch_rng_state": snapshot.rng,
         "loss_history": snapshot.history,
         "checks_before_training": module.checks_before_training,
+        "warmup_until": module.warmup_until,
     }
     return checkpoint | snapshot.datamodule
 
@@ -94,7 +95,7 @@ def callback_states(cfg: DictConfig, run_dir: Path, snapshot: TrialSnapshot, rec
             "last_model_path": "",
         }
     )
-    callbacks.timer.load_state_dict(snapshot.timer)
+    callbacks.timer.load_state_dict({**snapshot.timer, "run": callbacks.timer.run})  # the set's times, as the trial's
     if callbacks.divergence is not None:
         callbacks.divergence.load_state_dict({"initial_loss": record.first_loss})
     if callbacks.update_ratio is not None:

@@ -31,7 +31,7 @@ from experiments.lean_profiler import LeanPassThroughProfiler
 from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
-from experiments.procedure.loss_curve import report_loss_curve
+from experiments.procedure.loss_curve import report_loss_curve, warmup_steps
 from experiments.reporting import chosen_hparams, log_hparams, swept_keys, write_metrics_json
 from experiments.run import build_data, build_module, check_before_training, prepare_process
 from experiments.trainer import build_callbacks
@@ -108,6 +108,7 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
     results = []
     for trial, (cfg, run_dir, module) in enumerate(zip(cfgs, run_dirs, modules, strict=True)):
         record, run_dir = fused.records[trial], Path(run_dir)
+        module.warmup_until = warmup_steps(module.hparams.scheduler, int(trainer.estimated_stepping_batches))
         logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
         with_l1 = cfg.regularization.l1 > 0
         write_trial_logs(logger, record, cfg.trainer.log_every_n_steps, schedule(fused, trial, cfg), with_l1)
@@ -126,7 +127,11 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
             "train_epoch_seconds": timer.train_seconds,
             "epoch_seconds": timer.epoch_seconds,
             "loss_curve": report_loss_curve(
-                record.history(), record.status == "diverged", logger, run_dir if cfg.watch.pictures else None
+                record.history(),
+                record.status == "diverged",
+                logger,
+                run_dir if cfg.watch.pictures else None,
+                warmup_until=module.warmup_until,
             ),
             **watched,
             "seed": seed,

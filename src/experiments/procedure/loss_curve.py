@@ -26,6 +26,7 @@ DROP_AFTER = 0.3  # and then it falls: to at least 30% below the start
 VAL_RISE = 0.05  # overfitting: validation loss 5% above its best...
 STILL_FALLING = 0.02  # still decreasing: the last tenth is 2% below the tenth before it
 EXPLODED = 3.0  # the note's rule
+WARMUP_SLACK = 1.2  # a flat start that ends within the warm-up (and a little after) is the warm-up's doing
 
 ADVICE = {
     "exploded": "lower the learning rate (the note's 3x rule)",
@@ -38,6 +39,13 @@ ADVICE = {
 }
 
 
+def warmup_steps(scheduler: dict | None, total_steps: int) -> int | None:
+    """Where a schedule's warm-up ends (one-cycle's rising rate: pct_start of its steps); None without one."""
+    if not scheduler or not str(scheduler.get("_target_", "")).endswith("OneCycleLR"):
+        return None
+    return int(scheduler.get("pct_start", 0.3) * total_steps)
+
+
 def smooth(values: list[float], window: int) -> list[float]:
     """Trailing moving average (the first points average what there is so far)."""
     out, total = [], 0.0
@@ -48,9 +56,14 @@ def smooth(values: list[float], window: int) -> list[float]:
 
 
 def diagnose(
-    step_losses: list[float], train_epoch: list[float], val_epoch: list[float], diverged: bool = False
+    step_losses: list[float],
+    train_epoch: list[float],
+    val_epoch: list[float],
+    diverged: bool = False,
+    warmup_until: int | None = None,
 ) -> dict:
-    """{"verdict", "advice", "also" (other shapes seen), "evidence" (the numbers)} for a run's curves."""
+    """{"verdict", "advice", "also" (other shapes seen), "evidence" (the numbers)} for a run's curves.
+    `warmup_until`: the step where a learning-rate warm-up ends (one-cycle), which explains a flat start."""
     if len(step_losses) < 20 and not diverged:
         return _verdict(["too short to tell"], {"steps": len(step_losses)})
     found, evidence = [], {"steps": len(step_losses)}
@@ -59,13 +72,18 @@ def diagnose(
     start = statistics.median(step_losses[:window])
     final = curve[-1] if curve and math.isfinite(curve[-1]) else None  # JSON has no NaN
     evidence |= {"start_loss": round(start, 4), "final_loss": round(final, 4) if final is not None else None}
-    if diverged or not all(map(math.isfinite, step_losses)) or max(curve, default=0) > EXPLODED * start:
+    # the note's 3x rule, against the original loss: the first step's, or the opening level if a fast fall
+    # put the first steps above the median of the opening window
+    original = max(step_losses[0], start) if math.isfinite(step_losses[0]) else start
+    if diverged or not all(map(math.isfinite, step_losses)) or max(curve, default=0) > EXPLODED * original:
         found.append("exploded")
     flat = _flat_steps(curve, start)
-    if flat is not None:
+    if flat is not None and warmup_until is not None and flat <= WARMUP_SLACK * warmup_until:
+        evidence |= {"flat_steps": flat, "warmup_steps": warmup_until}  # the rate was still rising: not the init
+    elif flat is not None:
         found.append("flat, then decreasing")
         evidence |= {"flat_steps": flat, "flat_share": round(flat / len(curve), 3)}
-    elif "exploded" not in found and min(curve) >= start * (1 - FLAT_BAND):
+    elif "exploded" not in found and min(curve) >= original * (1 - FLAT_BAND):
         found.append("flat throughout")
     overfit = _overfitting(train_epoch, val_epoch)
     if overfit:
@@ -125,11 +143,18 @@ def _verdict(found: list[str], evidence: dict) -> dict:
     return {"verdict": found[0], "advice": ADVICE[found[0]], "also": found[1:], "evidence": evidence}
 
 
-def report_loss_curve(history: dict, diverged: bool, logger=None, run_dir: str | Path | None = None, step: int = 0):
+def report_loss_curve(
+    history: dict,
+    diverged: bool,
+    logger=None,
+    run_dir: str | Path | None = None,
+    step: int = 0,
+    warmup_until: int | None = None,
+):
     """The verdict on a run's curves (ClassifierModule.history), logged with its numbers: a warning for
     the shapes that need action. With a run directory, the curve is drawn too (figures/train_loss_curve.png
     and TensorBoard's train/loss_curve)."""
-    found = diagnose(history["train_steps"], history["train_epoch"], history["val_epoch"], diverged)
+    found = diagnose(history["train_steps"], history["train_epoch"], history["val_epoch"], diverged, warmup_until)
     if run_dir is not None and history["train_steps"]:
         from experiments.figures import publish
         from experiments.pictures.loss_curve import curve_figure

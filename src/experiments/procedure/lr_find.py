@@ -11,7 +11,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.tuner import Tuner
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.data.in_memory import InMemoryDataModule
 from experiments.errors import UserError
@@ -54,8 +54,11 @@ def find_learning_rate(
     if suggestion is not None:
         verb = "training with it" if options.then_train else "train with it: lr_find.then_train=true"
         log.info(f"lr_find suggests optimizer.lr={suggestion:.3g} (was {cfg.optimizer.lr:g}); {verb}")
-    if options.then_train:
-        module.hparams.optimizer["lr"] = suggestion  # configure_optimizers and the checkpoint both read it
+    if options.then_train:  # every reader of the rate: the optimizer, one-cycle's max_lr, the checkpoint, the records
+        with open_dict(cfg):
+            cfg.optimizer.lr = suggestion
+        module.hparams.optimizer["lr"] = suggestion
+        module.hparams.scheduler = OmegaConf.to_container(cfg.scheduler, resolve=True) or None
     return {
         "lr_find": {
             "suggestion": suggestion,

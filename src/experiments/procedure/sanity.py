@@ -139,6 +139,7 @@ def overfit_tiny_subset(module: ClassifierModule, batch: Split, cfg: DictConfig)
     sgd = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": checks.overfit_lr, "momentum": 0.9}
     hparams = {**module.hparams, "optimizer": sgd, "regularization": regularization, "scheduler": None}
     learner = type(module)(**hparams, input_transform=copy.deepcopy(module.input_transform))
+    learner.log_to_logger = False  # its Trainer has none; EarlyStopping reads the values all the same
     examples = len(batch[1])
     # Lightning's EarlyStopping ends the run once training accuracy exceeds this: all examples right.
     stop = EarlyStopping(
