@@ -37,7 +37,8 @@ class World:
     sweep: str
 
     def concrete(self, text: str) -> str:
-        text = text.replace("resume=outputs/runs/RUN", f"resume=outputs/runs/{self.stopped}")
+        if "trainer.max_epochs" not in text:  # resume= continues the stopped run; with more epochs, the finished one
+            text = text.replace("resume=outputs/runs/RUN", f"resume=outputs/runs/{self.stopped}")
         text = text.replace("outputs/runs/RUN", f"outputs/runs/{self.run}").replace(HOME, str(self.cwd))
         return text.replace("outputs/sweeps/NAME", f"outputs/sweeps/{self.sweep}")
 
@@ -278,11 +279,16 @@ END_TO_END = {
     ],
     "python -m experiments.predict outputs/runs/RUN/checkpoints/last.ckpt my_digits/ --top-k 3": [],
     "experiments-predict outputs/runs/RUN/checkpoints/last.ckpt scans/ --invert --resize": [],
-    "python train.py -m 'optimizer.lr=logspace(1e-4,1e-1)' model=cnn sweep_name=cnn_lr": TINY,
+    "python train.py -m 'optimizer.lr=logspace(1e-4,1e-1)' model=cnn sweep_name=cnn_lr": [
+        *TINY,
+        "optimizer.lr=1e-4,1e-3",
+    ],
     "python train.py trainer=ddp trainer.devices=2 trainer.accelerator=cpu": TINY,
     "python train.py check=procedure": [],
-    # last: it finishes the run stopped by Ctrl-C, which the tests above compose resume= commands for
+    # last: they finish the run stopped by Ctrl-C and train the finished one on, in place, which the tests
+    # above read as they were
     "python train.py resume=outputs/runs/RUN": [],
+    "python train.py resume=outputs/runs/RUN trainer.max_epochs=20": ["trainer.max_epochs=2"],
 }
 
 
@@ -306,9 +312,11 @@ def test_documented_command_runs_end_to_end(world, command):
         assert "#1 class" in done.stdout and "looks inverted" not in done.stderr
     elif "check=procedure" in command:
         assert "PASS" in done.stdout
-    elif "resume=" in command:  # in place: the stopped run's own folder, now finished
-        resumed = json.loads((world.cwd / "outputs" / "runs" / world.stopped / "metrics.json").read_text())
-        assert resumed["status"] == "completed" and resumed["epochs"] == 20 and len(resumed["epoch_seconds"]) == 20
+    elif "resume=" in command:  # in place, in the run's own folder: every epoch counted, the split one too
+        run = world.run if "max_epochs" in command else world.stopped
+        resumed = json.loads((world.cwd / "outputs" / "runs" / run / "metrics.json").read_text())
+        epochs = 2 if "max_epochs" in command else 20
+        assert resumed["status"] == "completed" and resumed["epochs"] == epochs == len(resumed["epoch_seconds"])
     elif "train=false" in command:  # an evaluation: its own folder, named for what it does, and the same figure
         [evaluated] = [json.loads(path.read_text()) for path in written]
         assert "evaluation of" in done.stdout and Path(evaluated["run_dir"]).name.split("_")[2:4] == ["eval", "mnist"]

@@ -1,6 +1,7 @@
 """The note's sanity checks (check=procedure): every check passes where it should and fails where it should."""
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -32,7 +33,10 @@ def test_the_checks_read_the_class_count_and_shape_from_the_data(tmp_path, datas
 
 
 def test_check_procedure_prints_one_table(tmp_path, capsys):
-    check_procedure(compose_config("check=procedure"), tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_procedure(compose_config("check=procedure"), tmp_path)
+    assert not [w for w in caught if "no logger configured" in str(w.message)]  # the overfit fit logs quietly
     table = capsys.readouterr().out
     assert "the note's sanity checks" in table and table.count("PASS") == 4 and "FAIL" not in table
     assert "measured" in table and "a failure usually means" in table and not (tmp_path / "metrics.json").exists()

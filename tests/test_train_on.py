@@ -2,12 +2,10 @@
 the new length, records what it used, and is judged on its whole history; a finished run trains on in place."""
 
 import json
-import subprocess
-import sys
 import warnings
 
 import pytest
-from conftest import REPO, logged_scalars, run_here
+from conftest import logged_scalars, run_here
 
 from experiments.errors import UserError
 
@@ -107,22 +105,18 @@ def session_hparams(run_dir) -> dict:
     }
 
 
-@pytest.mark.slow
-def test_a_finished_run_trains_on_in_place_when_more_epochs_are_asked_for(tmp_path):
-    command = [sys.executable, str(REPO / "train.py")]
-    done = subprocess.run([*command, "trainer.max_epochs=1", *SMALL], cwd=tmp_path, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    [run_dir] = (tmp_path / "outputs" / "runs").iterdir()
-    refused = subprocess.run([*command, f"resume={run_dir}"], cwd=tmp_path, capture_output=True, text=True)
-    assert refused.returncode == 2
-    assert (
-        f"to train it on in place, ask for more: python train.py resume={run_dir} trainer.max_epochs=2"
-        in refused.stderr
-    )
-    on = subprocess.run(
-        [*command, f"resume={run_dir}", "trainer.max_epochs=2"], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert on.returncode == 0, on.stderr[-2000:]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and metrics["epochs"] == 2 and len(metrics["epoch_seconds"]) == 2
-    assert [p.name for p in (tmp_path / "outputs" / "runs").iterdir()] == [run_dir.name]  # in place
+def test_a_finished_run_is_refused_with_the_command_that_trains_it_on(tmp_path):
+    from experiments.resume import expand_resume
+
+    run_dir = tmp_path / "outputs" / "runs" / "finished"  # what a finished run leaves, as resume= reads it
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "overrides.yaml").write_text("- trainer.max_epochs=1\n")
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (run_dir / "metrics.json").write_text(json.dumps({"status": "completed", "epochs": 1}))
+    with pytest.raises(UserError, match=f"ask for more: python train.py resume={run_dir} trainer.max_epochs=2"):
+        expand_resume([f"resume={run_dir}"])
+    with pytest.raises(UserError, match="trainer.max_epochs=1 is not above them"):
+        expand_resume([f"resume={run_dir}", "trainer.max_epochs=1"])
+    expanded = expand_resume([f"resume={run_dir}", "trainer.max_epochs=3"])  # in place, to 3 epochs
+    assert expanded[:2] == ["trainer.max_epochs=1", "trainer.max_epochs=3"] and f"hydra.run.dir='{run_dir}'" in expanded
