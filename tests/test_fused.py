@@ -33,16 +33,15 @@ def lone_optimizer(kind: str, net: nn.Module, lr: float, weight_decay: float, tr
 
 
 def stacked_optimizer(kind: str, stack: TrialStack) -> torch.optim.Optimizer:
-    params = [(stack.parameter(name), name in stack.weight_names) for name in stack.names]
     lr = torch.tensor([lr for lr, _ in GRID], dtype=torch.float64)
     decay = torch.tensor([wd for _, wd in GRID], dtype=torch.float64)
     if kind == "sgd":
-        return StackedSGD(params, lr, decay, momentum=0.9, nesterov=True)
+        return StackedSGD(stack, lr, decay, momentum=0.9, nesterov=True)
     if kind == "sgd_momenta":
-        return StackedSGD(params, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
+        return StackedSGD(stack, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
     if kind == "rmsprop_momenta":
-        return StackedRMSprop(params, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
-    return StackedAdam(params, lr, decay, decoupled=kind == "adamw")
+        return StackedRMSprop(stack, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
+    return StackedAdam(stack, lr, decay, decoupled=kind == "adamw")
 
 
 def batches(shape: tuple[int, ...], count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:

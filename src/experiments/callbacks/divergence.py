@@ -9,8 +9,23 @@ import logging
 import math
 
 import lightning as L
+import torch
+from torch import Tensor
 
 log = logging.getLogger(__name__)
+
+
+def loss_limit(initial: Tensor, factor: float | None) -> Tensor:
+    """The highest training loss the rule allows, per trial: factor x the first loss; the dtype's largest
+    finite number with the rule off or a first loss that is infinite (so an infinite loss always stops)."""
+    largest = torch.finfo(initial.dtype).max
+    return torch.full_like(initial, largest) if factor is None else (initial * factor).clamp(max=largest)
+
+
+def within_limit(losses, limit):
+    """The rule, for a lone run's loss (floats) and a fused set's trials ([N] tensors) alike: True where the
+    loss is at most its limit. NaN compares False, so a NaN loss stops as an infinite one does."""
+    return losses <= limit
 
 
 class Diverged(Exception):
@@ -24,6 +39,7 @@ class DivergenceAbort(L.Callback):
         self.diverged_step: int | None = None
         self.diverged_loss: float | None = None
         self.last_loss: float | None = None
+        self.limit: float | None = None
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
         if not isinstance(outputs, dict) or "loss" not in outputs:
@@ -32,7 +48,9 @@ class DivergenceAbort(L.Callback):
         self.last_loss = loss
         if self.initial_loss is None:
             self.initial_loss = loss
-        if math.isfinite(loss) and (self.factor is None or loss <= self.factor * self.initial_loss):
+        if self.limit is None:
+            self.limit = float(loss_limit(torch.tensor(self.initial_loss, dtype=torch.float64), self.factor))
+        if within_limit(loss, self.limit):
             return
         self.diverged_step, self.diverged_loss = trainer.global_step, loss
         rule = (
@@ -46,4 +64,4 @@ class DivergenceAbort(L.Callback):
         return {"initial_loss": self.initial_loss}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.initial_loss = state_dict.get("initial_loss")
+        self.initial_loss, self.limit = state_dict.get("initial_loss"), None

@@ -23,7 +23,9 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from experiments.callbacks.divergence import loss_limit, within_limit
 from experiments.callbacks.interrupt import Interrupted, StopRequest
+from experiments.callbacks.max_norm import clamp_unit_norms
 from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
 from experiments.fused.records import TrialRecord
 from experiments.fused.schedules import TrialSchedules
@@ -56,7 +58,7 @@ class FusedModule(L.LightningModule):
         self.frozen: set[int] = set()  # diverged trials waiting for their last validation
         # On the device, one entry per active trial: still running, and its first step's loss.
         self.running: Tensor | None = None
-        self.first_losses: Tensor | None = None
+        self.limits: Tensor | None = None
         self._steps: list[tuple] = []  # (positions, global step, objective, running before, running after)
         self.leaving: list[int] = []  # positions that leave the stack once the epoch's snapshots are taken
         self.records = [TrialRecord() for _ in modules]
@@ -90,7 +92,7 @@ class FusedModule(L.LightningModule):
             self.running = torch.ones_like(objective, dtype=torch.bool)
             self.trainer.optimizers[0].running = self.running
         # where, not a product: a frozen trial's NaN loss must not reach any gradient
-        objective = torch.where(self.running, objective, torch.zeros_like(objective))
+        objective = torch.where(self.running, objective, 0.0)
         return objective.sum()  # trial i's slice gets trial i's gradient only
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
@@ -103,12 +105,9 @@ class FusedModule(L.LightningModule):
         if self.max_norm is not None:
             self.apply_max_norm(self.max_norm)
         objective, before = self._last_objective, self.running
-        if self.first_losses is None:
-            self.first_losses = objective.clone()
-        exploded = ~torch.isfinite(objective)  # with the 3x rule off (factor null), only a NaN or inf stops a trial
-        if self.divergence_factor is not None:
-            exploded |= objective > self.divergence_factor * self.first_losses
-        after = before & ~exploded
+        if self.limits is None:
+            self.limits = loss_limit(objective, self.divergence_factor)  # the 3x rule, one limit per trial
+        after = before & within_limit(objective, self.limits)
         self.running = self.trainer.optimizers[0].running = after
         self._steps.append((tuple(self.positions), self.global_step, objective, before, after, self._last_penalty))
         # Early on too, so the trials the 3x rule stops in their first steps leave the stack at once.
@@ -234,7 +233,7 @@ class FusedModule(L.LightningModule):
         self.l1 = self.l1.index_select(0, index.to(self.l1.device))
         if self.running is not None:
             self.running = optimizer.running  # kept's slice of it
-            self.first_losses = self.first_losses.index_select(0, index.to(self.first_losses.device))
+            self.limits = self.limits.index_select(0, index.to(self.limits.device))
         self.positions = [self.positions[position] for position in kept]
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -245,14 +244,13 @@ class FusedModule(L.LightningModule):
         lr = torch.tensor([hparams["optimizer"]["lr"] for hparams in self.trial_hparams])
         regularization = [hparams["regularization"] or {} for hparams in self.trial_hparams]
         decay = torch.tensor([options.get("weight_decay", 0.0) for options in regularization])
-        params = [(self.stack.parameter(name), name in self.stack.weight_names) for name in self.stack.names]
         if kind == "sgd":
-            optimizer = StackedSGD(params, lr, decay, momentum=self._momenta(), nesterov=spec.get("nesterov", False))
+            optimizer = StackedSGD(self.stack, lr, decay, momentum=self._momenta(), nesterov=spec.get("nesterov", False))
         elif kind == "rmsprop":
             spec.pop("momentum", None)
-            optimizer = StackedRMSprop(params, lr, decay, momentum=self._momenta(), **spec)
+            optimizer = StackedRMSprop(self.stack, lr, decay, momentum=self._momenta(), **spec)
         else:
-            optimizer = StackedAdam(params, lr, decay, decoupled=kind == "adamw", **spec)
+            optimizer = StackedAdam(self.stack, lr, decay, decoupled=kind == "adamw", **spec)
         if self.trial_hparams[0].get("scheduler"):
             self.schedules = TrialSchedules(self.trial_hparams, int(self.trainer.estimated_stepping_batches))
             self.schedules.apply(optimizer, self.positions, 0)
@@ -265,22 +263,18 @@ class FusedModule(L.LightningModule):
         """Lightning's clipping, per trial: each trial's gradient norm (or values) as its lone run clips them."""
         if not gradient_clip_val:
             return
-        grads = [param.grad for param in self.stack.parameters() if param.grad is not None]
-        if gradient_clip_algorithm == "value":
-            for grad in grads:
-                grad.clamp_(-gradient_clip_val, gradient_clip_val)
+        grad = self.stack.flat.grad
+        if grad is None:
             return
-        # torch.nn.utils.clip_grad_norm_'s rule, with one total norm per trial (the norm of its tensors' norms)
-        norms = torch.stack([torch.linalg.vector_norm(grad.flatten(1), dim=1) for grad in grads])
-        total = torch.linalg.vector_norm(norms, dim=0)
-        factor = (gradient_clip_val / (total + 1e-6)).clamp(max=1.0)
-        for grad in grads:
-            grad.mul_(factor.view(-1, *([1] * (grad.dim() - 1))))
+        if gradient_clip_algorithm == "value":
+            grad.clamp_(-gradient_clip_val, gradient_clip_val)
+            return
+        # torch.nn.utils.clip_grad_norm_'s rule, with one total norm per trial: the norm of its row
+        total = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
+        grad.mul_((gradient_clip_val / (total + 1e-6)).clamp(max=1.0))
 
     def apply_max_norm(self, max_norm: float) -> None:
         """MaxNorm's rule on every trial's hidden units: each incoming weight vector rescaled to norm <= c."""
-        with torch.no_grad():
-            for name in self.stack.hidden_weight_names:
-                weight = self.stack.parameter(name)
-                flat = weight.flatten(0, 1)  # [trials x units, ...]: one row per trial's unit
-                weight.copy_(torch.renorm(flat, p=2, dim=0, maxnorm=max_norm).view_as(weight))
+        weights = self.stack.weights()  # views into the flat parameters
+        for name in self.stack.hidden_weight_names:
+            clamp_unit_norms(weights[name], max_norm)

@@ -1,14 +1,16 @@
-"""SGD, Adam, AdamW and RMSprop over stacked parameters [N, ...], with one learning rate and weight decay per trial.
+"""SGD, Adam, AdamW and RMSprop over a trial stack's flat [N, P] parameters, with one learning rate and
+weight decay per trial.
 
-torch.optim takes one scalar learning rate per parameter group, and a stacked tensor is one parameter, so
-these apply torch.optim's update rules (the single-tensor formulas of torch 2.x, step for step) with the
-hyperparameters as [N] tensors broadcast over each trial's slice. Trial i's slice moves exactly as its
-lone run's parameters move under torch.optim. Weight decay acts on weights only (`decay` marks them), as
-in a lone run, where biases and norm scales sit in a group with decay 0.
+torch.optim takes one scalar learning rate per parameter group, and the stack is one tensor, so these
+apply torch.optim's update rules (the single-tensor formulas of torch 2.x, step for step) with the
+hyperparameters as [N] tensors broadcast over each trial's row. Trial i's row moves exactly as its lone
+run's parameters move under torch.optim. Weight decay acts on weights only (the stack's decay mask), as in
+a lone run, where biases and norm scales sit in a group with decay 0.
 
-The per-trial values move to the parameters' device on the first step and stay there, and `running` (a
-bool [N] mask on that device, set by FusedModule) zeroes the learning rate of stopped trials: a step needs
-no copy from the host and no wait for the device.
+A step is a fixed handful of element-wise operations, whatever the depth of the model: each per-trial
+factor is worked out once, as an [N, 1] column. The per-trial values move to the parameters' device on the
+first step and stay there, and `running` (a bool [N] mask on that device, set by FusedModule) zeroes the
+learning rate of stopped trials: a step needs no copy from the host and no wait for the device.
 """
 
 import torch
@@ -17,35 +19,30 @@ from torch import Tensor
 PER_TRIAL = ("lr", "weight_decay", "momentum")  # hyperparameters held as [N] tensors, one value per trial
 
 
-def per_trial(values: Tensor, like: Tensor) -> Tensor:
-    """[N] -> [N, 1, 1, ...] in float64, broadcastable over a stacked parameter. Factors are worked out in
-    float64 and cast to the parameter's dtype last, as torch.optim works out its Python-float scalars."""
-    return values.to(like.device, torch.float64).view(-1, *([1] * (like.dim() - 1)))
-
-
 def hyperparameter(values) -> Tensor:
     return torch.as_tensor(values, dtype=torch.float64)  # float32 would turn 0.9 into 0.8999999762
 
 
 class StackedOptimizer(torch.optim.Optimizer):
-    """Parameters come as (tensor, decays) pairs; `lr` and `weight_decay` are [N] tensors (one per trial)."""
+    """`stack`: a TrialStack; `lr` and `weight_decay` are [N] (one per trial)."""
 
-    def __init__(self, params: list[tuple[Tensor, bool]], lr: Tensor, weight_decay: Tensor, **options):
-        groups = [{"params": [tensor], "decay": decays} for tensor, decays in params]
+    def __init__(self, stack, lr: Tensor, weight_decay: Tensor, **options):
         defaults = {"lr": hyperparameter(lr), "weight_decay": hyperparameter(weight_decay), **options}
-        super().__init__(groups, defaults)
-        self.running: Tensor | None = None  # bool [N]; False stops a trial's slice (learning rate 0)
+        super().__init__([{"params": [stack.flat], "decay_mask": stack.decay_mask}], defaults)
+        self.running: Tensor | None = None  # bool [N]; False stops a trial's row (learning rate 0)
 
-    def learning_rate(self, group: dict, param: Tensor) -> Tensor:
-        """Each trial's learning rate, 0 where it no longer runs: [N, 1, ...] in float64."""
-        lr = group["lr"] if self.running is None else group["lr"] * self.running
-        return per_trial(lr, param)
+    def column(self, values: Tensor, param: Tensor) -> Tensor:
+        """[N] (or one value for all) -> [N, 1] in the parameter's dtype. Factors are worked out in float64
+        and cast last, as torch.optim works out its Python-float scalars."""
+        return values.to(param.dtype).view(-1, 1)
 
-    def _decayed_gradient(self, group: dict, param: Tensor) -> Tensor:
-        grad = param.grad
-        if group["decay"]:  # L2 through the gradient, in one pass over the stacked tensor
-            grad = torch.addcmul(grad, per_trial(group["weight_decay"], param).to(param.dtype), param)
-        return grad
+    def learning_rate(self, group: dict) -> Tensor:
+        """Each trial's learning rate, 0 where it no longer runs: [N] in float64."""
+        return group["lr"] if self.running is None else group["lr"] * self.running
+
+    def decay(self, group: dict, param: Tensor) -> Tensor:
+        """Each trial's weight decay on its weights, 0 on the rest: [N, P]."""
+        return self.column(group["weight_decay"], param) * group["decay_mask"]
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -54,12 +51,12 @@ class StackedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            for param in group["params"]:
-                for key in PER_TRIAL:  # once: later steps find them there
-                    if key in group and group[key].device != param.device:
-                        group[key] = group[key].to(param.device)
-                if param.grad is not None:
-                    self.update(group, param, self.state[param])
+            [param] = group["params"]
+            for key in (*PER_TRIAL, "decay_mask"):  # once: later steps find them there
+                if key in group and group[key].device != param.device:
+                    group[key] = group[key].to(param.device)
+            if param.grad is not None:
+                self.update(group, param, self.state[param])
         return loss
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
@@ -86,38 +83,37 @@ class StackedOptimizer(torch.optim.Optimizer):
 class StackedSGD(StackedOptimizer):
     """SGD with momentum per trial ([N]); a trial at momentum 0 steps by its plain gradient, as torch's does."""
 
-    def __init__(self, params, lr, weight_decay, momentum: Tensor, nesterov: bool = False):
+    def __init__(self, stack, lr, weight_decay, momentum: Tensor, nesterov: bool = False):
         momentum = hyperparameter(momentum)
-        super().__init__(params, lr, weight_decay, momentum=momentum, nesterov=nesterov)
+        super().__init__(stack, lr, weight_decay, momentum=momentum, nesterov=nesterov)
         self.with_momentum = bool((momentum > 0).any())  # decided on the host, once
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
-        grad = self._decayed_gradient(group, param)
-        momentum = per_trial(group["momentum"], param).to(param.dtype)
+        grad = torch.addcmul(param.grad, self.decay(group, param), param)  # L2 through the gradient
         if self.with_momentum:
+            momentum = self.column(group["momentum"], param)
             if "momentum_buffer" not in state:
-                state["momentum_buffer"] = grad.detach().clone()
+                state["momentum_buffer"] = grad.clone()
             else:  # buffer x 0 + grad: trials without momentum keep their plain gradient
                 state["momentum_buffer"].mul_(momentum).add_(grad)
             buffer = state["momentum_buffer"]
-            grad = grad + momentum * buffer if group["nesterov"] else buffer
-        param.sub_(self.learning_rate(group, param).to(param.dtype) * grad)
+            grad = torch.addcmul(grad, momentum, buffer) if group["nesterov"] else buffer
+        param.addcmul_(self.column(self.learning_rate(group), param), grad, value=-1.0)
 
 
 class StackedAdam(StackedOptimizer):
     """Adam (L2 through the gradient) or, with decoupled=True, AdamW (weights shrink by lr x decay)."""
 
-    def __init__(self, params, lr, weight_decay, betas=(0.9, 0.999), eps: float = 1e-8, decoupled: bool = False):
-        super().__init__(params, lr, weight_decay, betas=tuple(betas), eps=eps, decoupled=decoupled)
+    def __init__(self, stack, lr, weight_decay, betas=(0.9, 0.999), eps: float = 1e-8, decoupled: bool = False):
+        super().__init__(stack, lr, weight_decay, betas=tuple(betas), eps=eps, decoupled=decoupled)
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
-        lr = self.learning_rate(group, param)
+        lr = self.learning_rate(group)
         if group["decoupled"]:
             grad = param.grad
-            if group["decay"]:
-                param.mul_((1 - lr * per_trial(group["weight_decay"], param)).to(param.dtype))
+            param.mul_(1 - self.column(lr * group["weight_decay"], param) * group["decay_mask"])  # weights only
         else:
-            grad = self._decayed_gradient(group, param)
+            grad = torch.addcmul(param.grad, self.decay(group, param), param)
         if not state:
             state["step"] = 0
             state["exp_avg"] = torch.zeros_like(param)
@@ -128,10 +124,9 @@ class StackedAdam(StackedOptimizer):
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1 ** state["step"]
         bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
-        step_size = (lr / bias_correction1).to(param.dtype)  # [N, 1, ...]: 0 for a stopped trial
+        step_size = self.column(lr / bias_correction1, param)  # [N, 1]: 0 for a stopped trial
         # torch's update, param - step_size x exp_avg / denom, with torch's denominator built in place and the
-        # step size folded into the numerator, so one addcdiv applies it: a stacked tensor is 20 networks'
-        # worth of memory, and every pass and temporary over it counts.
+        # step size folded into the numerator, so one addcdiv applies it.
         denom = state["exp_avg_sq"].sqrt().div_(bias_correction2_sqrt).add_(group["eps"])
         param.addcdiv_(state["exp_avg"] * step_size, denom, value=-1.0)
 
@@ -139,22 +134,22 @@ class StackedAdam(StackedOptimizer):
 class StackedRMSprop(StackedOptimizer):
     """RMSprop (not centered), with momentum per trial; a trial at momentum 0 steps by grad / avg, as torch's."""
 
-    def __init__(self, params, lr, weight_decay, momentum: Tensor, alpha: float = 0.99, eps: float = 1e-8):
+    def __init__(self, stack, lr, weight_decay, momentum: Tensor, alpha: float = 0.99, eps: float = 1e-8):
         momentum = hyperparameter(momentum)
-        super().__init__(params, lr, weight_decay, momentum=momentum, alpha=alpha, eps=eps)
+        super().__init__(stack, lr, weight_decay, momentum=momentum, alpha=alpha, eps=eps)
         self.with_momentum = bool((momentum > 0).any())  # decided on the host, once
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
-        grad = self._decayed_gradient(group, param)
+        grad = torch.addcmul(param.grad, self.decay(group, param), param)
         if not state:
             state["square_avg"] = torch.zeros_like(param)
             state["momentum_buffer"] = torch.zeros_like(param)
         state["square_avg"].mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
         avg = state["square_avg"].sqrt().add_(group["eps"])
-        lr = self.learning_rate(group, param).to(param.dtype)
+        lr = self.column(self.learning_rate(group), param)
         if self.with_momentum:  # buffer x 0 + grad / avg for the trials without momentum
             buffer = state["momentum_buffer"]
-            buffer.mul_(per_trial(group["momentum"], param).to(param.dtype)).add_(grad / avg)
-            param.sub_(lr * buffer)
+            buffer.mul_(self.column(group["momentum"], param)).addcdiv_(grad, avg)
+            param.addcmul_(lr, buffer, value=-1.0)
         else:
-            param.sub_(lr * (grad / avg))
+            param.addcdiv_(grad * lr, avg, value=-1.0)

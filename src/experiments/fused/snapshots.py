@@ -73,13 +73,12 @@ class TrialCheckpoints(Checkpoint):
 def take_snapshot(fused, position: int, trial: int, shared: dict) -> TrialSnapshot:
     record = fused.records[trial]
     optimizer = fused.trainer.optimizers[0]
-    optimizer_state = {}
-    for name in fused.stack.names:
-        state = optimizer.state.get(fused.stack.parameter(name), {})
-        optimizer_state[name] = {
-            key: value[position].detach().cpu().clone() if torch.is_tensor(value) and value.dim() else value
-            for key, value in state.items()
-        }
+    state = optimizer.state.get(fused.stack.flat, {})
+    by_name = {key: fused.stack.views(value) for key, value in state.items() if torch.is_tensor(value)}
+    optimizer_state = {
+        name: {key: by_name[key][name][position].cpu().clone() if key in by_name else value for key, value in state.items()}
+        for name in fused.stack.names
+    }
     schedules, groups, scheduler = fused.schedules, None, None
     if schedules is not None:
         groups = [

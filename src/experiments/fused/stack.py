@@ -1,10 +1,12 @@
-"""N copies of one network trained as one: every parameter stacked to [N, ...], one batched forward.
+"""N copies of one network trained as one: all of a trial's parameters in one row of a flat [N, P] tensor,
+one batched forward.
 
 Each trial's network is built exactly as a lone run builds it (same seed, same weights); `TrialStack`
-stacks their parameters and buffers (torch.func.stack_module_state) and runs them all on the same batch
-with torch.func.vmap over functional_call. The batched matmuls and convolutions pay the per-step
-overhead once for N trials. Trial i's slice sees only its own weights, so its gradient is the gradient
-its lone run would compute.
+lays their parameters side by side, one row per trial, and runs them all on the same batch with
+torch.func.vmap over functional_call, each layer's weights a view into the row. A step's optimizer update
+is then a handful of element-wise operations over one tensor, whatever the depth of the model, and the
+batched matmuls and convolutions pay the per-step overhead once for N trials. Trial i's row sees only its
+own weights, so its gradient is the gradient its lone run would compute.
 """
 
 import copy
@@ -13,9 +15,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from experiments.callbacks.max_norm import hidden_weight_names
+
 
 def _key(name: str) -> str:
-    return name.replace(".", "/")  # ParameterDict keys may not contain dots
+    return name.replace(".", "/")  # buffer names may not contain dots
 
 
 class TrialDropout(nn.Module):
@@ -54,7 +58,9 @@ class TrialStack(nn.Module):
         nets, self.dropout_rates = [net for net, _ in copies], copies[0][1]
         params, buffers = stack_module_state(nets)
         self.names = list(params)
-        self.stacked = nn.ParameterDict({_key(name): nn.Parameter(value) for name, value in params.items()})
+        self.shapes = [params[name].shape[1:] for name in self.names]
+        self.sizes = [shape.numel() for shape in self.shapes]
+        self.flat = nn.Parameter(torch.cat([params[name].detach().flatten(1) for name in self.names], dim=1))
         for name, value in buffers.items():
             self.register_buffer(f"buffer_{_key(name)}", value)
         self.buffer_names = list(buffers)
@@ -62,22 +68,29 @@ class TrialStack(nn.Module):
         self.blueprint = [copy.deepcopy(nets[0]).to("meta")]  # a list, so it is not a registered submodule
         # A single weight matrix or kernel (dim > 1 in one network) is what weight decay and L1 act on.
         self.weight_names = [name for name in self.names if params[name].dim() > 2]
-        # What max-norm acts on: every Linear/Conv weight but the output layer's (callbacks/max_norm.py).
-        layers = [(n, m) for n, m in nets[0].named_modules() if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d)]
-        if layers and isinstance(layers[-1][1], nn.Linear):
-            layers = layers[:-1]
-        self.hidden_weight_names = [f"{name}.weight" for name, _ in layers]
+        mask = torch.cat([torch.full((size,), float(name in self.weight_names)) for name, size in self.named_sizes()])
+        self.register_buffer("decay_mask", mask.to(self.flat.dtype))  # [P]: 1 on weights, 0 on biases and scales
+        self.hidden_weight_names = hidden_weight_names(nets[0])  # what max-norm acts on
+
+    def named_sizes(self):
+        return zip(self.names, self.sizes, strict=True)
 
     @property
     def trials(self) -> int:
-        return next(iter(self.stacked.values())).shape[0]
+        return self.flat.shape[0]
 
-    def parameter(self, name: str) -> nn.Parameter:
-        return self.stacked[_key(name)]
+    def views(self, rows: Tensor) -> dict[str, Tensor]:
+        """A [N, P] tensor laid out as the stack (its weights, their gradients, an optimizer's moments) as one
+        view per parameter name, [N, *shape]."""
+        chunks = rows.split(self.sizes, dim=1)
+        return {name: chunk.view(-1, *shape) for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True)}
+
+    def weights(self) -> dict[str, Tensor]:
+        """The stacked weights by name, views that share the flat tensor's storage (no autograd)."""
+        return self.views(self.flat.detach())
 
     def forward(self, inputs: Tensor) -> Tensor:
         """inputs [B, ...], the same batch for every trial -> logits [N, B, classes]."""
-        params = {name: self.stacked[_key(name)] for name in self.names}
         buffers = {name: getattr(self, f"buffer_{_key(name)}") for name in self.buffer_names}
         blueprint = self.blueprint[0].train(self.training)
 
@@ -85,11 +98,11 @@ class TrialStack(nn.Module):
             return functional_call(blueprint, (trial_params, trial_buffers), (batch,))
 
         # randomness="different": each trial draws its own dropout mask, as it would alone
-        return vmap(one_trial, in_dims=(0, 0, None), randomness="different")(params, buffers, inputs)
+        return vmap(one_trial, in_dims=(0, 0, None), randomness="different")(self.views(self.flat), buffers, inputs)
 
     def trial_state(self, trial: int) -> dict[str, Tensor]:
         """Trial `trial`'s network as an ordinary state dict (the keys of one network)."""
-        state = {name: self.stacked[_key(name)][trial].detach().clone() for name in self.names}
+        state = {name: value[trial].clone() for name, value in self.weights().items()}
         for name in self.buffer_names:
             if name not in self.dropout_rates:  # the lone network's nn.Dropout keeps its rate as an attribute
                 state[name] = getattr(self, f"buffer_{_key(name)}")[trial].clone()
@@ -97,19 +110,15 @@ class TrialStack(nn.Module):
 
     def weight_l1(self) -> Tensor:
         """sum |w| over each trial's weight matrices and kernels: [N]."""
-        return sum(self.parameter(name).abs().flatten(1).sum(dim=1) for name in self.weight_names)
+        return (self.flat.abs() * self.decay_mask).sum(dim=1)
 
     def keep(self, trials: list[int]) -> dict[nn.Parameter, nn.Parameter]:
         """Drop every trial not in `trials` (stopped ones stop costing compute); returns old -> new parameter,
         for the optimizer to follow (StackedOptimizer.keep)."""
-        index = torch.tensor(trials, dtype=torch.long, device=next(iter(self.stacked.values())).device)
-        replaced = {}
-        for name in self.names:
-            old = self.stacked[_key(name)]
-            new = nn.Parameter(old.detach().index_select(0, index))
-            self.stacked[_key(name)] = new
-            replaced[old] = new
+        index = torch.tensor(trials, dtype=torch.long, device=self.flat.device)
+        old = self.flat
+        self.flat = nn.Parameter(old.detach().index_select(0, index))
         for name in self.buffer_names:
             attribute = f"buffer_{_key(name)}"
             setattr(self, attribute, getattr(self, attribute).index_select(0, index))
-        return replaced
+        return {old: self.flat}

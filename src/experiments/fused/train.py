@@ -76,8 +76,11 @@ def check_fusable(cfgs: list[DictConfig]) -> None:
         raise UserError("fused sets train from scratch: no train=false, check=..., tune=... or ckpt_path")
 
 
-def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | None = None) -> list[dict]:
-    """Train the trials `cfgs` as one model; each writes its results to its own run dir. Returns their metrics."""
+def train_fused(
+    cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | None = None, callbacks: list | None = None
+) -> list[dict]:
+    """Train the trials `cfgs` as one model; each writes its results to its own run dir. Returns their metrics.
+    `callbacks`: more for the set's fit (bench/step_ops.py counts a step's operations with one)."""
     check_fusable(cfgs)
     started = time.perf_counter()
     seed = prepare_process(cfgs[0])
@@ -96,7 +99,7 @@ def train_fused(cfgs: list[DictConfig], run_dirs: list[Path], choices: dict | No
     trainer: L.Trainer = instantiate(
         cfgs[0].trainer,
         logger=False,
-        callbacks=[timer, *watching, TrialCheckpoints(timer), SteadyRichProgressBar()],
+        callbacks=[timer, *watching, TrialCheckpoints(timer), SteadyRichProgressBar(), *(callbacks or [])],
         enable_model_summary=False,
         profiler=LeanPassThroughProfiler(),
         default_root_dir=str(run_dirs[0]),

@@ -30,7 +30,8 @@ class TrialUpdateRatios(L.Callback):
     def on_before_optimizer_step(self, trainer: L.Trainer, fused, optimizer) -> None:
         self.read(trainer, fused)
         if trainer.global_step % self.every == 0:
-            self.before = {name: fused.stack.parameter(name).detach().clone() for name in fused.stack.weight_names}
+            weights = fused.stack.weights()
+            self.before = {name: weights[name].clone() for name in fused.stack.weight_names}
             self.trials = list(fused.positions)
 
     def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
@@ -47,7 +48,8 @@ class TrialUpdateRatios(L.Callback):
         norm = torch.linalg.vector_norm
         with torch.no_grad():  # [tensors, trials] on the device, then one transfer
             sizes = torch.stack([norm(copy.flatten(1), dim=1) for copy in before.values()])
-            moved = [norm((copy - fused.stack.parameter(name)).flatten(1), dim=1) for name, copy in before.items()]
+            weights = fused.stack.weights()
+            moved = [norm((copy - weights[name]).flatten(1), dim=1) for name, copy in before.items()]
             ratios = (torch.stack(moved) / sizes).T.tolist()
         names = [lone_name(name) for name in before]
         for trial, trial_ratios in zip(fused.positions, ratios, strict=True):
@@ -76,16 +78,15 @@ class TrialHistograms(L.Callback):
 
     def on_before_optimizer_step(self, trainer: L.Trainer, fused, optimizer) -> None:
         if trainer.is_last_batch:
-            self.gradients = {
-                name: fused.stack.parameter(name).grad.detach().cpu()
-                for name in fused.stack.weight_names
-                if fused.stack.parameter(name).grad is not None
-            }
+            grad = fused.stack.flat.grad
+            gradients = fused.stack.views(grad.detach()) if grad is not None else {}
+            self.gradients = {name: gradients[name].cpu() for name in fused.stack.weight_names if name in gradients}
             self.rows = {trial: row for row, trial in enumerate(fused.positions)}
 
     def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
         rows = {trial: row for row, trial in enumerate(fused.positions)}
-        weights = {name: fused.stack.parameter(name).detach().cpu() for name in fused.stack.weight_names}
+        stacked = fused.stack.weights()
+        weights = {name: stacked[name].cpu() for name in fused.stack.weight_names}
         tensors = {f"weights/{lone_name(name)}": (stacked, rows) for name, stacked in weights.items()}
         tensors |= {f"gradients/{lone_name(name)}": (grad, self.rows) for name, grad in self.gradients.items()}
         self.gradients = {}
