@@ -10,7 +10,9 @@
 Each way is one real `python train.py` command, timed as a whole; Hydra's basic launcher runs its
 trials one after another in that one process. The table gives both wall times, their ratio, the best cell
 of each sweep (they must agree), the throughput in trial-epochs per second, and the cost of one trial: a
-lone trial's median time against the fused set's time per trial. The last line is the same as JSON.
+lone trial's median time against the fused set's time per trial, the top-level aten calls of one training
+step for a lone run and fused sets of 1, 5 and 20 trials (bench/step_ops.py), and each way's training
+batches as a share of the machine's fp32 matmul rate. The last line is the same as JSON.
 `--mnist N` trains on N synthetic MNIST-shaped images written in torchvision's format (`data=mnist`),
 instead of the embedded sample; `--epochs E` sets the epochs per trial.
 """
@@ -105,10 +107,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.epochs is not None:
             overrides = [o for o in overrides if not o.startswith("trainer.max_epochs=")]
             overrides.append(f"trainer.max_epochs={args.epochs}")
-        if args.mnist is not None:
-            overrides += mnist_overrides(Path(root) / "data", args.mnist)
+        data_overrides = mnist_overrides(Path(root) / "data", args.mnist) if args.mnist is not None else []
+        overrides += data_overrides
         sequential = run_sweep(Path(root) / "sequential", overrides)
         fused = run_sweep(Path(root) / "fused", ["hydra/launcher=fused", *overrides])
+        sys.path.insert(0, str(Path(__file__).parent))
+        from step_ops import flops_per_trial_epoch
+
+        flops = flops_per_trial_epoch(*data_overrides)  # of one trial-epoch: for the matmul ceiling's share
     epochs = args.epochs or (1 if mode == "smoke" else 2 if mode == "quick" else 10)
     completed = [t["wall_seconds"] for t in sequential["trials"].values() if t["status"] == "completed"]
     set_seconds = next(iter(fused["trials"].values()))["fused"]["set_seconds"]
@@ -155,6 +161,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"  speed-up {summary['speedup']:.2f}x; one trial: {summary['lone_trial_s']} s alone (median of the")
     print(f"  completed trials), {summary['fused_per_trial_s']} s inside the fused set (the set's time / trials)")
+    from loops import matmul_gflops
+    from step_ops import print_operations, step_operations
+
+    summary["step_operations"] = step_operations()
+    print_operations(summary["step_operations"])
+    summary["matmul_gflops"] = round(matmul_gflops(), 1)
+    for way, train in (("sequential", seq_train), ("fused", fused_train)):
+        summary[f"{way}_matmul_share"] = round(train * flops / (summary["matmul_gflops"] * 1e9), 3) if train else None
+    print(
+        f"  training batches against the matmul ceiling ({summary['matmul_gflops']:.0f} GFLOP/s): "
+        f"sequential {summary['sequential_matmul_share']}, fused {summary['fused_matmul_share']}"
+    )
     print(json.dumps(summary))
     if args.json:
         from provenance import write_result

@@ -83,11 +83,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
     purge = {"purge_step": resumed_step} if resumed_step else {}
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False, **purge)
     callbacks = build_callbacks(cfg, run_dir)
-    # A real profiler is one override away (+trainer.profiler=simple); by default, a no-op without per-hook cost.
-    profiler = {} if "profiler" in cfg.trainer else {"profiler": LeanPassThroughProfiler()}
     clip = cfg.regularization.grad_clip
+    options, profiler = trainer_options(cfg.trainer)
     trainer: L.Trainer = instantiate(
-        OmegaConf.masked_copy(cfg.trainer, [key for key in cfg.trainer if key != "requeue"]),  # ours, not Lightning's
+        options,
         **profiler,
         logger=logger,
         callbacks=callbacks.all(),
@@ -98,6 +97,14 @@ def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbac
         gradient_clip_algorithm=clip.algorithm,
     )
     return trainer, callbacks
+
+
+def trainer_options(trainer_cfg: DictConfig) -> tuple[DictConfig, dict]:
+    """cfg.trainer without this project's own keys (requeue), and the profiler for a lone run's Trainer and a
+    fused set's alike: a real one is one override away (+trainer.profiler=simple); by default, a no-op
+    without per-hook cost."""
+    options = OmegaConf.masked_copy(trainer_cfg, [key for key in trainer_cfg if key != "requeue"])
+    return options, {} if "profiler" in trainer_cfg else {"profiler": LeanPassThroughProfiler()}
 
 
 def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:

@@ -151,6 +151,8 @@ class FusedModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._record_steps()
+        for trial in self.positions:  # where the trial's epoch points go in its logs (fused/trial_logs.py)
+            self.records[trial].epoch_end_steps[self.current_epoch] = self.global_step
         self._epoch_figures("train")
 
     def on_validation_epoch_end(self) -> None:
@@ -245,7 +247,9 @@ class FusedModule(L.LightningModule):
         regularization = [hparams["regularization"] or {} for hparams in self.trial_hparams]
         decay = torch.tensor([options.get("weight_decay", 0.0) for options in regularization])
         if kind == "sgd":
-            optimizer = StackedSGD(self.stack, lr, decay, momentum=self._momenta(), nesterov=spec.get("nesterov", False))
+            optimizer = StackedSGD(
+                self.stack, lr, decay, momentum=self._momenta(), nesterov=spec.get("nesterov", False)
+            )
         elif kind == "rmsprop":
             spec.pop("momentum", None)
             optimizer = StackedRMSprop(self.stack, lr, decay, momentum=self._momenta(), **spec)

@@ -18,6 +18,7 @@ class TrialRecord:
         self.step_losses: list[float] = []
         self.step_penalties: list[float | None] = []  # the L1 term in each step's loss; None without L1
         self.epochs: dict[int, dict] = {}  # epoch -> train/loss, train/acc, val/loss, val/acc
+        self.epoch_end_steps: dict[int, int] = {}  # epoch -> the global step when its training batches ended
         self.update_readings: list[tuple[int, dict[str, float]]] = []  # fused/watch.py: (step, layer -> ratio)
         self.histograms: list[tuple[int, str, dict]] = []  # (epoch, tag, binned values)
 

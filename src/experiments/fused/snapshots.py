@@ -76,7 +76,9 @@ def take_snapshot(fused, position: int, trial: int, shared: dict) -> TrialSnapsh
     state = optimizer.state.get(fused.stack.flat, {})
     by_name = {key: fused.stack.views(value) for key, value in state.items() if torch.is_tensor(value)}
     optimizer_state = {
-        name: {key: by_name[key][name][position].cpu().clone() if key in by_name else value for key, value in state.items()}
+        name: {
+            key: by_name[key][name][position].cpu().clone() if key in by_name else value for key, value in state.items()
+        }
         for name in fused.stack.names
     }
     schedules, groups, scheduler = fused.schedules, None, None

@@ -83,7 +83,9 @@ class TrialStack(nn.Module):
         """A [N, P] tensor laid out as the stack (its weights, their gradients, an optimizer's moments) as one
         view per parameter name, [N, *shape]."""
         chunks = rows.split(self.sizes, dim=1)
-        return {name: chunk.view(-1, *shape) for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True)}
+        return {
+            name: chunk.view(-1, *shape) for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True)
+        }
 
     def weights(self) -> dict[str, Tensor]:
         """The stacked weights by name, views that share the flat tensor's storage (no autograd)."""

@@ -13,11 +13,9 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.epoch_timer import EpochTimer
-from experiments.callbacks.prediction_figures import PredictionFigures
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.errors import UserError
@@ -27,14 +25,13 @@ from experiments.fused.records import TrialRecord
 from experiments.fused.snapshots import TrialCheckpoints
 from experiments.fused.trial_logs import write_trial_logs
 from experiments.fused.watch import TrialHistograms, TrialUpdateRatios, reading_medians
-from experiments.lean_profiler import LeanPassThroughProfiler
 from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve, warmup_steps
 from experiments.reporting import chosen_hparams, log_hparams, swept_keys, write_metrics_json
-from experiments.run import build_data, build_module, check_before_training, prepare_process
-from experiments.trainer import build_callbacks
+from experiments.run import build_data, build_module, check_before_training, prepare_process, test
+from experiments.trainer import build_callbacks, build_trainer, trainer_options
 
 FUSED = (
     "optimizer.lr",
@@ -96,12 +93,13 @@ def train_fused(
     timer, watch = EpochTimer(), cfgs[0].watch
     watching = [TrialUpdateRatios(watch.update_ratio_every)] if watch.update_ratio_every is not None else []
     watching += [TrialHistograms()] if watch.histograms else []
+    options, profiler = trainer_options(cfgs[0].trainer)
     trainer: L.Trainer = instantiate(
-        cfgs[0].trainer,
+        options,
+        **profiler,
         logger=False,
         callbacks=[timer, *watching, TrialCheckpoints(timer), SteadyRichProgressBar(), *(callbacks or [])],
         enable_model_summary=False,
-        profiler=LeanPassThroughProfiler(),
         default_root_dir=str(run_dirs[0]),
         gradient_clip_val=cfgs[0].regularization.grad_clip.value,  # FusedModule clips per trial
         gradient_clip_algorithm=cfgs[0].regularization.grad_clip.algorithm,
@@ -112,10 +110,11 @@ def train_fused(
     for trial, (cfg, run_dir, module) in enumerate(zip(cfgs, run_dirs, modules, strict=True)):
         record, run_dir = fused.records[trial], Path(run_dir)
         module.warmup_until = warmup_steps(module.hparams.scheduler, int(trainer.estimated_stepping_batches))
-        logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False)
+        lone_trainer, _ = build_trainer(cfg, run_dir)  # the trial's lone run's: its logger and its test phase
+        logger = lone_trainer.logger
         with_l1 = cfg.regularization.l1 > 0
         write_trial_logs(logger, record, cfg.trainer.log_every_n_steps, schedule(fused, trial, cfg), with_l1)
-        tested = finish_trial(cfg, run_dir, module, record, datamodule, logger)
+        tested = finish_trial(cfg, run_dir, module, record, datamodule, lone_trainer)
         watched = {"update_ratio": update_ratio_summary(cfg, run_dir, record)} if watch.update_ratio_every else {}
         metrics = {
             **checks[trial],
@@ -164,10 +163,10 @@ def update_ratio_summary(cfg: DictConfig, run_dir: Path, record: TrialRecord) ->
     return judge.summary()
 
 
-def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialRecord, datamodule, logger) -> dict:
-    """The trial's last and best epochs as the checkpoints its lone run writes, its best tested as a lone
-    run tests it, with the pictures a lone run draws (watch.pictures): its inputs, its first layer (at its
-    best epoch) and the test split's."""
+def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialRecord, datamodule, trainer) -> dict:
+    """The trial's last and best epochs as the checkpoints its lone run writes, its best tested by its lone
+    run's Trainer and test phase (run.test: every Trainer option holds), with the pictures a lone run draws
+    (watch.pictures): its inputs, its first layer (at its best epoch) and the test split's."""
     best = record.best_snapshot
     folder = run_dir / "checkpoints"
     paths = {"last": folder / "last.ckpt", "best": None}
@@ -178,24 +177,11 @@ def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialReco
     if best is None:
         return {"test_acc": None, "test_loss": None, "best_checkpoint": None}
     save(lone_checkpoint(cfg, run_dir, module, best, record, paths), paths["best"])  # the module holds it now
-    path = paths["best"]
     if cfg.watch.pictures:
-        draw_training_inputs(datamodule, module.hparams.data["class_names"], logger, run_dir)
-        draw_first_layer(module, logger, run_dir, len(record.step_losses))
-    if not cfg.test or record.status == "diverged" or record.best_val_acc is None:  # nor is a diverged lone run
-        return {"test_acc": None, "test_loss": None, "best_checkpoint": str(path)}
-    tester = L.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-        logger=logger,
-        callbacks=[PredictionFigures()] if cfg.watch.pictures else [],
-        default_root_dir=str(run_dir),  # where PredictionFigures puts its PNGs
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    [tested] = tester.test(module, datamodule=datamodule, verbose=False)
-    return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"], "best_checkpoint": str(path)}
+        draw_training_inputs(datamodule, module.hparams.data["class_names"], trainer.logger, run_dir)
+        draw_first_layer(module, trainer.logger, run_dir, len(record.step_losses))
+    trained = {"status": record.status, "best_checkpoint": str(paths["best"])}
+    return {"test_acc": None, "test_loss": None, **test(cfg, trainer, module, datamodule, trained), **trained}
 
 
 def save(checkpoint: dict, path: Path) -> None:

@@ -20,10 +20,9 @@ def write_trial_logs(
     for step, (loss, penalty) in enumerate(zip(record.step_losses, record.step_penalties, strict=True)):
         if (step + 1) % every == 0:
             logger.log_metrics({"train/loss": loss, **({"train/l1_penalty": penalty} if with_l1 else {})}, step=step)
-    steps_per_epoch = max(1, steps // max(1, len(record.epochs)))
-    for epoch, figures in sorted(record.epochs.items()):
+    for epoch, figures in sorted(record.epochs.items()):  # at the epoch's last step, as Lightning logs them
         named = {("train/loss_epoch" if key == "train/loss" else key): value for key, value in figures.items()}
-        logger.log_metrics({**named, "epoch": epoch}, step=(epoch + 1) * steps_per_epoch - 1)
+        logger.log_metrics({**named, "epoch": epoch}, step=record.epoch_end_steps[epoch] - 1)
     for step, readings in finished_readings(record):
         scalars = {f"diag/update_ratio/{name}": ratio for name, ratio in readings.items()}
         logger.log_metrics({**scalars, "diag/update_ratio/median": statistics.median(readings.values())}, step=step)
@@ -33,7 +32,7 @@ def write_trial_logs(
         if schedule["interval"] == "step":
             logged = [step for step in range(steps) if (step + 1) % every == 0]
         else:
-            logged = range(0, steps, steps_per_epoch)
+            logged = [0, *(end for end in record.epoch_end_steps.values() if end < steps)]  # each epoch's first step
         write_rates(logger, schedule["rates"], logged, schedule["optimizer"])
     logger.experiment.flush()
 

@@ -1,0 +1,130 @@
+"""Operations per training step: the top-level aten calls torch.profiler records on the CPU in one training
+step (data, forward, backward, optimizer, the step's rules), for a lone run and for fused sets of 1, 5 and
+20 trials, on the default MLP and the embedded sample. On a GPU each of them is a kernel launch, so the
+count, not the arithmetic, bounds a small model's step there.
+
+    python bench/step_ops.py          # the table; bench/sweep.py prints it too
+
+Also the matmul ceiling's share: a throughput in trial-epochs per second, times the multiply-adds of one
+trial-epoch, over the machine's fp32 matmul rate (bench/loops.py).
+"""
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SKIP, STEPS = 5, 10  # steps before counting (the first ones build state), steps counted
+QUIET = ["watch.pictures=false", "trainer.max_epochs=1", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]
+
+
+def composed(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*QUIET, *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def step_counter():
+    """A Lightning callback that profiles training steps SKIP..SKIP+STEPS; `.per_step` is set after them."""
+    import lightning as L
+    from torch.profiler import ProfilerActivity, profile
+
+    class StepOperations(L.Callback):
+        def __init__(self) -> None:
+            self.profiler, self.per_step = None, None
+
+        def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+            if batch_idx == SKIP:
+                self.profiler = profile(activities=[ProfilerActivity.CPU])
+                self.profiler.__enter__()
+            elif batch_idx == SKIP + STEPS and self.profiler is not None:
+                self.profiler.__exit__(None, None, None)
+                self.per_step = top_level_aten(self.profiler.events()) / STEPS
+                self.profiler = None
+
+    return StepOperations()
+
+
+def top_level_aten(events) -> int:
+    """aten calls not made inside another aten call (what a caller issues, not how aten builds it)."""
+
+    def nested(event) -> bool:
+        parent = event.cpu_parent
+        while parent is not None:
+            if parent.name.startswith("aten::"):
+                return True
+            parent = parent.cpu_parent
+        return False
+
+    return sum(event.name.startswith("aten::") and not nested(event) for event in events)
+
+
+def learning_rates(trials: int) -> list[float]:
+    """Rates that all train (none diverges, so the set keeps its size while it is counted)."""
+    return [10 ** (-4 + index / max(trials - 1, 1)) for index in range(trials)]
+
+
+def fused_step_operations(trials: int, root: Path) -> float:
+    from experiments.fused.train import train_fused
+
+    cfgs = [composed(f"optimizer.lr={lr}") for lr in learning_rates(trials)]
+    counter = step_counter()
+    train_fused(cfgs, [root / f"fused{trials}" / f"trial{n}" for n in range(trials)], callbacks=[counter])
+    return counter.per_step
+
+
+def lone_step_operations(root: Path) -> float:
+    from experiments.run import build_data, build_module, prepare_process
+    from experiments.trainer import build_trainer
+
+    cfg = composed()
+    prepare_process(cfg)
+    datamodule = build_data(cfg)
+    module = build_module(cfg, datamodule)
+    trainer, _ = build_trainer(cfg, root / "lone")
+    counter = step_counter()
+    trainer.callbacks.append(counter)
+    trainer.fit(module, datamodule=datamodule)
+    return counter.per_step
+
+
+def step_operations() -> dict:
+    """{"lone": ops, "fused_1": ops, "fused_5": ops, "fused_20": ops}, per training step."""
+    with tempfile.TemporaryDirectory() as root:
+        counts = {"lone": lone_step_operations(Path(root))}
+        counts |= {f"fused_{n}": fused_step_operations(n, Path(root)) for n in (1, 5, 20)}
+    return {name: round(count, 1) for name, count in counts.items()}
+
+
+def flops_per_trial_epoch(*overrides: str) -> float:
+    """6 x parameters x training samples: the MLP's forward (2) and backward (4) FLOPs per weight."""
+    from experiments.run import build_data, build_module
+
+    cfg = composed(*overrides)
+    datamodule = build_data(cfg)
+    module = build_module(cfg, datamodule)
+    parameters = sum(parameter.numel() for parameter in module.net.parameters())
+    return 6.0 * parameters * len(datamodule.train_images)
+
+
+def print_operations(counts: dict) -> None:
+    fused = ", ".join(f"{name.removeprefix('fused_')}: {count:g}" for name, count in counts.items() if name != "lone")
+    print(
+        f"  top-level aten calls a training step (torch.profiler, CPU): lone run {counts['lone']:g}; fused sets of {fused}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))
+    print_operations(step_operations())
+
+
+if __name__ == "__main__":
+    main()
