@@ -116,7 +116,8 @@ def flops_per_trial_epoch(*overrides: str) -> float:
 def print_operations(counts: dict) -> None:
     fused = ", ".join(f"{name.removeprefix('fused_')}: {count:g}" for name, count in counts.items() if name != "lone")
     print(
-        f"  top-level aten calls a training step (torch.profiler, CPU): lone run {counts['lone']:g}; fused sets of {fused}"
+        f"  top-level aten calls a training step (torch.profiler, CPU): lone run {counts['lone']:g}; "
+        f"fused sets of {fused}"
     )
 
 
