@@ -5,10 +5,13 @@ torch.optim takes one scalar learning rate per parameter group, and the stack is
 apply torch.optim's update rules (the single-tensor formulas of torch 2.x, step for step) with the
 hyperparameters as [N] tensors broadcast over each trial's row. Trial i's row moves exactly as its lone
 run's parameters move under torch.optim. Weight decay acts on weights only (the stack's decay mask), as in
-a lone run, where biases and norm scales sit in a group with decay 0.
+a lone run, where biases and norm scales sit in a group with decay 0: the weights are the first `decayed`
+columns of the stack.
 
 A step is a fixed handful of element-wise operations, whatever the depth of the model: each per-trial
-factor is worked out once, as an [N, 1] column. The per-trial values move to the parameters' device on the
+factor is worked out once, as an [N, 1] column, and the step's temporaries live in buffers kept from step
+to step (a stack of 20 networks is 20 networks' worth of memory: a fresh allocation of that size costs more
+than the arithmetic on it). The per-trial values move to the parameters' device on the
 first step and stay there, and `running` (a bool [N] mask on that device, set by FusedModule) zeroes the
 learning rate of stopped trials: a step needs no copy from the host and no wait for the device.
 """
@@ -28,8 +31,16 @@ class StackedOptimizer(torch.optim.Optimizer):
 
     def __init__(self, stack, lr: Tensor, weight_decay: Tensor, **options):
         defaults = {"lr": hyperparameter(lr), "weight_decay": hyperparameter(weight_decay), **options}
-        super().__init__([{"params": [stack.flat], "decay_mask": stack.decay_mask}], defaults)
+        super().__init__([{"params": [stack.flat], "decayed": stack.decayed}], defaults)
         self.running: Tensor | None = None  # bool [N]; False stops a trial's row (learning rate 0)
+        self.scratch: dict[str, Tensor] = {}  # the step's temporaries, not optimizer state: never saved
+
+    def buffer(self, name: str, like: Tensor) -> Tensor:
+        """A temporary shaped as `like`, reused from step to step (again after the stack shrinks)."""
+        kept = self.scratch.get(name)
+        if kept is None or kept.shape != like.shape or kept.device != like.device or kept.dtype != like.dtype:
+            kept = self.scratch[name] = torch.empty_like(like)
+        return kept
 
     def column(self, values: Tensor, param: Tensor) -> Tensor:
         """[N] (or one value for all) -> [N, 1] in the parameter's dtype. Factors are worked out in float64
@@ -40,9 +51,11 @@ class StackedOptimizer(torch.optim.Optimizer):
         """Each trial's learning rate, 0 where it no longer runs: [N] in float64."""
         return group["lr"] if self.running is None else group["lr"] * self.running
 
-    def decay(self, group: dict, param: Tensor) -> Tensor:
-        """Each trial's weight decay on its weights, 0 on the rest: [N, P]."""
-        return self.column(group["weight_decay"], param) * group["decay_mask"]
+    def decayed_gradient(self, group: dict, param: Tensor) -> Tensor:
+        """L2 through the gradient: each trial's weight decay x its weights, added to their gradient in place."""
+        weights = slice(0, group["decayed"])
+        param.grad[:, weights].addcmul_(param[:, weights], self.column(group["weight_decay"], param))
+        return param.grad
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -52,7 +65,7 @@ class StackedOptimizer(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             [param] = group["params"]
-            for key in (*PER_TRIAL, "decay_mask"):  # once: later steps find them there
+            for key in PER_TRIAL:  # once: later steps find them there
                 if key in group and group[key].device != param.device:
                     group[key] = group[key].to(param.device)
             if param.grad is not None:
@@ -89,7 +102,7 @@ class StackedSGD(StackedOptimizer):
         self.with_momentum = bool((momentum > 0).any())  # decided on the host, once
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
-        grad = torch.addcmul(param.grad, self.decay(group, param), param)  # L2 through the gradient
+        grad = self.decayed_gradient(group, param)
         if self.with_momentum:
             momentum = self.column(group["momentum"], param)
             if "momentum_buffer" not in state:
@@ -111,9 +124,9 @@ class StackedAdam(StackedOptimizer):
         lr = self.learning_rate(group)
         if group["decoupled"]:
             grad = param.grad
-            param.mul_(1 - self.column(lr * group["weight_decay"], param) * group["decay_mask"])  # weights only
+            param[:, : group["decayed"]].mul_(1 - self.column(lr * group["weight_decay"], param))  # weights only
         else:
-            grad = torch.addcmul(param.grad, self.decay(group, param), param)
+            grad = self.decayed_gradient(group, param)
         if not state:
             state["step"] = 0
             state["exp_avg"] = torch.zeros_like(param)
@@ -127,8 +140,9 @@ class StackedAdam(StackedOptimizer):
         step_size = self.column(lr / bias_correction1, param)  # [N, 1]: 0 for a stopped trial
         # torch's update, param - step_size x exp_avg / denom, with torch's denominator built in place and the
         # step size folded into the numerator, so one addcdiv applies it.
-        denom = state["exp_avg_sq"].sqrt().div_(bias_correction2_sqrt).add_(group["eps"])
-        param.addcdiv_(state["exp_avg"] * step_size, denom, value=-1.0)
+        denom = torch.sqrt(state["exp_avg_sq"], out=self.buffer("denom", param))
+        denom.div_(bias_correction2_sqrt).add_(group["eps"])
+        param.addcdiv_(torch.mul(state["exp_avg"], step_size, out=self.buffer("step", param)), denom, value=-1.0)
 
 
 class StackedRMSprop(StackedOptimizer):
@@ -140,16 +154,16 @@ class StackedRMSprop(StackedOptimizer):
         self.with_momentum = bool((momentum > 0).any())  # decided on the host, once
 
     def update(self, group: dict, param: Tensor, state: dict) -> None:
-        grad = torch.addcmul(param.grad, self.decay(group, param), param)
+        grad = self.decayed_gradient(group, param)
         if not state:
             state["square_avg"] = torch.zeros_like(param)
             state["momentum_buffer"] = torch.zeros_like(param)
         state["square_avg"].mul_(group["alpha"]).addcmul_(grad, grad, value=1 - group["alpha"])
-        avg = state["square_avg"].sqrt().add_(group["eps"])
+        avg = torch.sqrt(state["square_avg"], out=self.buffer("avg", param)).add_(group["eps"])
         lr = self.column(self.learning_rate(group), param)
         if self.with_momentum:  # buffer x 0 + grad / avg for the trials without momentum
             buffer = state["momentum_buffer"]
             buffer.mul_(self.column(group["momentum"], param)).addcdiv_(grad, avg)
             param.addcmul_(lr, buffer, value=-1.0)
         else:
-            param.addcdiv_(grad * lr, avg, value=-1.0)
+            param.addcdiv_(torch.mul(grad, lr, out=self.buffer("step", param)), avg, value=-1.0)

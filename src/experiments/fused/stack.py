@@ -57,23 +57,20 @@ class TrialStack(nn.Module):
         copies = [with_trial_dropout(net) for net in nets]
         nets, self.dropout_rates = [net for net, _ in copies], copies[0][1]
         params, buffers = stack_module_state(nets)
-        self.names = list(params)
+        # A single weight matrix or kernel (dim > 1 in one network) is what weight decay and L1 act on. The
+        # weights come first in a row, so decay acts on one slice of it, [:, :decayed], in place.
+        self.weight_names = [name for name in params if params[name].dim() > 2]
+        self.names = self.weight_names + [name for name in params if name not in self.weight_names]
         self.shapes = [params[name].shape[1:] for name in self.names]
         self.sizes = [shape.numel() for shape in self.shapes]
+        self.decayed = sum(size for name, size in zip(self.names, self.sizes, strict=True) if name in self.weight_names)
         self.flat = nn.Parameter(torch.cat([params[name].detach().flatten(1) for name in self.names], dim=1))
         for name, value in buffers.items():
             self.register_buffer(f"buffer_{_key(name)}", value)
         self.buffer_names = list(buffers)
         # The shape of one network, without storage of its own: functional_call swaps in each trial's slice.
         self.blueprint = [copy.deepcopy(nets[0]).to("meta")]  # a list, so it is not a registered submodule
-        # A single weight matrix or kernel (dim > 1 in one network) is what weight decay and L1 act on.
-        self.weight_names = [name for name in self.names if params[name].dim() > 2]
-        mask = torch.cat([torch.full((size,), float(name in self.weight_names)) for name, size in self.named_sizes()])
-        self.register_buffer("decay_mask", mask.to(self.flat.dtype))  # [P]: 1 on weights, 0 on biases and scales
         self.hidden_weight_names = hidden_weight_names(nets[0])  # what max-norm acts on
-
-    def named_sizes(self):
-        return zip(self.names, self.sizes, strict=True)
 
     @property
     def trials(self) -> int:
@@ -112,7 +109,7 @@ class TrialStack(nn.Module):
 
     def weight_l1(self) -> Tensor:
         """sum |w| over each trial's weight matrices and kernels: [N]."""
-        return (self.flat.abs() * self.decay_mask).sum(dim=1)
+        return self.flat[:, : self.decayed].abs().sum(dim=1)
 
     def keep(self, trials: list[int]) -> dict[nn.Parameter, nn.Parameter]:
         """Drop every trial not in `trials` (stopped ones stop costing compute); returns old -> new parameter,
