@@ -168,7 +168,20 @@ def sweep_table() -> str:
     ]
     on_cpu = s["device"].startswith("CPU")  # bench/sweep.py names a CUDA device, or "CPU (...)"
     note = "\nOn a GPU: not measured.\n\n" if on_cpu else "\n"
-    return table([*header, "one trial alone / in the set"], [row]) + note + origin(record)
+    return table([*header, "one trial alone / in the set"], [row]) + "\n" + step_table(s) + note + origin(record)
+
+
+def step_table(s: dict) -> str:
+    """Operations per training step and the training batches' share of the matmul ceiling, when recorded."""
+    counts = s.get("step_operations")
+    if counts is None:
+        return ""
+    header = ["aten calls a step: lone run", "fused, 1 trial", "5 trials", "20 trials", "matmul ceiling"]
+    shares = f"{s['matmul_gflops']:.0f} GFLOP/s; training batches: one at a time " + (
+        f"{percent(s['sequential_matmul_share'])}, fused {percent(s['fused_matmul_share'])}"
+    )
+    row = [f"{counts['lone']:g}", f"{counts['fused_1']:g}", f"{counts['fused_5']:g}", f"{counts['fused_20']:g}", shares]
+    return table(header, [row])
 
 
 RENDERERS = {

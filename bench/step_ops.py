@@ -121,8 +121,12 @@ def print_operations(counts: dict) -> None:
     )
 
 
+def build_parser() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+
+
 def main(argv: list[str] | None = None) -> None:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    build_parser().parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
     print_operations(step_operations())
 

@@ -341,11 +341,11 @@ def test_user_errors_raised_inside_hydra_instantiate_are_found():
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from experiments.job import _user_error_in
+    from experiments.sweeps.status import user_error_in
 
     try:
         instantiate({"_target_": "experiments.models.cnn.LeNet", "input_shape": (1, 8, 8), "num_classes": 2})
     except InstantiationException as wrapped:
-        found = _user_error_in(wrapped)
+        found = user_error_in(wrapped)
     assert found is not None and "at least 16x16" in str(found)
     assert _user_error_in(ValueError("a bug, not bad input")) is None

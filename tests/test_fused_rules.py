@@ -14,7 +14,7 @@ from experiments.callbacks.max_norm import MaxNorm, clamp_unit_norms
 from experiments.fused.records import TrialRecord
 from experiments.fused.stack import TrialStack
 from experiments.fused.train import train_fused
-from experiments.fused.trial_logs import write_trial_logs
+from experiments.fused.trial_logs import TrialLog
 from experiments.models.mlp import MLP
 
 CURVES = [[1.0, 2.0, 2.9, 3.0, 3.01, 1.0], [1.0, math.nan, 1.0], [1.0, 0.5, math.inf], [math.inf, 1.0], [2.0, 5.9, 0.1]]
@@ -68,6 +68,57 @@ def test_max_norm_rescales_a_set_as_it_rescales_each_lone_network():
     assert output.norm(dim=1).max() > 1.5  # the output layer is left alone, in both
 
 
+VAL_LOSSES = [[1.0, 0.9, 0.95, 0.96, 0.97, 0.5], [1.0, 0.99, 0.985, 0.98, 0.975, 0.97], [1.0, 0.8, 0.6, 0.4, 0.3, 0.2]]
+
+
+def lightning_stop_epoch(val_losses: list[float], patience: int, min_delta: float) -> int | None:
+    """The epoch where Lightning's own EarlyStopping stops a real fit whose val/loss runs through these."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class Scripted(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx) -> None:
+            self.log("val/loss", val_losses[self.current_epoch])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.0)
+
+    stopping = L.pytorch.callbacks.EarlyStopping("val/loss", patience=patience, min_delta=min_delta)
+    trainer = L.Trainer(
+        max_epochs=len(val_losses),
+        callbacks=[stopping],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    data = DataLoader(TensorDataset(torch.ones(1, 1)), batch_size=1)
+    trainer.fit(Scripted(), data, data)
+    return trainer.current_epoch - 1 if trainer.current_epoch < len(val_losses) else None
+
+
+@pytest.mark.parametrize(("patience", "min_delta"), [(2, 0.0), (2, 0.01)])
+def test_early_stopping_stops_a_trial_at_the_epoch_lightnings_stops_a_lone_run(patience, min_delta):
+    for val_losses in VAL_LOSSES:
+        record = TrialRecord()
+        fused = next(
+            (
+                epoch
+                for epoch, loss in enumerate(val_losses)
+                if record.early_stopping_says_stop(loss, patience, min_delta)
+            ),
+            None,
+        )
+        assert fused == lightning_stop_epoch(val_losses, patience, min_delta), val_losses
+
+
 def test_a_trial_stopped_mid_epoch_logs_its_epoch_points_at_the_steps_its_epochs_ended(tmp_path):
     from lightning.pytorch.loggers import TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -78,7 +129,7 @@ def test_a_trial_stopped_mid_epoch_logs_its_epoch_points_at_the_steps_its_epochs
     record.epoch_end_steps = {0: 10, 1: 20}
     record.status, record.stopped_step = "diverged", 24
     logger = TensorBoardLogger(save_dir=str(tmp_path), name="tensorboard", version="")
-    write_trial_logs(logger, record, every=5, schedule=None, with_l1=False)
+    TrialLog(logger, every=5, with_l1=False).write(record, schedule=None)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     for tag in ("train/loss_epoch", "val/loss", "val/acc"):
@@ -118,3 +169,24 @@ def test_a_fused_sets_fit_and_test_take_the_trainer_options_a_lone_run_takes(tmp
     # the trial's own test, of its best weights, in bfloat16 as asked, not in float32
     assert fused[0]["test_loss"] == pytest.approx(evaluations["bf16-mixed"], abs=1e-6)
     assert abs(evaluations["32-true"] - fused[0]["test_loss"]) > 1e-5, evaluations
+
+
+def test_fused_trials_log_to_their_own_runs_while_the_set_trains(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    seen = {}
+
+    class ReadMidFit(L.Callback):
+        def on_train_epoch_start(self, trainer, module) -> None:
+            if trainer.current_epoch == 1:  # one epoch done, one to go
+                for trial in ("f0", "f1"):
+                    events = EventAccumulator(str(tmp_path / trial / "tensorboard"))
+                    events.Reload()
+                    seen[trial] = {tag: len(events.Scalars(tag)) for tag in events.Tags()["scalars"]}
+
+    cells = [[f"optimizer.lr={lr}", "model.hidden_sizes=[64]", "trainer.max_epochs=2"] for lr in ("0.001", "0.0003")]
+    cfgs = [compose_config("watch.pictures=false", *cell) for cell in cells]
+    train_fused(cfgs, [tmp_path / "f0", tmp_path / "f1"], callbacks=[ReadMidFit()])
+    for trial, tags in seen.items():
+        assert tags["val/acc"] == tags["train/loss_epoch"] == 1, (trial, tags)  # epoch 0, before epoch 1 trains
+        assert tags["train/loss"] >= 1 and tags["diag/update_ratio/median"] >= 1, (trial, tags)

@@ -23,6 +23,7 @@ from experiments.errors import TrialsFailed, UserError
 from experiments.resume import expand_resume
 from experiments.slurm import expand_requeued, run_name
 from experiments.sweeps.logspace import expand_logspace
+from experiments.sweeps.status import user_error_in
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def check_printed_config(arguments: list[str], conf_dir: Path) -> None:
 
 def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
     """One line naming the key, the value and what is allowed."""
-    user_error = _user_error_in(err)  # raised by a plugin's constructor, wrapped by hydra.utils.instantiate
+    user_error = user_error_in(err)  # raised by a plugin's constructor, wrapped by hydra.utils.instantiate
     if user_error is not None:
         return str(user_error)
     if isinstance(err, MissingConfigException) and err.missing_cfg_file:
@@ -155,7 +156,7 @@ def run_job(cfg: DictConfig) -> float | None:
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if not in_sweep:
         return _run_single(cfg)
-    from experiments.sweeps.status import write_status
+    from experiments.sweeps.status import record_failed, record_failure, record_finished, write_status
     from experiments.sweeps.trials import resume_restarted_trial
 
     trial_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -165,23 +166,12 @@ def run_job(cfg: DictConfig) -> float | None:
         check_config(cfg, _command_line_overrides())
         metrics = _run_in_job(cfg)
     except Exception as err:
-        user_error = _user_error_in(err)
-        message = str(user_error) if user_error else f"{type(err).__name__}: {err}".strip().splitlines()[0]
-        log.error(f"trial failed: {message}")
-        if user_error is None:  # a bug rather than bad input: keep the whole story next to the one line
-            import traceback
-
-            (trial_dir / "traceback.txt").write_text(traceback.format_exc())
-        (trial_dir / "error.txt").write_text(message + "\n")
-        write_status(trial_dir, "failed", error=message)
+        log.error(f"trial failed: {record_failure(trial_dir, err)}")
         return None
     if metrics.get("failed_checks"):  # check=procedure in a sweep: a trial whose checks failed has failed
-        message = _failed_checks_line(metrics)
-        (trial_dir / "error.txt").write_text(message + "\n")
-        write_status(trial_dir, "failed", error=message)
+        record_failed(trial_dir, _failed_checks_line(metrics))
         return None
-    objective = metrics.get("best_val_acc") or 0.0
-    write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
+    objective = record_finished(trial_dir, metrics)
     from experiments.callbacks.interrupt import StopRequest  # loaded by the run already
 
     if StopRequest.pending():  # Ctrl-C or SIGTERM: the sweep stops here; rerunning it resumes this trial
@@ -196,7 +186,7 @@ def _run_single(cfg: DictConfig) -> float | None:
         _refuse_sweep_keys_without_multirun(cfg)
         metrics = _run_in_job(cfg)
     except Exception as err:
-        user_error = _user_error_in(err)
+        user_error = user_error_in(err)
         if user_error is None:
             raise
         print(f"error: {user_error}", file=sys.stderr)
@@ -258,15 +248,6 @@ def _refuse_sweep_keys_without_multirun(cfg: DictConfig) -> None:
     preset = HydraConfig.get().runtime.choices.get("sweep")
     if preset not in (None, "null", "grid"):
         raise UserError(f"sweep={preset} is a sweep: add -m, as in `python train.py -m sweep={preset}`")
-
-
-def _user_error_in(err: BaseException | None) -> UserError | None:
-    """The UserError behind an exception; hydra.utils.instantiate wraps what a constructor raises."""
-    while err is not None:
-        if isinstance(err, UserError):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def _command_line_overrides() -> list[str]:

@@ -12,7 +12,6 @@ ordinary trial through the sweep's task function, and the log says why in one li
 
 import logging
 import sys
-import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -21,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.config_checks import check_config
 from experiments.errors import UserError
-from experiments.sweeps.status import write_status
+from experiments.sweeps.status import record_failure, record_finished, write_status
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +169,7 @@ def train_set(cfgs: list[DictConfig], trial_dirs: list[Path], choices: dict) -> 
             write_status(trial_dir, "interrupted")
         return [None] * len(cfgs)
     except Exception as err:  # the whole set failed: each trial says so, as a lone failure would
-        message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}".splitlines()[0]
-        log.error(f"fused set failed: {message}")
-        for trial_dir in trial_dirs:
-            (trial_dir / "error.txt").write_text(message + "\n")
-            (trial_dir / "traceback.txt").write_text(traceback.format_exc())
-            write_status(trial_dir, "failed", error=message)
+        messages = [record_failure(trial_dir, err) for trial_dir in trial_dirs]
+        log.error(f"fused set failed: {messages[0]}")
         return [None] * len(cfgs)
-    objectives = []
-    for trial_dir, metrics in zip(trial_dirs, results, strict=True):
-        objective = metrics.get("best_val_acc") or 0.0
-        write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
-        objectives.append(objective)
-    return objectives
+    return [record_finished(trial_dir, metrics) for trial_dir, metrics in zip(trial_dirs, results, strict=True)]

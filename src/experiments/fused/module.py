@@ -168,14 +168,10 @@ class FusedModule(L.LightningModule):
             record, (loss, accuracy) = self.records[trial], figures[trial]
             if record.best_val_acc is None or accuracy > record.best_val_acc:
                 record.best_val_acc, record.best_epoch = accuracy, self.current_epoch
-            if self.patience is not None and trial not in self.frozen:  # EarlyStopping's rule on val/loss, per trial
-                if loss < record.val_loss_best - self.min_delta:
-                    record.val_loss_best, record.wait = loss, 0
-                else:
-                    record.wait += 1
-                    if record.wait >= self.patience:
-                        record.status, record.stopped_step = "completed", self.global_step
-                        stopped.append(position)
+            if self.patience is not None and trial not in self.frozen:
+                if record.early_stopping_says_stop(loss, self.patience, self.min_delta):
+                    record.status, record.stopped_step = "completed", self.global_step
+                    stopped.append(position)
         stopped += [position for position, trial in enumerate(self.positions) if trial in self.frozen]
         self.frozen.clear()
         self.leaving = sorted(set(stopped))

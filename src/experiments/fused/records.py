@@ -22,6 +22,15 @@ class TrialRecord:
         self.update_readings: list[tuple[int, dict[str, float]]] = []  # fused/watch.py: (step, layer -> ratio)
         self.histograms: list[tuple[int, str, dict]] = []  # (epoch, tag, binned values)
 
+    def early_stopping_says_stop(self, loss: float, patience: int, min_delta: float) -> bool:
+        """Lightning's EarlyStopping rule on val/loss (mode min), for this trial's epoch: an improvement by more
+        than min_delta resets the wait, anything else adds to it, and a wait of `patience` epochs stops it."""
+        if loss < self.val_loss_best - min_delta:
+            self.val_loss_best, self.wait = loss, 0
+            return False
+        self.wait += 1
+        return self.wait >= patience
+
     def last_epoch_loss(self) -> float | None:
         """The last epoch's mean training loss, as a lone run reports it (train/loss_epoch)."""
         losses = self.history()["train_epoch"]

@@ -1,6 +1,7 @@
 """train_fused(cfgs, run_dirs): train a set of trials as one batched model, then give each trial what a lone
-run leaves in its directory: metrics.json, a TensorBoard run with its scalars, histograms and HParams row,
-and its best and last checkpoints, which resume as a lone run's do.
+run leaves in its directory: metrics.json, a TensorBoard run with its scalars and histograms (written as the
+set trains, an epoch at a time) and HParams row, and its best and last checkpoints, which resume as a lone
+run's do.
 
 Only values that leave the model's shapes and the data stream unchanged may differ across a set (FUSED);
 `fusion_key` tells sets apart. Each trial starts from the weights its lone run would draw: the data is
@@ -23,7 +24,7 @@ from experiments.fused.lone_checkpoint import lone_checkpoint
 from experiments.fused.module import OPTIMIZERS, FusedModule
 from experiments.fused.records import TrialRecord
 from experiments.fused.snapshots import TrialCheckpoints
-from experiments.fused.trial_logs import write_trial_logs
+from experiments.fused.trial_logs import LiveTrialLogs, TrialLog
 from experiments.fused.watch import TrialHistograms, TrialUpdateRatios, reading_medians
 from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
@@ -93,12 +94,19 @@ def train_fused(
     timer, watch = EpochTimer(), cfgs[0].watch
     watching = [TrialUpdateRatios(watch.update_ratio_every)] if watch.update_ratio_every is not None else []
     watching += [TrialHistograms()] if watch.histograms else []
+    # Each trial's lone run's Trainer: its logger, written as the set trains, and later its test phase.
+    lone_trainers = [build_trainer(cfg, Path(run_dir))[0] for cfg, run_dir in zip(cfgs, run_dirs, strict=True)]
+    logs = [
+        TrialLog(lone.logger, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
+        for lone, cfg in zip(lone_trainers, cfgs, strict=True)
+    ]
+    live = LiveTrialLogs(logs, lambda trial: schedule(fused, trial, cfgs[trial]))
     options, profiler = trainer_options(cfgs[0].trainer)
     trainer: L.Trainer = instantiate(
         options,
         **profiler,
         logger=False,
-        callbacks=[timer, *watching, TrialCheckpoints(timer), SteadyRichProgressBar(), *(callbacks or [])],
+        callbacks=[timer, *watching, TrialCheckpoints(timer), live, SteadyRichProgressBar(), *(callbacks or [])],
         enable_model_summary=False,
         default_root_dir=str(run_dirs[0]),
         gradient_clip_val=cfgs[0].regularization.grad_clip.value,  # FusedModule clips per trial
@@ -106,14 +114,13 @@ def train_fused(
     )
     trainer.fit(fused, datamodule=datamodule)
     seconds = time.perf_counter() - started
+    live.write(fused)  # what the last epoch added
     results = []
-    for trial, (cfg, run_dir, module) in enumerate(zip(cfgs, run_dirs, modules, strict=True)):
-        record, run_dir = fused.records[trial], Path(run_dir)
+    for trial, (cfg, run_dir, module, lone_trainer) in enumerate(
+        zip(cfgs, run_dirs, modules, lone_trainers, strict=True)
+    ):
+        record, run_dir, logger = fused.records[trial], Path(run_dir), lone_trainer.logger
         module.warmup_until = warmup_steps(module.hparams.scheduler, int(trainer.estimated_stepping_batches))
-        lone_trainer, _ = build_trainer(cfg, run_dir)  # the trial's lone run's: its logger and its test phase
-        logger = lone_trainer.logger
-        with_l1 = cfg.regularization.l1 > 0
-        write_trial_logs(logger, record, cfg.trainer.log_every_n_steps, schedule(fused, trial, cfg), with_l1)
         tested = finish_trial(cfg, run_dir, module, record, datamodule, lone_trainer)
         watched = {"update_ratio": update_ratio_summary(cfg, run_dir, record)} if watch.update_ratio_every else {}
         metrics = {

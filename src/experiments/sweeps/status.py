@@ -2,7 +2,10 @@
 
 import json
 import time
+import traceback
 from pathlib import Path
+
+from experiments.errors import UserError
 
 STATUS = "status.json"
 FINISHED = ("completed", "diverged")  # a rerun of the sweep skips these; failed and running trials run again
@@ -22,3 +25,36 @@ def write_status(trial_dir: Path, status: str, fresh: bool = False, **fields) ->
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(record, indent=2))
     temporary.replace(path)  # atomic: a kill never leaves half a status file
+
+
+def user_error_in(err: BaseException | None) -> UserError | None:
+    """The UserError behind an exception; hydra.utils.instantiate wraps what a constructor raises."""
+    while err is not None:
+        if isinstance(err, UserError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def record_failure(trial_dir: Path, err: BaseException) -> str:
+    """A failed trial, a lone one or one of a fused set: its one line in error.txt and status.json, and for a
+    bug rather than bad input the whole story in traceback.txt beside it. Returns the line."""
+    user_error = user_error_in(err)
+    message = str(user_error) if user_error else f"{type(err).__name__}: {err}".strip().splitlines()[0]
+    if user_error is None:
+        (Path(trial_dir) / "traceback.txt").write_text(traceback.format_exc())
+    record_failed(trial_dir, message)
+    return message
+
+
+def record_failed(trial_dir: Path, message: str) -> None:
+    (Path(trial_dir) / "error.txt").write_text(message + "\n")
+    write_status(trial_dir, "failed", error=message)
+
+
+def record_finished(trial_dir: Path, metrics: dict) -> float:
+    """A trial that trained: its status and objective (best val acc; 0.0 for a diverged trial that never
+    validated), which it returns."""
+    objective = metrics.get("best_val_acc") or 0.0
+    write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
+    return objective
