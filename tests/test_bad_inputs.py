@@ -348,4 +348,4 @@ def test_user_errors_raised_inside_hydra_instantiate_are_found():
     except InstantiationException as wrapped:
         found = user_error_in(wrapped)
     assert found is not None and "at least 16x16" in str(found)
-    assert _user_error_in(ValueError("a bug, not bad input")) is None
+    assert user_error_in(ValueError("a bug, not bad input")) is None
