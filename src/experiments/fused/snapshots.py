@@ -77,7 +77,10 @@ def take_snapshot(fused, position: int, trial: int, shared: dict) -> TrialSnapsh
     by_name = {key: fused.stack.views(value) for key, value in state.items() if torch.is_tensor(value)}
     optimizer_state = {
         name: {
-            key: by_name[key][name][position].cpu().clone() if key in by_name else value for key, value in state.items()
+            key: by_name[key][name][position].cpu().clone(memory_format=torch.contiguous_format)
+            if key in by_name
+            else value
+            for key, value in state.items()
         }
         for name in fused.stack.names
     }

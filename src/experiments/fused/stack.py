@@ -64,7 +64,11 @@ class TrialStack(nn.Module):
         self.shapes = [params[name].shape[1:] for name in self.names]
         self.sizes = [shape.numel() for shape in self.shapes]
         self.decayed = sum(size for name, size in zip(self.names, self.sizes, strict=True) if name in self.weight_names)
-        self.flat = nn.Parameter(torch.cat([params[name].detach().flatten(1) for name in self.names], dim=1))
+        # A matrix is stored transposed, [in, out]: the gradient autograd computes for it is then laid out as
+        # its row already, and reaches the flat gradient without a copy of its own.
+        self.transposed = {name for name in self.names if params[name].dim() == 3}
+        rows = [params[name].transpose(1, 2) if name in self.transposed else params[name] for name in self.names]
+        self.flat = nn.Parameter(torch.cat([row.detach().flatten(1) for row in rows], dim=1))
         for name, value in buffers.items():
             self.register_buffer(f"buffer_{_key(name)}", value)
         self.buffer_names = list(buffers)
@@ -79,10 +83,13 @@ class TrialStack(nn.Module):
     def views(self, rows: Tensor) -> dict[str, Tensor]:
         """A [N, P] tensor laid out as the stack (its weights, their gradients, an optimizer's moments) as one
         view per parameter name, [N, *shape]."""
-        chunks = rows.split(self.sizes, dim=1)
-        return {
-            name: chunk.view(-1, *shape) for name, chunk, shape in zip(self.names, chunks, self.shapes, strict=True)
-        }
+        views = {}
+        for name, chunk, shape in zip(self.names, rows.split(self.sizes, dim=1), self.shapes, strict=True):
+            if name in self.transposed:
+                views[name] = chunk.view(-1, shape[1], shape[0]).transpose(1, 2)
+            else:
+                views[name] = chunk.view(-1, *shape)
+        return views
 
     def weights(self) -> dict[str, Tensor]:
         """The stacked weights by name, views that share the flat tensor's storage (no autograd)."""
@@ -101,7 +108,9 @@ class TrialStack(nn.Module):
 
     def trial_state(self, trial: int) -> dict[str, Tensor]:
         """Trial `trial`'s network as an ordinary state dict (the keys of one network)."""
-        state = {name: value[trial].clone() for name, value in self.weights().items()}
+        state = {
+            name: value[trial].clone(memory_format=torch.contiguous_format) for name, value in self.weights().items()
+        }
         for name in self.buffer_names:
             if name not in self.dropout_rates:  # the lone network's nn.Dropout keeps its rate as an attribute
                 state[name] = getattr(self, f"buffer_{_key(name)}")[trial].clone()
