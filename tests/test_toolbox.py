@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.callbacks.max_norm import MaxNorm, hidden_weights
+from experiments.callbacks.max_norm import MaxNorm, hidden_weight_names
 from experiments.errors import UserError
 from experiments.models.cnn import LeNet
 from experiments.models.layers import Maxout
@@ -40,10 +40,11 @@ def test_max_norm_bounds_each_hidden_units_incoming_weights():
             weight.mul_(50)
     head_before = net.layers[-1].weight.clone()
     MaxNorm(2.0).on_train_batch_end(None, net, None, None, 0)
-    for weight in hidden_weights(net):
-        assert weight.flatten(1).norm(dim=1).max() <= 2.0 + 1e-5
+    parameters = dict(net.named_parameters())
+    for name in hidden_weight_names(net):
+        assert parameters[name].flatten(1).norm(dim=1).max() <= 2.0 + 1e-5
     assert torch.equal(net.layers[-1].weight, head_before)  # the output layer is not a hidden unit
-    assert len(hidden_weights(LeNet((1, 28, 28), 10))) == 4  # two kernels, two hidden fc layers
+    assert len(hidden_weight_names(LeNet((1, 28, 28), 10))) == 4  # two kernels, two hidden fc layers
 
 
 class OneBatch:
