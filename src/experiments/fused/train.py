@@ -8,6 +8,7 @@ Only values that leave the model's shapes and the data stream unchanged may diff
 built once, and every trial's module is built from the global RNG state the lone run has at that point.
 """
 
+import logging
 import time
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def train_fused(
     watching = [TrialUpdateRatios(watch.update_ratio_every)] if watch.update_ratio_every is not None else []
     watching += [TrialHistograms()] if watch.histograms else []
     # Each trial's lone run's Trainer: its logger, written as the set trains, and later its test phase.
-    lone_trainers = [build_trainer(cfg, Path(run_dir))[0] for cfg, run_dir in zip(cfgs, run_dirs, strict=True)]
+    lone_trainers = quietly_built_trainers(cfgs, run_dirs)
     logs = [
         TrialLog(lone.logger, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
         for lone, cfg in zip(lone_trainers, cfgs, strict=True)
@@ -153,6 +154,17 @@ def train_fused(
         log_hparams(logger, chosen_hparams(cfg, choices or {}, seed, swept), metrics, swept)
         results.append(metrics)
     return results
+
+
+def quietly_built_trainers(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[L.Trainer]:
+    """Each trial's lone run's Trainer, without each printing the device lines the set's Trainer prints once."""
+    lines = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = lines.level
+    lines.setLevel(logging.WARNING)
+    try:
+        return [build_trainer(cfg, Path(run_dir))[0] for cfg, run_dir in zip(cfgs, run_dirs, strict=True)]
+    finally:
+        lines.setLevel(level)
 
 
 def schedule(fused: FusedModule, trial: int, cfg: DictConfig) -> dict | None:
