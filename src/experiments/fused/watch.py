@@ -8,13 +8,13 @@ stack; each trial's norms come from its own slice. Copies remember whose rows th
 rule stopped may have left the stack since.
 """
 
-import math
 import statistics
 
 import lightning as L
 import torch
 
 from experiments.callbacks.histograms import BINS
+from experiments.callbacks.update_ratio import finite_readings, update_ratios
 
 
 def lone_name(name: str) -> str:
@@ -45,15 +45,10 @@ class TrialUpdateRatios(L.Callback):
         if self.trials != fused.positions:
             rows = torch.tensor([self.trials.index(trial) for trial in fused.positions])
             before = {name: copy.index_select(0, rows.to(copy.device)) for name, copy in before.items()}
-        norm = torch.linalg.vector_norm
-        with torch.no_grad():  # [tensors, trials] on the device, then one transfer
-            sizes = torch.stack([norm(copy.flatten(1), dim=1) for copy in before.values()])
-            weights = fused.stack.weights()
-            moved = [norm((copy - weights[name]).flatten(1), dim=1) for name, copy in before.items()]
-            ratios = (torch.stack(moved) / sizes).T.tolist()
+        ratios = update_ratios(before, fused.stack.weights()).tolist()  # [trials, tensors], one transfer
         names = [lone_name(name) for name in before]
         for trial, trial_ratios in zip(fused.positions, ratios, strict=True):
-            readings = {name: ratio for name, ratio in zip(names, trial_ratios, strict=True) if math.isfinite(ratio)}
+            readings = finite_readings(names, trial_ratios)
             if readings:  # logged at the step of the update, as UpdateRatio logs it
                 fused.records[trial].update_readings.append((trainer.global_step - 1, readings))
 
