@@ -176,11 +176,20 @@ def step_table(s: dict) -> str:
     counts = s.get("step_operations")
     if counts is None:
         return ""
-    header = ["aten calls a step: lone run", "fused, 1 trial", "5 trials", "20 trials", "matmul ceiling"]
+    header = [
+        "aten calls a step: lone run",
+        "fused, 1 trial",
+        "5 trials",
+        "20 trials",
+        "20, CPU's Adam",
+        "matmul ceiling",
+    ]
     shares = f"{s['matmul_gflops']:.0f} GFLOP/s; training batches: one at a time " + (
         f"{percent(s['sequential_matmul_share'])}, fused {percent(s['fused_matmul_share'])}"
     )
-    row = [f"{counts['lone']:g}", f"{counts['fused_1']:g}", f"{counts['fused_5']:g}", f"{counts['fused_20']:g}", shares]
+    cpu = counts.get("fused_20_cpu")
+    row = [f"{counts[key]:g}" for key in ("lone", "fused_1", "fused_5", "fused_20")]
+    row += ["-" if cpu is None else f"{cpu:g}", shares]
     return table(header, [row])
 
 

@@ -75,7 +75,7 @@ def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell
     assert summary["speedup"] == pytest.approx(summary["sequential_s"] / summary["fused_s"], abs=0.02)
     assert "sequential (hydra's basic launcher)" in done.stdout and "fused (hydra/launcher=fused)" in done.stdout
     counts = summary["step_operations"]
-    assert set(counts) == {"lone", "fused_1", "fused_5", "fused_20"} and counts["lone"] > 0
+    assert set(counts) == {"lone", "fused_1", "fused_5", "fused_20", "fused_20_cpu"} and counts["lone"] > 0
     assert counts["fused_20"] <= 1.1 * counts["fused_1"]  # a step's calls do not grow with the trials
     assert "fused_matmul_share" in summary and "against the matmul ceiling" in done.stdout  # None at 1 epoch
     docs_table = rendered("sweep_table", tmp_path, monkeypatch)

@@ -29,7 +29,7 @@ def lone_optimizer(kind: str, net: nn.Module, lr: float, weight_decay: float, tr
         return torch.optim.SGD(groups, lr=lr, momentum=MOMENTA[trial])
     if kind == "rmsprop_momenta":
         return torch.optim.RMSprop(groups, lr=lr, momentum=MOMENTA[trial])
-    return (torch.optim.AdamW if kind == "adamw" else torch.optim.Adam)(groups, lr=lr)
+    return (torch.optim.AdamW if kind.startswith("adamw") else torch.optim.Adam)(groups, lr=lr)
 
 
 def stacked_optimizer(kind: str, stack: TrialStack) -> torch.optim.Optimizer:
@@ -41,7 +41,9 @@ def stacked_optimizer(kind: str, stack: TrialStack) -> torch.optim.Optimizer:
         return StackedSGD(stack, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
     if kind == "rmsprop_momenta":
         return StackedRMSprop(stack, lr, decay, momentum=torch.tensor(MOMENTA, dtype=torch.float64))
-    return StackedAdam(stack, lr, decay, decoupled=kind == "adamw")
+    optimizer = StackedAdam(stack, lr, decay, decoupled=kind.startswith("adamw"))
+    optimizer.rows_on_cpu = not kind.endswith("whole_stack")  # the accelerator's path, run on the CPU
+    return optimizer
 
 
 def batches(shape: tuple[int, ...], count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -56,6 +58,8 @@ def batches(shape: tuple[int, ...], count: int) -> list[tuple[torch.Tensor, torc
         ("adam", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32, 16]), (1, 28, 28)),
         ("sgd", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32], batchnorm=True), (1, 28, 28)),
         ("adamw", lambda: LeNet((3, 32, 32), 10), (3, 32, 32)),
+        ("adam_whole_stack", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32, 16]), (1, 28, 28)),
+        ("adamw_whole_stack", lambda: LeNet((3, 32, 32), 10), (3, 32, 32)),
         ("sgd_momenta", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32]), (1, 28, 28)),
         ("rmsprop_momenta", lambda: MLP((1, 28, 28), 10, hidden_sizes=[32]), (1, 28, 28)),
     ],

@@ -4,20 +4,21 @@ weight decay per trial.
 torch.optim takes one scalar learning rate per parameter group, and the stack is one tensor, so these
 apply torch.optim's update rules (the single-tensor formulas of torch 2.x, step for step) with the
 hyperparameters as [N] tensors broadcast over each trial's row. Trial i's row moves exactly as its lone
-run's parameters move under torch.optim. Weight decay acts on weights only (the stack's decay mask), as in
-a lone run, where biases and norm scales sit in a group with decay 0: the weights are the first `decayed`
-columns of the stack.
+run's parameters move under torch.optim. Weight decay acts on weights only, the first `decayed` columns of
+the stack, as in a lone run, where biases and norm scales sit in a group with decay 0.
 
 A step is a fixed handful of element-wise operations, whatever the depth of the model: each per-trial
 factor is worked out once, as an [N, 1] column, and the step's temporaries live in buffers kept from step
 to step (a stack of 20 networks is 20 networks' worth of memory: a fresh allocation of that size costs more
-than the arithmetic on it). The per-trial values move to the parameters' device on the
+than the arithmetic on it). Adam on a CPU is the exception: there one pass of torch's fused kernel per
+trial row beats a few passes over the stack. The per-trial values move to the parameters' device on the
 first step and stay there, and `running` (a bool [N] mask on that device, set by FusedModule) zeroes the
 learning rate of stopped trials: a step needs no copy from the host and no wait for the device.
 """
 
 import torch
 from torch import Tensor
+from torch.optim.adam import adam
 
 PER_TRIAL = ("lr", "weight_decay", "momentum")  # hyperparameters held as [N] tensors, one value per trial
 
@@ -115,7 +116,11 @@ class StackedSGD(StackedOptimizer):
 
 
 class StackedAdam(StackedOptimizer):
-    """Adam (L2 through the gradient) or, with decoupled=True, AdamW (weights shrink by lr x decay)."""
+    """Adam (L2 through the gradient) or, with decoupled=True, AdamW (weights shrink by lr x decay). On a CPU
+    each trial's row takes torch's fused kernel (`rows_on_cpu`); elsewhere the stack takes the element-wise
+    formulas at once."""
+
+    rows_on_cpu = True  # bench/step_ops.py turns it off to count the accelerator's step on a CPU
 
     def __init__(self, stack, lr, weight_decay, betas=(0.9, 0.999), eps: float = 1e-8, decoupled: bool = False):
         super().__init__(stack, lr, weight_decay, betas=tuple(betas), eps=eps, decoupled=decoupled)
@@ -131,18 +136,39 @@ class StackedAdam(StackedOptimizer):
             state["step"] = 0
             state["exp_avg"] = torch.zeros_like(param)
             state["exp_avg_sq"] = torch.zeros_like(param)
-        beta1, beta2 = group["betas"]
         state["step"] += 1
+        if param.device.type == "cpu" and self.rows_on_cpu:
+            self.rows_in_one_pass(group, param, grad, state, lr)
+        else:
+            self.whole_stack(group, param, grad, state, lr)
+
+    def whole_stack(self, group: dict, param: Tensor, grad: Tensor, state: dict, lr: Tensor) -> None:
+        """torch's update, param - step_size x exp_avg / denom, as a fixed handful of element-wise operations
+        over the whole stack, whatever the number of trials: the fewest launches, for an accelerator."""
+        beta1, beta2 = group["betas"]
         state["exp_avg"].lerp_(grad, 1 - beta1)
         state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1 ** state["step"]
         bias_correction2_sqrt = (1 - beta2 ** state["step"]) ** 0.5
         step_size = self.column(lr / bias_correction1, param)  # [N, 1]: 0 for a stopped trial
-        # torch's update, param - step_size x exp_avg / denom, with torch's denominator built in place and the
-        # step size folded into the numerator, so one addcdiv applies it.
         denom = torch.sqrt(state["exp_avg_sq"], out=self.buffer("denom", param))
         denom.div_(bias_correction2_sqrt).add_(group["eps"])
         param.addcdiv_(torch.mul(state["exp_avg"], step_size, out=self.buffer("step", param)), denom, value=-1.0)
+
+    def rows_in_one_pass(self, group: dict, param: Tensor, grad: Tensor, state: dict, lr: Tensor) -> None:
+        """torch's own fused Adam kernel, one pass over each trial's row at that trial's rate (0 for a stopped
+        trial, read on the device): on a CPU memory traffic, not launches, bounds the step, and the handful of
+        passes above cost five times this one (bench/README.md)."""
+        beta1, beta2 = group["betas"]
+        steps = self.buffer("steps", lr.to(param.dtype)).fill_(state["step"] - 1)  # the kernel advances them
+        rows = zip(param.detach(), grad, state["exp_avg"], state["exp_avg_sq"], steps, lr, strict=True)
+        for weights, grads, moments, squares, step, rate in rows:
+            adam(
+                [weights], [grads], [moments], [squares], [], [step],
+                foreach=False, capturable=False, differentiable=False, fused=True, grad_scale=None,
+                found_inf=None, has_complex=False, amsgrad=False, beta1=beta1, beta2=beta2, lr=rate,
+                weight_decay=0.0, eps=group["eps"], maximize=False,
+            )  # fmt: skip
 
 
 class StackedRMSprop(StackedOptimizer):
