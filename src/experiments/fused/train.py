@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.epoch_timer import EpochTimer
 from experiments.callbacks.progress import SteadyRichProgressBar
+from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.errors import UserError
 from experiments.fused.lone_checkpoint import lone_checkpoint
@@ -33,7 +34,7 @@ from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve, warmup_steps
 from experiments.reporting import chosen_hparams, log_hparams, swept_keys, write_metrics_json
 from experiments.run import build_data, build_module, check_before_training, prepare_process, test
-from experiments.trainer import build_callbacks, build_trainer, trainer_options
+from experiments.trainer import RunCallbacks, build_trainer, trainer_options
 
 FUSED = (
     "optimizer.lr",
@@ -96,10 +97,10 @@ def train_fused(
     watching = [TrialUpdateRatios(watch.update_ratio_every)] if watch.update_ratio_every is not None else []
     watching += [TrialHistograms()] if watch.histograms else []
     # Each trial's lone run's Trainer: its logger, written as the set trains, and later its test phase.
-    lone_trainers = quietly_built_trainers(cfgs, run_dirs)
+    lone_runs = quietly_built_trainers(cfgs, run_dirs)
     logs = [
         TrialLog(lone.logger, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
-        for lone, cfg in zip(lone_trainers, cfgs, strict=True)
+        for (lone, _), cfg in zip(lone_runs, cfgs, strict=True)
     ]
     live = LiveTrialLogs(logs, lambda trial: schedule(fused, trial, cfgs[trial]))
     options, profiler = trainer_options(cfgs[0].trainer)
@@ -117,13 +118,14 @@ def train_fused(
     seconds = time.perf_counter() - started
     live.write(fused)  # what the last epoch added
     results = []
-    for trial, (cfg, run_dir, module, lone_trainer) in enumerate(
-        zip(cfgs, run_dirs, modules, lone_trainers, strict=True)
+    for trial, (cfg, run_dir, module, (lone_trainer, lone_callbacks)) in enumerate(
+        zip(cfgs, run_dirs, modules, lone_runs, strict=True)
     ):
         record, run_dir, logger = fused.records[trial], Path(run_dir), lone_trainer.logger
         module.warmup_until = warmup_steps(module.hparams.scheduler, int(trainer.estimated_stepping_batches))
         tested = finish_trial(cfg, run_dir, module, record, datamodule, lone_trainer)
-        watched = {"update_ratio": update_ratio_summary(cfg, run_dir, record)} if watch.update_ratio_every else {}
+        judge = lone_callbacks.update_ratio
+        watched = {"update_ratio": update_ratio_summary(judge, record)} if judge is not None else {}
         metrics = {
             **checks[trial],
             "status": record.status,
@@ -156,13 +158,14 @@ def train_fused(
     return results
 
 
-def quietly_built_trainers(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[L.Trainer]:
-    """Each trial's lone run's Trainer, without each printing the device lines the set's Trainer prints once."""
+def quietly_built_trainers(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[tuple[L.Trainer, RunCallbacks]]:
+    """Each trial's lone run's Trainer and callbacks, without each printing the device lines the set's Trainer
+    prints once."""
     lines = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = lines.level
     lines.setLevel(logging.WARNING)
     try:
-        return [build_trainer(cfg, Path(run_dir))[0] for cfg, run_dir in zip(cfgs, run_dirs, strict=True)]
+        return [build_trainer(cfg, Path(run_dir)) for cfg, run_dir in zip(cfgs, run_dirs, strict=True)]
     finally:
         lines.setLevel(level)
 
@@ -175,9 +178,8 @@ def schedule(fused: FusedModule, trial: int, cfg: DictConfig) -> dict | None:
     return {"rates": fused.schedules.rates[trial], "interval": fused.schedules.interval, "optimizer": optimizer}
 
 
-def update_ratio_summary(cfg: DictConfig, run_dir: Path, record: TrialRecord) -> dict:
-    """UpdateRatio's verdict on the trial's readings, as a lone run's metrics.json gives it."""
-    judge = build_callbacks(cfg, run_dir).update_ratio
+def update_ratio_summary(judge: UpdateRatio, record: TrialRecord) -> dict:
+    """The lone run's UpdateRatio's verdict on the trial's readings, as its metrics.json gives it."""
     judge.load_state_dict({"medians": reading_medians(record)})
     return judge.summary()
 
