@@ -68,57 +68,6 @@ def test_max_norm_rescales_a_set_as_it_rescales_each_lone_network():
     assert output.norm(dim=1).max() > 1.5  # the output layer is left alone, in both
 
 
-VAL_LOSSES = [[1.0, 0.9, 0.95, 0.96, 0.97, 0.5], [1.0, 0.99, 0.985, 0.98, 0.975, 0.97], [1.0, 0.8, 0.6, 0.4, 0.3, 0.2]]
-
-
-def lightning_stop_epoch(val_losses: list[float], patience: int, min_delta: float) -> int | None:
-    """The epoch where Lightning's own EarlyStopping stops a real fit whose val/loss runs through these."""
-    from torch.utils.data import DataLoader, TensorDataset
-
-    class Scripted(L.LightningModule):
-        def __init__(self) -> None:
-            super().__init__()
-            self.layer = torch.nn.Linear(1, 1)
-
-        def training_step(self, batch, batch_idx):
-            return self.layer(batch[0]).pow(2).mean()
-
-        def validation_step(self, batch, batch_idx) -> None:
-            self.log("val/loss", val_losses[self.current_epoch])
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.0)
-
-    stopping = L.pytorch.callbacks.EarlyStopping("val/loss", patience=patience, min_delta=min_delta)
-    trainer = L.Trainer(
-        max_epochs=len(val_losses),
-        callbacks=[stopping],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    data = DataLoader(TensorDataset(torch.ones(1, 1)), batch_size=1)
-    trainer.fit(Scripted(), data, data)
-    return trainer.current_epoch - 1 if trainer.current_epoch < len(val_losses) else None
-
-
-@pytest.mark.parametrize(("patience", "min_delta"), [(2, 0.0), (2, 0.01)])
-def test_early_stopping_stops_a_trial_at_the_epoch_lightnings_stops_a_lone_run(patience, min_delta):
-    for val_losses in VAL_LOSSES:
-        record = TrialRecord()
-        fused = next(
-            (
-                epoch
-                for epoch, loss in enumerate(val_losses)
-                if record.early_stopping_says_stop(loss, patience, min_delta)
-            ),
-            None,
-        )
-        assert fused == lightning_stop_epoch(val_losses, patience, min_delta), val_losses
-
-
 def test_a_trial_stopped_mid_epoch_logs_its_epoch_points_at_the_steps_its_epochs_ended(tmp_path):
     from lightning.pytorch.loggers import TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -102,23 +102,32 @@ def test_a_fused_sweep_killed_between_its_sets_resumes_and_completes(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_stops_a_fused_set_and_still_writes_the_partial_summary(tmp_path):
     command = [sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=fused", "optimizer.lr=0.001,0.002"]
-    command += ["trainer.max_epochs=20", "data.batch_size=16", "trainer.limit_val_batches=2", "test=false"]
+    command += ["trainer.max_epochs=4", "data.batch_size=16", "trainer.limit_val_batches=2", "test=false"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # both trials prepared and the set training
-        statuses = [json.loads(p.read_text()) for p in tmp_path.glob("outputs/sweeps/*/*/status.json")]
-        if len(statuses) == 2 and all(s.get("fused") for s in statuses):
+    while time.monotonic() < deadline:  # both trials training, with a checkpoint of their first epoch
+        if len(list(tmp_path.glob("outputs/sweeps/*/*/checkpoints/last.ckpt"))) == 2:
             break
         time.sleep(0.05)
-    time.sleep(3)  # into the first epochs
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 130
     [sweep_dir] = (tmp_path / "outputs" / "sweeps").glob("*")
     assert {row["status"] for row in rows(sweep_dir).values()} == {"interrupted"}, output[-2000:]
     assert "Traceback" not in output and "rerun the same command" in output
-    with pytest.raises(UserError, match="is a trial of a fused set, whose checkpoints are written once"):
-        expand_resume([f"resume={sweep_dir / next(iter(rows(sweep_dir)))}"])
+    # each trial's checkpoints are written as the set trains: a trial resumes alone from its last epoch
+    first, second = (sweep_dir / trial for trial in rows(sweep_dir))
+    assert f"ckpt_path='{first / 'checkpoints' / 'last.ckpt'}'" in expand_resume([f"resume={first}"])
+    (second / "checkpoints" / "last.ckpt").unlink()
+    with pytest.raises(UserError, match="is a trial of a fused set that stopped before its first epoch ended"):
+        expand_resume([f"resume={second}"])
+    # and the sweep's command resumes the one with a checkpoint, trains the other again, and completes both
+    rerun = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert {row["status"] for row in rows(sweep_dir).values()} == {"completed"}
+    assert f"trial {first.name}: resuming from" in rerun.stdout + rerun.stderr
+    assert f"trial {second.name}: resuming from" not in rerun.stdout + rerun.stderr
+    assert json.loads((first / "metrics.json").read_text())["epochs"] == 4
 
 
 @pytest.mark.slow

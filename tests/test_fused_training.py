@@ -94,6 +94,12 @@ def test_early_stopping_is_per_trial_and_stops_each_where_its_lone_run_stops(tmp
     assert [m["epochs"] for m in fused] == [m["epochs"] for m in lone] and fused[0]["epochs"] < 8 == fused[1]["epochs"]
     for together, alone in zip(fused, lone, strict=True):
         assert together["best_val_acc"] == pytest.approx(alone["best_val_acc"], abs=0.005)
+    # the stopped trial's last.ckpt holds its EarlyStopping's own state, as its lone run's does
+    [state], [lone_state] = (
+        [value for key, value in load(folder / LAST)["callbacks"].items() if key.startswith("EarlyStopping")]
+        for folder in (tmp_path / "f0", tmp_path / "lone0")
+    )
+    assert state["wait_count"] == lone_state["wait_count"] and state["stopped_epoch"] == lone_state["stopped_epoch"] > 0
 
 
 @pytest.mark.slow
@@ -144,7 +150,7 @@ def assert_same_training_state(fused, lone, where: str = "checkpoint") -> None:
     if any(part in where for part in RUN_SPECIFIC):
         return
     if isinstance(lone, dict):
-        assert set(fused) == set(lone) - {"hparams_name"}, where  # Lightning's private name for the hparams
+        assert set(fused) == set(lone), where
         for key in fused:
             assert_same_training_state(fused[key], lone[key], f"{where}/{key}")
     elif isinstance(lone, list | tuple):

@@ -59,8 +59,8 @@ def saved_overrides(run_dir: Path, extra: list[str] = ()) -> list[str]:
     if not (run_dir / LAST).is_file():
         if read_status(run_dir).get("fused"):
             raise UserError(
-                f"resume={run_dir} is a trial of a fused set, whose checkpoints are written once the whole set "
-                "has trained; rerun the sweep's own command to train its unfinished trials again"
+                f"resume={run_dir} is a trial of a fused set that stopped before its first epoch ended: it has "
+                "no checkpoint; rerun the sweep's own command to train its unfinished trials again"
             )
         raise UserError(
             f"resume={run_dir} has no checkpoint to resume from ({LAST}): it stopped before its first epoch "

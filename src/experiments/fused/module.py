@@ -10,10 +10,9 @@ outcome.
   when the losses next reach the host: after steps 2, 4, 8, 16 and 32, then every FLUSH_STEPS steps. The
   rule runs on the device (a bool mask per trial), so a step never waits for the device, which is what a
   fused set's speed on a GPU rests on. The others go on.
-- Early stopping on val/loss (patience, min_delta) is per trial too; a stopped trial leaves the stack.
-- At the end of every epoch, each trial's state is snapshotted where its lone run's ModelCheckpoint would
-  save it (fused/snapshots.py): its newest and its best (by val/acc, ties to the earlier epoch) become its
-  last.ckpt and best checkpoint, in its lone run's format (fused/lone_checkpoint.py).
+- At the end of every epoch, each trial's state goes to its lone run, whose own callbacks act on it
+  (fused/lone_runs.py): Lightning's EarlyStopping decides whether it stops, and Lightning's
+  ModelCheckpoint writes its best and last checkpoints. A stopped trial leaves the stack.
 - The fit ends when every trial has stopped or the epochs run out.
 """
 
@@ -44,7 +43,7 @@ OPTIMIZERS = {
 
 
 class FusedModule(L.LightningModule):
-    def __init__(self, modules: list[ClassifierModule], divergence_factor: float | None, early_stopping: dict):
+    def __init__(self, modules: list[ClassifierModule], divergence_factor: float | None):
         super().__init__()
         self.input_transform = modules[0].input_transform  # fitted on the same training pixels for all
         self.stack = TrialStack([module.net for module in modules])
@@ -53,14 +52,13 @@ class FusedModule(L.LightningModule):
         self.with_l1 = bool((self.l1 > 0).any())
         self.divergence_factor = divergence_factor
         self.max_norm = modules[0].regularization.get("max_norm")
-        self.patience, self.min_delta = early_stopping.get("patience"), early_stopping.get("min_delta", 0.0)
         self.positions = list(range(len(modules)))  # trial number of each slice of the stack
         self.frozen: set[int] = set()  # diverged trials waiting for their last validation
         # On the device, one entry per active trial: still running, and its first step's loss.
         self.running: Tensor | None = None
         self.limits: Tensor | None = None
         self._steps: list[tuple] = []  # (positions, global step, objective, running before, running after)
-        self.leaving: list[int] = []  # positions that leave the stack once the epoch's snapshots are taken
+        self.leaving: list[int] = []  # positions that leave the stack once their lone runs ended the epoch
         self.records = [TrialRecord() for _ in modules]
         self.schedules: TrialSchedules | None = None  # each trial's own scheduler, when the set has one
         self._outputs: dict[str, list] = {"train": [], "val": []}
@@ -160,24 +158,17 @@ class FusedModule(L.LightningModule):
             self._outputs["val"] = []
             return
         self._record_steps()
-        figures = self._epoch_figures("val")
-        stopped = []
-        for position, trial in enumerate(self.positions):
-            if trial not in figures:  # diverged: its exploded weights are not validated, as in a lone run
-                continue
-            record, (loss, accuracy) = self.records[trial], figures[trial]
+        figures = self._epoch_figures("val")  # a diverged trial's exploded weights are not validated
+        for trial, (_, accuracy) in figures.items():
+            record = self.records[trial]
             if record.best_val_acc is None or accuracy > record.best_val_acc:
-                record.best_val_acc, record.best_epoch = accuracy, self.current_epoch
-            if self.patience is not None and trial not in self.frozen:
-                if record.early_stopping_says_stop(loss, self.patience, self.min_delta):
-                    record.status, record.stopped_step = "completed", self.global_step
-                    stopped.append(position)
-        stopped += [position for position, trial in enumerate(self.positions) if trial in self.frozen]
+                record.best_val_acc = accuracy
+        self.leaving = [position for position, trial in enumerate(self.positions) if trial in self.frozen]
         self.frozen.clear()
-        self.leaving = sorted(set(stopped))
 
     def end_epoch(self) -> None:
-        """After the epoch's snapshots (fused/snapshots.py): stopped trials leave, epoch schedulers step."""
+        """After the trials' lone runs ended the epoch (fused/lone_runs.py): stopped trials leave, epoch
+        schedulers step."""
         leaving, self.leaving = self.leaving, []
         self._drop(leaving)
         if self.schedules is not None and self.schedules.by_validation and self.positions:

@@ -8,7 +8,7 @@ batch; after the epoch's last batch; plateau after validation, with the trial's 
 stand-ins' rates, and the momenta that OneCycleLR cycles, are copied into the stacked optimizer as
 per-trial values. The rates are the scheduler's own floats, step for step.
 A stand-in has the lone run's two parameter groups (weights with the trial's weight decay, the rest
-without), so its scheduler's state is the one the trial's lone run would save (fused/lone_checkpoint.py).
+without), so its scheduler's state is the one the trial's lone run saves (fused/lone_runs.py).
 """
 
 import warnings

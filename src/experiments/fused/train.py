@@ -1,14 +1,13 @@
 """train_fused(cfgs, run_dirs): train a set of trials as one batched model, then give each trial what a lone
 run leaves in its directory: metrics.json, a TensorBoard run with its scalars and histograms (written as the
-set trains, an epoch at a time) and HParams row, and its best and last checkpoints, which resume as a lone
-run's do.
+set trains, an epoch at a time) and HParams row, and its best and last checkpoints, written as the set
+trains by its lone run's own ModelCheckpoint (fused/lone_runs.py), which resume as a lone run's do.
 
 Only values that leave the model's shapes and the data stream unchanged may differ across a set (FUSED);
 `fusion_key` tells sets apart. Each trial starts from the weights its lone run would draw: the data is
 built once, and every trial's module is built from the global RNG state the lone run has at that point.
 """
 
-import logging
 import time
 from pathlib import Path
 
@@ -20,21 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.callbacks.epoch_timer import EpochTimer
 from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
-from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.errors import UserError
-from experiments.fused.lone_checkpoint import lone_checkpoint
+from experiments.fused.lone_runs import LoneRun, LoneRunsAtEpochEnd, build_lone_runs
 from experiments.fused.module import OPTIMIZERS, FusedModule
 from experiments.fused.records import TrialRecord
-from experiments.fused.snapshots import TrialCheckpoints
 from experiments.fused.trial_logs import LiveTrialLogs, TrialLog
 from experiments.fused.watch import TrialHistograms, TrialUpdateRatios, reading_medians
-from experiments.module import ClassifierModule
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
-from experiments.procedure.loss_curve import report_loss_curve, warmup_steps
+from experiments.procedure.loss_curve import report_loss_curve
 from experiments.reporting import chosen_hparams, log_hparams, swept_keys, write_metrics_json
 from experiments.run import build_data, build_module, check_before_training, prepare_process, test
-from experiments.trainer import RunCallbacks, build_trainer, trainer_options
+from experiments.trainer import trainer_options
 
 FUSED = (
     "optimizer.lr",
@@ -91,16 +87,15 @@ def train_fused(
         torch.set_rng_state(after_data)  # the state a lone run of this trial builds its module from
         modules.append(build_module(cfg, datamodule))
         checks.append(check_before_training(cfg, modules[-1], datamodule))  # the initial loss, per trial
-    stopping = OmegaConf.to_container(cfgs[0].regularization.early_stopping, resolve=True)
-    fused = FusedModule(modules, cfgs[0].divergence_factor, stopping)
+    fused = FusedModule(modules, cfgs[0].divergence_factor)
     timer, watch = EpochTimer(), cfgs[0].watch
     watching = [TrialUpdateRatios(watch.update_ratio_every)] if watch.update_ratio_every is not None else []
     watching += [TrialHistograms()] if watch.histograms else []
-    # Each trial's lone run's Trainer: its logger, written as the set trains, and later its test phase.
-    lone_runs = quietly_built_trainers(cfgs, run_dirs)
+    # Each trial's lone run: its logger, written as the set trains, its checkpoints and its test phase.
+    lone_runs = build_lone_runs(cfgs, run_dirs, modules, datamodule)
     logs = [
-        TrialLog(lone.logger, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
-        for (lone, _), cfg in zip(lone_runs, cfgs, strict=True)
+        TrialLog(lone.trainer.logger, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
+        for lone, cfg in zip(lone_runs, cfgs, strict=True)
     ]
     live = LiveTrialLogs(logs, lambda trial: schedule(fused, trial, cfgs[trial]))
     options, profiler = trainer_options(cfgs[0].trainer)
@@ -108,7 +103,8 @@ def train_fused(
         options,
         **profiler,
         logger=False,
-        callbacks=[timer, *watching, TrialCheckpoints(timer), live, SteadyRichProgressBar(), *(callbacks or [])],
+        callbacks=[timer, *watching, LoneRunsAtEpochEnd(lone_runs, timer), live, SteadyRichProgressBar()]
+        + list(callbacks or []),
         enable_model_summary=False,
         default_root_dir=str(run_dirs[0]),
         gradient_clip_val=cfgs[0].regularization.grad_clip.value,  # FusedModule clips per trial
@@ -118,13 +114,10 @@ def train_fused(
     seconds = time.perf_counter() - started
     live.write(fused)  # what the last epoch added
     results = []
-    for trial, (cfg, run_dir, module, (lone_trainer, lone_callbacks)) in enumerate(
-        zip(cfgs, run_dirs, modules, lone_runs, strict=True)
-    ):
-        record, run_dir, logger = fused.records[trial], Path(run_dir), lone_trainer.logger
-        module.warmup_until = warmup_steps(module.hparams.scheduler, int(trainer.estimated_stepping_batches))
-        tested = finish_trial(cfg, run_dir, module, record, datamodule, lone_trainer)
-        judge = lone_callbacks.update_ratio
+    for trial, (cfg, run_dir, lone) in enumerate(zip(cfgs, run_dirs, lone_runs, strict=True)):
+        record, run_dir, logger, module = fused.records[trial], Path(run_dir), lone.trainer.logger, lone.module
+        tested = finish_trial(cfg, run_dir, lone, record, datamodule)
+        judge = lone.callbacks.update_ratio
         watched = {"update_ratio": update_ratio_summary(judge, record)} if judge is not None else {}
         metrics = {
             **checks[trial],
@@ -158,18 +151,6 @@ def train_fused(
     return results
 
 
-def quietly_built_trainers(cfgs: list[DictConfig], run_dirs: list[Path]) -> list[tuple[L.Trainer, RunCallbacks]]:
-    """Each trial's lone run's Trainer and callbacks, without each printing the device lines the set's Trainer
-    prints once."""
-    lines = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = lines.level
-    lines.setLevel(logging.WARNING)
-    try:
-        return [build_trainer(cfg, Path(run_dir)) for cfg, run_dir in zip(cfgs, run_dirs, strict=True)]
-    finally:
-        lines.setLevel(level)
-
-
 def schedule(fused: FusedModule, trial: int, cfg: DictConfig) -> dict | None:
     """What trial_logs needs to draw the trial's learning rate: None without a scheduler."""
     if fused.schedules is None:
@@ -184,27 +165,16 @@ def update_ratio_summary(judge: UpdateRatio, record: TrialRecord) -> dict:
     return judge.summary()
 
 
-def finish_trial(cfg, run_dir: Path, module: ClassifierModule, record: TrialRecord, datamodule, trainer) -> dict:
-    """The trial's last and best epochs as the checkpoints its lone run writes, its best tested by its lone
-    run's Trainer and test phase (run.test: every Trainer option holds), with the pictures a lone run draws
-    (watch.pictures): its inputs, its first layer (at its best epoch) and the test split's."""
-    best = record.best_snapshot
-    folder = run_dir / "checkpoints"
-    paths = {"last": folder / "last.ckpt", "best": None}
-    if best is not None:  # ModelCheckpoint's name for it
-        paths["best"] = folder / f"best-epoch{best.epoch:02d}-val_acc{best.val_acc:.4f}.ckpt"
-    if record.last_snapshot is not None:
-        save(lone_checkpoint(cfg, run_dir, module, record.last_snapshot, record, paths), paths["last"])
+def finish_trial(cfg, run_dir: Path, lone: LoneRun, record: TrialRecord, datamodule) -> dict:
+    """The trial's best checkpoint tested by its lone run's Trainer and test phase (run.test: every Trainer
+    option holds), with the pictures a lone run draws (watch.pictures): its inputs, the test split's, and its
+    first layer at its best epoch, which the test loaded."""
+    best = lone.best_checkpoint
     if best is None:
         return {"test_acc": None, "test_loss": None, "best_checkpoint": None}
-    save(lone_checkpoint(cfg, run_dir, module, best, record, paths), paths["best"])  # the module holds it now
+    trained = {"status": record.status, "best_checkpoint": best}
+    tested = test(cfg, lone.trainer, lone.module, datamodule, trained)
     if cfg.watch.pictures:
-        draw_training_inputs(datamodule, module.hparams.data["class_names"], trainer.logger, run_dir)
-        draw_first_layer(module, trainer.logger, run_dir, len(record.step_losses))
-    trained = {"status": record.status, "best_checkpoint": str(paths["best"])}
-    return {"test_acc": None, "test_loss": None, **test(cfg, trainer, module, datamodule, trained), **trained}
-
-
-def save(checkpoint: dict, path: Path) -> None:
-    """Written to a temporary name and renamed, as every checkpoint here: a crash never leaves half a file."""
-    AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+        draw_training_inputs(datamodule, lone.module.hparams.data["class_names"], lone.trainer.logger, run_dir)
+        draw_first_layer(lone.module, lone.trainer.logger, run_dir, len(record.step_losses))
+    return {"test_acc": None, "test_loss": None, **tested, **trained}

@@ -1,0 +1,148 @@
+"""Each fused trial's lone run, kept in step with the set: its own Trainer and callbacks (trainer.build_trainer),
+its module, and an optimizer of its lone run's class over that module's parameters.
+
+At the end of every training epoch, where Lightning calls a lone run's ModelCheckpoint and EarlyStopping
+(after the module's own hook), each trial still in the stack hands its state to its lone run: its weights,
+its slice of the stacked optimizer's state, its scheduler, the set's loop progress, data order and RNG, and
+its epoch's val/loss and val/acc as the Trainer's callback metrics. Then the lone run's own callbacks act:
+Lightning's EarlyStopping decides whether the trial stops, and Lightning's ModelCheckpoint writes its best
+and last checkpoints through Trainer.save_checkpoint. So a fused trial's checkpoints are its lone run's,
+written by Lightning, and `ckpt_path=` and `resume=` continue it as they continue any run.
+
+A diverged trial writes nothing at the epoch it diverged in (a lone run that diverges writes no checkpoint
+either); a trial that early stopping stops writes its last checkpoint at that epoch, before it leaves.
+"""
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.types import LRSchedulerConfig
+from omegaconf import DictConfig
+
+from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.fused.watch import reading_medians
+from experiments.module import ClassifierModule
+from experiments.procedure.loss_curve import warmup_steps
+from experiments.trainer import build_trainer
+
+LOOPS = ("fit_loop", "validate_loop", "test_loop", "predict_loop")
+
+
+class LoneRun(L.Callback):
+    """Also a callback of its own Trainer: what it saves holds the set's loops, the ones the trial ran in
+    (their progress and the data loader's state); its own Trainer never ran them."""
+
+    def __init__(self, cfg: DictConfig, run_dir: Path, module: ClassifierModule, datamodule: L.LightningDataModule):
+        self.trainer, self.callbacks = build_trainer(cfg, Path(run_dir))
+        self.module = module
+        self.optimizer = instantiate(module.hparams.optimizer)(module.optimizer_groups())
+        self.parameters = dict(module.named_parameters())
+        self.trainer.strategy.connect(module)
+        self.trainer.strategy.optimizers = [self.optimizer]
+        self.trainer.datamodule = datamodule
+        self.trainer.state.fn = TrainerFn.FITTING  # its checkpoint callbacks save during a fit only
+        module.trainer = self.trainer
+        self.trainer.callbacks.append(self)
+        self.set_trainer: L.Trainer | None = None
+        stopping = [callback for callback in self.callbacks.others if isinstance(callback, EarlyStopping)]
+        # Lightning's order at an epoch's end: the monitoring callbacks, checkpoints last
+        self.deciding = stopping + [self.callbacks.checkpointing, self.callbacks.last]
+        for callback in self.deciding:
+            callback.setup(self.trainer, module, stage="fit")
+
+    def end_epoch(self, fused, set_trainer: L.Trainer, position: int, trial: int, timer: EpochTimer) -> bool:
+        """The lone run's epoch-end callbacks on the trial's state; True when its EarlyStopping stops it."""
+        record, self.set_trainer = fused.records[trial], set_trainer
+        self.module.load_state_dict(fused.trial_state(position))
+        self.module.history = record.history()
+        self.take_optimizer_state(fused, position, trial)
+        for name in LOOPS:
+            getattr(self.trainer, name).load_state_dict(getattr(set_trainer, name).state_dict())
+        callbacks = self.callbacks
+        callbacks.timer.load_state_dict({**timer.state_dict(), "run": callbacks.timer.run})  # the set's times
+        if callbacks.divergence is not None:
+            callbacks.divergence.load_state_dict({"initial_loss": record.first_loss})
+        if callbacks.update_ratio is not None:
+            callbacks.update_ratio.load_state_dict({"medians": reading_medians(record)})
+        figures = record.epochs.get(set_trainer.current_epoch, {})
+        metrics = {key: torch.tensor(figures[key]) for key in ("val/loss", "val/acc") if key in figures}
+        self.trainer.callback_metrics.update(metrics)
+        if "val/acc" in metrics:  # Lightning's own rules say which of the two hooks saves and decides
+            for callback in self.deciding:
+                callback.on_validation_end(self.trainer, self.module)
+        for callback in self.deciding:
+            callback.on_train_epoch_end(self.trainer, self.module)
+        return self.trainer.should_stop
+
+    def take_optimizer_state(self, fused, position: int, trial: int) -> None:
+        """The trial's slice of the stacked optimizer's state, in torch.optim's own form for the lone module's
+        parameters; with a scheduler, its groups' settings and the scheduler itself (fused/schedules.py)."""
+        optimizer = self.optimizer
+        schedules = fused.schedules
+        if schedules is not None:
+            for group, settings in zip(optimizer.param_groups, schedules.stand_ins[trial].param_groups, strict=True):
+                group.update({key: value for key, value in settings.items() if key != "params"})
+            self.trainer.strategy.lr_scheduler_configs = [LRSchedulerConfig(schedules.schedulers[trial])]
+        stacked = fused.trainer.optimizers[0]
+        state = stacked.state.get(fused.stack.flat, {})
+        by_key = {key: fused.stack.views(value) for key, value in state.items() if torch.is_tensor(value)}
+        adam_like = isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW | torch.optim.RMSprop)
+        with_momentum = any(group.get("momentum", 0) for group in optimizer.param_groups)
+        for name in fused.stack.names:
+            # the stack keeps a momentum buffer for every trial once any has momentum; torch keeps none without
+            kept = [key for key in by_key if key != "momentum_buffer" or with_momentum]
+            lone = {key: by_key[key][name][position].cpu().clone(memory_format=torch.contiguous_format) for key in kept}
+            if adam_like and lone:  # torch counts steps in a tensor; the stacked RMSprop does not count them
+                lone["step"] = torch.tensor(float(state.get("step", fused.global_step)))
+            if lone:
+                optimizer.state[self.parameters[f"net.{name}"]] = lone
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: ClassifierModule, checkpoint: dict) -> None:
+        checkpoint["loops"] = {name: getattr(self.set_trainer, name).state_dict() for name in LOOPS}
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        return self.callbacks.checkpointing.best_model_path or None
+
+
+class LoneRunsAtEpochEnd(Checkpoint):
+    """A Checkpoint callback, so Lightning calls it where a lone run's ModelCheckpoint is called: after the
+    module's on_train_epoch_end. Every trial that validated this epoch goes through its lone run's callbacks;
+    then the fused module ends the epoch (stopped trials leave the stack, epoch schedulers step)."""
+
+    def __init__(self, lone_runs: list[LoneRun], timer: EpochTimer):
+        self.lone_runs, self.timer = lone_runs, timer
+
+    def on_train_start(self, trainer: L.Trainer, fused) -> None:
+        steps = int(trainer.estimated_stepping_batches)  # the schedule's length, as a lone run's module knows it
+        for lone in self.lone_runs:
+            lone.module.warmup_until = warmup_steps(lone.module.hparams.scheduler, steps)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
+        for position, trial in enumerate(fused.positions):
+            record = fused.records[trial]
+            if record.status == "diverged":
+                continue
+            if self.lone_runs[trial].end_epoch(fused, trainer, position, trial, self.timer):
+                record.status, record.stopped_step = "completed", trainer.global_step
+                fused.leaving.append(position)
+        fused.end_epoch()
+
+
+def build_lone_runs(cfgs: list[DictConfig], run_dirs: list[Path], modules: list, datamodule) -> list[LoneRun]:
+    """Each trial's lone run, without each Trainer printing the device lines the set's Trainer prints once."""
+    lines = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = lines.level
+    lines.setLevel(logging.WARNING)
+    try:
+        return [
+            LoneRun(cfg, run_dir, module, datamodule)
+            for cfg, run_dir, module in zip(cfgs, run_dirs, modules, strict=True)
+        ]
+    finally:
+        lines.setLevel(level)
