@@ -143,3 +143,25 @@ def test_a_stopped_trial_leaves_the_stack_and_the_others_go_on_unchanged():
         train(lone, lone_optimizer("adam", lone, *GRID[trial]), data, fused=False)
         for name, value in lone.state_dict().items():
             assert torch.allclose(stack.trial_state(position)[name], value, rtol=1e-5, atol=1e-12), (trial, name)
+
+
+def test_gradients_accumulate_over_batches_and_reuse_one_flat_storage():
+    """Two backward passes without zero_grad sum their gradients, as a lone net's do; after zero_grad the next
+    gradient is written into the storage the last one used (no fresh [N, P] tensor each step)."""
+    torch.manual_seed(0)
+    net = LeNet((3, 32, 32), 10).double()
+    stack = TrialStack([copy.deepcopy(net) for _ in GRID])
+    (first, labels_a), (second, labels_b) = batches((3, 32, 32), 2)
+    for images, labels in ((first, labels_a), (second, labels_b)):
+        logits = stack(images)
+        nn.functional.cross_entropy(logits.transpose(1, 2), labels.expand(len(GRID), -1), reduction="sum").backward()
+    for images, labels in ((first, labels_a), (second, labels_b)):
+        nn.functional.cross_entropy(net(images), labels, reduction="sum").backward()
+    gradients = stack.views(stack.flat.grad)
+    for name, parameter in net.named_parameters():
+        for trial in range(len(GRID)):
+            assert torch.allclose(gradients[name][trial], parameter.grad, rtol=1e-10, atol=1e-12), name
+    last = stack.flat.grad  # held, so a fresh tensor could not take its address
+    stack.flat.grad = None  # what the optimizer's zero_grad does
+    stack(first).sum().backward()
+    assert stack.flat.grad.data_ptr() == last.data_ptr()

@@ -18,6 +18,22 @@ from torch.func import functional_call, stack_module_state, vmap
 from experiments.callbacks.max_norm import hidden_weight_names
 
 
+class RowViews(torch.autograd.Function):
+    """A stack's per-parameter views of its flat rows, whose gradients the stack writes into its kept flat
+    gradient (TrialStack.take_gradients). Autograd's own backward of the views would allocate a fresh [N, P]
+    gradient every step, and on a CPU faulting in that many new pages costs more than the step's arithmetic."""
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, stack: "TrialStack") -> tuple[Tensor, ...]:
+        ctx.stack = stack
+        return tuple(stack.views(flat).values())
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor) -> tuple[None, None]:
+        ctx.stack.take_gradients(grads)
+        return None, None  # flat.grad is set by take_gradients
+
+
 def _key(name: str) -> str:
     return name.replace(".", "/")  # buffer names may not contain dots
 
@@ -75,6 +91,7 @@ class TrialStack(nn.Module):
         # The shape of one network, without storage of its own: functional_call swaps in each trial's slice.
         self.blueprint = [copy.deepcopy(nets[0]).to("meta")]  # a list, so it is not a registered submodule
         self.hidden_weight_names = hidden_weight_names(nets[0])  # what max-norm acts on
+        self.gradient: Tensor | None = None  # flat.grad's storage, kept from step to step
 
     @property
     def trials(self) -> int:
@@ -104,7 +121,25 @@ class TrialStack(nn.Module):
             return functional_call(blueprint, (trial_params, trial_buffers), (batch,))
 
         # randomness="different": each trial draws its own dropout mask, as it would alone
-        return vmap(one_trial, in_dims=(0, 0, None), randomness="different")(self.views(self.flat), buffers, inputs)
+        views = dict(zip(self.names, RowViews.apply(self.flat, self), strict=True))
+        return vmap(one_trial, in_dims=(0, 0, None), randomness="different")(views, buffers, inputs)
+
+    def take_gradients(self, grads: tuple[Tensor | None, ...]) -> None:
+        """The views' gradients as flat.grad: written into the kept storage after the optimizer's zero_grad
+        set it to None, added to it when gradients accumulate over batches."""
+        flat = self.flat
+        rows = [
+            torch.zeros(flat.shape[0], size, dtype=flat.dtype, device=flat.device)
+            if grad is None
+            else (grad.transpose(1, 2) if name in self.transposed else grad).reshape(flat.shape[0], size)
+            for name, size, grad in zip(self.names, self.sizes, grads, strict=True)
+        ]
+        if flat.grad is not None:
+            flat.grad.add_(torch.cat(rows, dim=1))
+            return
+        if self.gradient is None or self.gradient.shape != flat.shape or self.gradient.device != flat.device:
+            self.gradient = torch.empty_like(flat)
+        flat.grad = torch.cat(rows, dim=1, out=self.gradient)
 
     def trial_state(self, trial: int) -> dict[str, Tensor]:
         """Trial `trial`'s network as an ordinary state dict (the keys of one network)."""
