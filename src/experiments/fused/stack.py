@@ -16,6 +16,10 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from experiments.callbacks.max_norm import hidden_weight_names
+from experiments.models.mlp import MLP
+
+# Layers without parameters that act on each element alone: over [trials, batch, units] as over [batch, units]
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU)
 
 
 class RowViews(torch.autograd.Function):
@@ -26,7 +30,7 @@ class RowViews(torch.autograd.Function):
     @staticmethod
     def forward(ctx, flat: Tensor, stack: "TrialStack") -> tuple[Tensor, ...]:
         ctx.stack = stack
-        return tuple(stack.views(flat).values())
+        return tuple(stack.stored_views(flat).values())
 
     @staticmethod
     def backward(ctx, *grads: Tensor) -> tuple[None, None]:
@@ -91,21 +95,29 @@ class TrialStack(nn.Module):
         # The shape of one network, without storage of its own: functional_call swaps in each trial's slice.
         self.blueprint = [copy.deepcopy(nets[0]).to("meta")]  # a list, so it is not a registered submodule
         self.hidden_weight_names = hidden_weight_names(nets[0])  # what max-norm acts on
+        self.plain = plain_layers(self.blueprint[0])
+        # As RowViews hands them out: a matrix [in, out]; in a plain MLP a bias [1, out], to broadcast over the batch
+        self.stored_shapes = [
+            (shape[1], shape[0]) if name in self.transposed else (1, *shape) if self.plain is not None else shape
+            for name, shape in zip(self.names, self.shapes, strict=True)
+        ]
         self.gradient: Tensor | None = None  # flat.grad's storage, kept from step to step
 
     @property
     def trials(self) -> int:
         return self.flat.shape[0]
 
+    def stored_views(self, rows: Tensor) -> dict[str, Tensor]:
+        """A [N, P] tensor laid out as the stack as one view per parameter name, in `stored_shapes`."""
+        chunks = rows.split(self.sizes, dim=1)
+        return {name: chunk.view(-1, *shape) for name, chunk, shape in zip(self.names, chunks, self.stored_shapes)}
+
     def views(self, rows: Tensor) -> dict[str, Tensor]:
         """A [N, P] tensor laid out as the stack (its weights, their gradients, an optimizer's moments) as one
         view per parameter name, [N, *shape]."""
         views = {}
         for name, chunk, shape in zip(self.names, rows.split(self.sizes, dim=1), self.shapes, strict=True):
-            if name in self.transposed:
-                views[name] = chunk.view(-1, shape[1], shape[0]).transpose(1, 2)
-            else:
-                views[name] = chunk.view(-1, *shape)
+            views[name] = chunk.view(-1, shape[1], shape[0]).transpose(1, 2) if name in self.transposed else chunk.view(-1, *shape)
         return views
 
     def weights(self) -> dict[str, Tensor]:
@@ -121,8 +133,25 @@ class TrialStack(nn.Module):
             return functional_call(blueprint, (trial_params, trial_buffers), (batch,))
 
         # randomness="different": each trial draws its own dropout mask, as it would alone
-        views = dict(zip(self.names, RowViews.apply(self.flat, self), strict=True))
+        stored = dict(zip(self.names, RowViews.apply(self.flat, self), strict=True))
+        if self.plain is not None:
+            return self.batched_mlp(stored, inputs)
+        views = {name: view.transpose(1, 2) if name in self.transposed else view for name, view in stored.items()}
         return vmap(one_trial, in_dims=(0, 0, None), randomness="different")(views, buffers, inputs)
+
+    def batched_mlp(self, stored: dict[str, Tensor], inputs: Tensor) -> Tensor:
+        """A plain MLP over every trial at once: each Linear one batched matmul of the stored [N, in, out]
+        weights, so a step issues a few calls per layer instead of vmap's views and reshapes around each."""
+        hidden = inputs
+        for name, layer in self.plain:
+            if not isinstance(layer, nn.Linear):
+                hidden = layer(hidden)
+                continue
+            if hidden.dim() == 2:  # the batch every trial shares
+                hidden = hidden.expand(self.trials, -1, -1)
+            weight, bias = stored[f"{name}.weight"], stored.get(f"{name}.bias")
+            hidden = torch.bmm(hidden, weight) if bias is None else torch.baddbmm(bias, hidden, weight)
+        return hidden
 
     def take_gradients(self, grads: tuple[Tensor | None, ...]) -> None:
         """The views' gradients as flat.grad: written into the kept storage after the optimizer's zero_grad
@@ -131,7 +160,7 @@ class TrialStack(nn.Module):
         rows = [
             torch.zeros(flat.shape[0], size, dtype=flat.dtype, device=flat.device)
             if grad is None
-            else (grad.transpose(1, 2) if name in self.transposed else grad).reshape(flat.shape[0], size)
+            else grad.reshape(flat.shape[0], size)  # as stored: a view, no copy
             for name, size, grad in zip(self.names, self.sizes, grads, strict=True)
         ]
         if flat.grad is not None:
@@ -165,3 +194,17 @@ class TrialStack(nn.Module):
             attribute = f"buffer_{_key(name)}"
             setattr(self, attribute, getattr(self, attribute).index_select(0, index))
         return {old: self.flat}
+
+
+def plain_layers(net: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    """An MLP's layers when it is only a Flatten, Linear layers and element-wise activations (no dropout, norm,
+    PReLU or maxout): the stack runs those as batched matmuls itself. None for any other network."""
+    if type(net) is not MLP:
+        return None
+    layers = list(net.layers.named_children())
+    first_linear = next((i for i, (_, layer) in enumerate(layers) if isinstance(layer, nn.Linear)), len(layers))
+    for index, (_, layer) in enumerate(layers):
+        flattens_input = isinstance(layer, nn.Flatten) and index < first_linear
+        if not (flattens_input or type(layer) is nn.Linear or type(layer) in ELEMENTWISE):
+            return None
+    return [(f"layers.{name}", layer) for name, layer in layers]
