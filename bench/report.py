@@ -187,9 +187,16 @@ def step_table(s: dict) -> str:
     shares = f"{s['matmul_gflops']:.0f} GFLOP/s; training batches: one at a time " + (
         f"{percent(s['sequential_matmul_share'])}, fused {percent(s['fused_matmul_share'])}"
     )
-    cpu = counts.get("fused_20_cpu")
-    row = [f"{counts[key]:g}" for key in ("lone", "fused_1", "fused_5", "fused_20")]
-    row += ["-" if cpu is None else f"{cpu:g}", shares]
+    if s.get("bare_batched_matmul_share") is not None:  # the floor: 20 networks as bare batched matmuls
+        shares += f", a bare batched loop {percent(s['bare_batched_matmul_share'])}"
+    working = s.get("step_working_operations", {})  # the calls that are not views, when recorded
+
+    def cell(key: str) -> str:
+        if counts.get(key) is None:
+            return "-"
+        return f"{counts[key]:g}" + (f" ({working[key]:g} doing work)" if key in working else "")
+
+    row = [cell(key) for key in ("lone", "fused_1", "fused_5", "fused_20", "fused_20_cpu")] + [shares]
     return table(header, [row])
 
 

@@ -45,14 +45,26 @@ def step_counter():
                 self.profiler.__enter__()
             elif batch_idx == SKIP + STEPS and self.profiler is not None:
                 self.profiler.__exit__(None, None, None)
-                self.per_step = top_level_aten(self.profiler.events()) / STEPS
+                calls, working = top_level_aten(self.profiler.events())
+                self.per_step = (calls / STEPS, working / STEPS)
                 self.profiler = None
 
     return StepOperations()
 
 
-def top_level_aten(events) -> int:
-    """aten calls not made inside another aten call (what a caller issues, not how aten builds it)."""
+# Calls that only make a new view of existing memory (or return their input): no kernel, on any device.
+METADATA = {
+    "aten::view", "aten::reshape", "aten::transpose", "aten::t", "aten::expand", "aten::detach", "aten::slice",
+    "aten::split_with_sizes", "aten::split", "aten::flatten", "aten::unsqueeze", "aten::squeeze", "aten::permute",
+    "aten::alias", "aten::as_strided", "aten::select", "aten::resolve_conj", "aten::resolve_neg", "aten::to",
+    "aten::_unsafe_view", "aten::lift_fresh",
+}  # fmt: skip
+COPIES = {"aten::copy_", "aten::clone", "aten::_to_copy", "aten::contiguous", "aten::empty_like"}
+
+
+def top_level_aten(events) -> tuple[int, int]:
+    """aten calls not made inside another aten call (what a caller issues, not how aten builds it), and how
+    many of those do work: all but the views (a reshape or `to` that copies does work)."""
 
     def nested(event) -> bool:
         parent = event.cpu_parent
@@ -62,7 +74,12 @@ def top_level_aten(events) -> int:
             parent = parent.cpu_parent
         return False
 
-    return sum(event.name.startswith("aten::") and not nested(event) for event in events)
+    def copies(event) -> bool:
+        return any(child.name in COPIES or copies(child) for child in event.cpu_children)
+
+    calls = [event for event in events if event.name.startswith("aten::") and not nested(event)]
+    working = [event for event in calls if event.name not in METADATA or copies(event)]
+    return len(calls), len(working)
 
 
 def learning_rates(trials: int) -> list[float]:
@@ -94,9 +111,9 @@ def lone_step_operations(root: Path) -> float:
     return counter.per_step
 
 
-def step_operations() -> dict:
-    """{"lone": ops, "fused_1": ops, "fused_5": ops, "fused_20": ops, "fused_20_cpu": ops}, per training step.
-    fused_N counts the step an accelerator runs (Adam's element-wise formulas over the whole stack); on a
+def step_operations() -> tuple[dict, dict]:
+    """({"lone": calls, "fused_1": .., "fused_5": .., "fused_20": .., "fused_20_cpu": ..}, the same for the calls
+    that do work), per training step. fused_N counts the step an accelerator runs (Adam's element-wise formulas over the whole stack); on a
     CPU, Adam takes torch's fused kernel once per trial row instead, counted as fused_20_cpu."""
     from experiments.fused.optimizers import StackedAdam
 
@@ -108,7 +125,8 @@ def step_operations() -> dict:
         finally:
             StackedAdam.rows_on_cpu = True
         counts["fused_20_cpu"] = fused_step_operations(20, Path(root) / "cpu")
-    return {name: round(count, 1) for name, count in counts.items()}
+    calls = {name: round(count[0], 1) for name, count in counts.items()}
+    return calls, {name: round(count[1], 1) for name, count in counts.items()}
 
 
 def flops_per_trial_epoch(*overrides: str) -> float:
@@ -122,12 +140,49 @@ def flops_per_trial_epoch(*overrides: str) -> float:
     return 6.0 * parameters * len(datamodule.train_images)
 
 
-def print_operations(counts: dict) -> None:
-    fused = ", ".join(f"{n}: {counts[f'fused_{n}']:g}" for n in (1, 5, 20))
-    print(
-        f"  top-level aten calls a training step (torch.profiler, CPU): lone run {counts['lone']:g}; "
-        f"fused sets of {fused} (an accelerator's step); 20 trials with a CPU's Adam: {counts['fused_20_cpu']:g}"
-    )
+def bare_batched_gflops(trials: int = 20, steps: int = 30) -> float:
+    """What the machine allows this model: `trials` copies of the default MLP as plain batched matmuls (baddbmm,
+    ReLU, cross-entropy, backward, torch's fused Adam over them all) on one batch of random pixels in memory,
+    with no data loading, no framework and no per-trial rule. GFLOP/s, counted as flops_per_trial_epoch counts."""
+    import time
+
+    import torch
+
+    cfg = composed()
+    sizes = [28 * 28, *cfg.model.hidden_sizes, 10]
+    batch = cfg.data.batch_size
+    weights = [torch.randn(trials, n_in, n_out, requires_grad=True) for n_in, n_out in zip(sizes, sizes[1:])]
+    biases = [torch.zeros(trials, 1, n_out, requires_grad=True) for n_out in sizes[1:]]
+    pixels, labels = torch.randn(batch, sizes[0]), torch.randint(0, 10, (batch,))
+    optimizer = torch.optim.Adam(weights + biases, lr=1e-3, fused=True)
+
+    def step() -> None:
+        hidden = pixels.expand(trials, -1, -1)
+        for layer, (weight, bias) in enumerate(zip(weights, biases)):
+            hidden = torch.baddbmm(bias, hidden, weight)
+            hidden = hidden.relu() if layer < len(weights) - 1 else hidden
+        loss = torch.nn.functional.cross_entropy(hidden.transpose(1, 2), labels.expand(trials, -1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(5):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    multiply_adds = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
+    return 6.0 * multiply_adds * batch * trials / seconds / 1e9
+
+
+def print_operations(calls: dict, working: dict) -> None:
+    for label, counts in (("top-level aten calls", calls), ("of them doing work (not views)", working)):
+        fused = ", ".join(f"{n}: {counts[f'fused_{n}']:g}" for n in (1, 5, 20))
+        print(
+            f"  {label} a training step (torch.profiler, CPU): lone run {counts['lone']:g}; fused sets of "
+            f"{fused} (an accelerator's step); 20 trials with a CPU's Adam: {counts['fused_20_cpu']:g}"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     build_parser().parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
-    print_operations(step_operations())
+    print_operations(*step_operations())
 
 
 if __name__ == "__main__":

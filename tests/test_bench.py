@@ -77,6 +77,10 @@ def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell
     counts = summary["step_operations"]
     assert set(counts) == {"lone", "fused_1", "fused_5", "fused_20", "fused_20_cpu"} and counts["lone"] > 0
     assert counts["fused_20"] <= 1.1 * counts["fused_1"]  # a step's calls do not grow with the trials
+    working = summary["step_working_operations"]  # the views left out: fewer, but never none
+    assert set(working) == set(counts) and all(0 < working[key] < counts[key] for key in counts)
+    assert summary["bare_batched_matmul_share"] > 0
     assert "fused_matmul_share" in summary and "against the matmul ceiling" in done.stdout  # None at 1 epoch
     docs_table = rendered("sweep_table", tmp_path, monkeypatch)
     assert "lr_wd on mnist_sample, 2 trials" in docs_table and "On a GPU: not measured." in docs_table
+    assert "doing work" in docs_table and "a bare batched loop" in docs_table

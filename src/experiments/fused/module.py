@@ -72,10 +72,10 @@ class FusedModule(L.LightningModule):
         logits = self(pixels)  # [active trials, batch, classes]
         expanded = labels.expand(logits.shape[0], -1)
         losses = nn.functional.cross_entropy(logits.transpose(1, 2), expanded, reduction="none").mean(dim=1)
-        correct = (logits.detach().argmax(dim=2) == expanded).sum(dim=1)
+        correct = (logits.argmax(dim=2) == expanded).sum(dim=1)  # argmax records no graph
         stage = "train" if self.training else "val"
         # Which trials were in the stack for this batch: a trial may leave mid-epoch (the 3x rule).
-        self._outputs[stage].append((tuple(self.positions), losses.detach() * len(labels), correct, len(labels)))
+        self._outputs[stage].append((tuple(self.positions), losses.detach(), correct, len(labels)))
         return losses
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -182,9 +182,11 @@ class FusedModule(L.LightningModule):
         outputs, self._outputs[stage] = self._outputs[stage], []
         totals: dict[int, list[float]] = {}
         for positions, group in itertools.groupby(outputs, key=lambda output: output[0]):
-            _, loss_sums, correct, sizes = zip(*group, strict=True)
+            _, means, correct, sizes = zip(*group, strict=True)
             # one transfer per run of batches with the same trials (usually the whole epoch)
-            loss_sums, correct = torch.stack(loss_sums).sum(dim=0).tolist(), torch.stack(correct).sum(dim=0).tolist()
+            counts = torch.tensor(sizes, dtype=means[0].dtype, device=means[0].device).unsqueeze(1)
+            loss_sums = (torch.stack(means) * counts).sum(dim=0).tolist()
+            correct = torch.stack(correct).sum(dim=0).tolist()
             for trial, loss_sum, hits in zip(positions, loss_sums, correct, strict=True):
                 total = totals.setdefault(trial, [0.0, 0.0, 0])
                 total[0], total[1], total[2] = total[0] + loss_sum, total[1] + hits, total[2] + sum(sizes)

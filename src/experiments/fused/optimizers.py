@@ -35,6 +35,7 @@ class StackedOptimizer(torch.optim.Optimizer):
         super().__init__([{"params": [stack.flat], "decayed": stack.decayed}], defaults)
         self.running: Tensor | None = None  # bool [N]; False stops a trial's row (learning rate 0)
         self.scratch: dict[str, Tensor] = {}  # the step's temporaries, not optimizer state: never saved
+        self.cast: tuple[Tensor, Tensor] | None = None  # (weight decay, its column): cast once, not every step
 
     def buffer(self, name: str, like: Tensor) -> Tensor:
         """A temporary shaped as `like`, reused from step to step (again after the stack shrinks)."""
@@ -54,8 +55,10 @@ class StackedOptimizer(torch.optim.Optimizer):
 
     def decayed_gradient(self, group: dict, param: Tensor) -> Tensor:
         """L2 through the gradient: each trial's weight decay x its weights, added to their gradient in place."""
-        weights = slice(0, group["decayed"])
-        param.grad[:, weights].addcmul_(param[:, weights], self.column(group["weight_decay"], param))
+        weights, decay = slice(0, group["decayed"]), group["weight_decay"]
+        if self.cast is None or self.cast[0] is not decay:  # keep() and a reload give new values
+            self.cast = (decay, self.column(decay, param))
+        param.grad[:, weights].addcmul_(param[:, weights], self.cast[1])
         return param.grad
 
     @torch.no_grad()
