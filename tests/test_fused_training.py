@@ -33,7 +33,13 @@ def assert_fused_matches_lone_runs(tmp_path, cells: list[list[str]]) -> list[dic
         assert len(fused_curve) == len(lone_curve) == 12
         assert fused_curve[:6] == pytest.approx(lone_curve[:6], rel=1e-5), number
         assert_same_watch(fused[number], lone, fused_scalars, lone_scalars)
-        assert histogram_tags(dirs[number]) == histogram_tags(lone_dir) != set()
+        fused_histograms, lone_histograms = histograms(dirs[number]), histograms(lone_dir)
+        assert set(fused_histograms) == set(lone_histograms) != set()
+        for tag, readings in lone_histograms.items():  # at the same epochs, of the same values
+            assert [step for step, *_ in fused_histograms[tag]] == [step for step, *_ in readings], tag
+            assert [num for _, num, _ in fused_histograms[tag]] == [num for _, num, _ in readings], tag
+            squares = [squares for *_, squares in fused_histograms[tag]]
+            assert squares == pytest.approx([squares for *_, squares in readings], rel=0.05), tag
     return fused
 
 
@@ -48,13 +54,18 @@ def assert_same_watch(fused: dict, lone: dict, fused_scalars: dict, lone_scalars
     assert fused_scalars[median] == pytest.approx(lone_scalars[median], rel=1e-3)
 
 
-def histogram_tags(run_dir: Path) -> set[str]:
+def histograms(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
+    """tag -> (epoch, count, sum of squares) of each histogram in the run's TensorBoard."""
     from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-    events = EventMultiplexer()
+    events = EventMultiplexer(size_guidance={"histograms": 0})
     events.AddRunsFromDirectory(str(run_dir / "tensorboard"))
     events.Reload()
-    return {tag for run in events.Runs().values() for tag in run["histograms"]}
+    found = {}
+    for run, tags in events.Runs().items():
+        for tag in tags["histograms"]:
+            found[tag] = [(e.step, e.histogram_value.num, e.histogram_value.sum_squares) for e in events.Histograms(run, tag)]
+    return found
 
 
 def test_fused_trials_match_their_lone_runs(tmp_path):

@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 from omegaconf import DictConfig
 
 from experiments.callbacks.epoch_timer import EpochTimer
+from experiments.callbacks.histograms import WeightHistograms
 from experiments.fused.watch import reading_medians
 from experiments.module import ClassifierModule
 from experiments.procedure.loss_curve import warmup_steps
@@ -50,13 +51,17 @@ class LoneRun(L.Callback):
         self.trainer.callbacks.append(self)
         self.set_trainer: L.Trainer | None = None
         stopping = [callback for callback in self.callbacks.others if isinstance(callback, EarlyStopping)]
+        self.histograms = next((c for c in self.callbacks.others if isinstance(c, WeightHistograms)), None)
         # Lightning's order at an epoch's end: the monitoring callbacks, checkpoints last
         self.deciding = stopping + [self.callbacks.checkpointing, self.callbacks.last]
         for callback in self.deciding:
             callback.setup(self.trainer, module, stage="fit")
 
-    def end_epoch(self, fused, set_trainer: L.Trainer, position: int, trial: int, timer: EpochTimer) -> bool:
-        """The lone run's epoch-end callbacks on the trial's state; True when its EarlyStopping stops it."""
+    def end_epoch(
+        self, fused, set_trainer: L.Trainer, position: int, trial: int, timer: EpochTimer, gradients: dict | None
+    ) -> bool:
+        """The lone run's epoch-end callbacks on the trial's state; True when its EarlyStopping stops it.
+        `gradients`: the trial's at the epoch's last step, by parameter name (None: not kept)."""
         record, self.set_trainer = fused.records[trial], set_trainer
         self.module.load_state_dict(fused.trial_state(position))
         self.module.history = record.history()
@@ -72,12 +77,22 @@ class LoneRun(L.Callback):
         figures = record.epochs.get(set_trainer.current_epoch, {})
         metrics = {key: torch.tensor(figures[key]) for key in ("val/loss", "val/acc") if key in figures}
         self.trainer.callback_metrics.update(metrics)
+        if self.histograms is not None and gradients is not None:
+            self.draw_histograms(gradients)
         if "val/acc" in metrics:  # Lightning's own rules say which of the two hooks saves and decides
             for callback in self.deciding:
                 callback.on_validation_end(self.trainer, self.module)
         for callback in self.deciding:
             callback.on_train_epoch_end(self.trainer, self.module)
         return self.trainer.should_stop
+
+    def draw_histograms(self, gradients: dict) -> None:
+        """The lone run's WeightHistograms on the trial's weights and its epoch's last gradients."""
+        for name, gradient in gradients.items():
+            self.parameters[f"net.{name}"].grad = gradient
+        self.histograms.on_before_optimizer_step(self.trainer, self.module, self.optimizer)
+        self.histograms.on_train_epoch_end(self.trainer, self.module)
+        self.module.zero_grad()  # twenty lone copies of the gradients would double the set's memory
 
     def take_optimizer_state(self, fused, position: int, trial: int) -> None:
         """The trial's slice of the stacked optimizer's state, in torch.optim's own form for the lone module's
@@ -117,6 +132,16 @@ class LoneRunsAtEpochEnd(Checkpoint):
 
     def __init__(self, lone_runs: list[LoneRun], timer: EpochTimer):
         self.lone_runs, self.timer = lone_runs, timer
+        self.gradients: dict[int, dict] = {}  # trial -> its gradients at the epoch's last step, for histograms
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, fused, optimizer) -> None:
+        grad = fused.stack.flat.grad
+        if trainer.is_last_batch and grad is not None and any(lone.histograms for lone in self.lone_runs):
+            views = fused.stack.views(grad.detach().cpu())  # a trial may leave before the epoch's end
+            self.gradients = {
+                trial: {name: view[row].clone(memory_format=torch.contiguous_format) for name, view in views.items()}
+                for row, trial in enumerate(fused.positions)
+            }
 
     def on_train_start(self, trainer: L.Trainer, fused) -> None:
         steps = int(trainer.estimated_stepping_batches)  # the schedule's length, as a lone run's module knows it
@@ -128,9 +153,11 @@ class LoneRunsAtEpochEnd(Checkpoint):
             record = fused.records[trial]
             if record.status == "diverged":
                 continue
-            if self.lone_runs[trial].end_epoch(fused, trainer, position, trial, self.timer):
+            gradients = self.gradients.get(trial)
+            if self.lone_runs[trial].end_epoch(fused, trainer, position, trial, self.timer, gradients):
                 record.status, record.stopped_step = "completed", trainer.global_step
                 fused.leaving.append(position)
+        self.gradients = {}
         fused.end_epoch()
 
 

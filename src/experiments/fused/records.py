@@ -14,7 +14,6 @@ class TrialRecord:
         self.epochs: dict[int, dict] = {}  # epoch -> train/loss, train/acc, val/loss, val/acc
         self.epoch_end_steps: dict[int, int] = {}  # epoch -> the global step when its training batches ended
         self.update_readings: list[tuple[int, dict[str, float]]] = []  # fused/watch.py: (step, layer -> ratio)
-        self.histograms: list[tuple[int, str, dict]] = []  # (epoch, tag, binned values)
 
     def last_epoch_loss(self) -> float | None:
         """The last epoch's mean training loss, as a lone run reports it (train/loss_epoch)."""

@@ -1,6 +1,6 @@
 """train_fused(cfgs, run_dirs): train a set of trials as one batched model, then give each trial what a lone
-run leaves in its directory: metrics.json, a TensorBoard run with its scalars and histograms (written as the
-set trains, an epoch at a time) and HParams row, and its best and last checkpoints, written as the set
+run leaves in its directory: metrics.json, a TensorBoard run with its scalars and its lone run's own
+histograms (written as the set trains, an epoch at a time) and HParams row, and its best and last checkpoints, written as the set
 trains by its lone run's own ModelCheckpoint (fused/lone_runs.py), which resume as a lone run's do.
 
 Only values that leave the model's shapes and the data stream unchanged may differ across a set (FUSED);
@@ -24,7 +24,7 @@ from experiments.fused.lone_runs import LoneRun, LoneRunsAtEpochEnd, build_lone_
 from experiments.fused.module import OPTIMIZERS, FusedModule
 from experiments.fused.records import TrialRecord
 from experiments.fused.trial_logs import LiveTrialLogs, TrialLog
-from experiments.fused.watch import TrialHistograms, TrialUpdateRatios, reading_medians
+from experiments.fused.watch import TrialUpdateRatios, reading_medians
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve
@@ -90,7 +90,6 @@ def train_fused(
     fused = FusedModule(modules, cfgs[0].divergence_factor)
     timer, watch = EpochTimer(), cfgs[0].watch
     watching = [TrialUpdateRatios(watch.update_ratio_every)] if watch.update_ratio_every is not None else []
-    watching += [TrialHistograms()] if watch.histograms else []
     # Each trial's lone run: its logger, written as the set trains, its checkpoints and its test phase.
     lone_runs = build_lone_runs(cfgs, run_dirs, modules, datamodule)
     logs = [

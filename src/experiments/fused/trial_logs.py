@@ -1,7 +1,6 @@
 """A fused trial's TensorBoard run, written while the set trains (at the end of every epoch, the points since
 the last write) with the tags and step numbers a lone run logs: the step and epoch losses, the update/weight
-ratios, the weight and gradient histograms and, with a scheduler, the learning rate (LearningRateMonitor's
-`lr-<Optimizer>/pg1`, `/pg2`)."""
+ratios and, with a scheduler, the learning rate (LearningRateMonitor's `lr-<Optimizer>/pg1`, `/pg2`)."""
 
 import statistics
 
@@ -18,7 +17,7 @@ class TrialLog:
 
     def __init__(self, logger: TensorBoardLogger, every: int, with_l1: bool) -> None:
         self.logger, self.every, self.with_l1 = logger, every, with_l1
-        self.steps = self.readings = self.histograms = 0  # how many of each the run holds already
+        self.steps = self.readings = 0  # how many of each the run holds already
         self.epochs: set[int] = set()
 
     def write(self, record: TrialRecord, schedule: dict | None) -> None:
@@ -43,9 +42,6 @@ class TrialLog:
             scalars = {f"diag/update_ratio/{name}": ratio for name, ratio in ratios.items()}
             logger.log_metrics({**scalars, "diag/update_ratio/median": statistics.median(ratios.values())}, step=step)
         self.readings = len(readings)
-        for epoch, tag, binned in record.histograms[self.histograms :]:
-            logger.experiment.add_histogram_raw(tag, global_step=epoch, **binned)
-        self.histograms = len(record.histograms)
         if schedule is not None:
             if schedule["interval"] == "step":
                 logged = [step for step in range(done, self.steps) if (step + 1) % self.every == 0]
