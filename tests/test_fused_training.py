@@ -230,6 +230,16 @@ def test_each_fused_trial_follows_its_own_learning_rate_schedule(tmp_path, sched
         assert fused_curves["train/loss"][:6] == pytest.approx(lone_curves["train/loss"][:6], rel=1e-5), number
         rates = [tag for tag in lone_curves if tag.startswith("lr-")]  # LearningRateMonitor's, one per group
         assert len(rates) == 2 and all(fused_curves[tag] == pytest.approx(lone_curves[tag]) for tag in rates), number
+        lone_steps = scalar_steps(tmp_path / "lone" / f"trial{number}", rates[0])
+        assert scalar_steps(dirs[number], rates[0]) == lone_steps and len(lone_steps) > 1, number  # logged alike
+
+
+def scalar_steps(run_dir: Path, tag: str) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    return [event.step for event in events.Scalars(tag)]
 
 
 @pytest.mark.parametrize(
@@ -254,3 +264,14 @@ def test_one_cycle_trials_fuse_with_their_own_peak_rate():
 def test_trials_that_differ_in_more_than_the_fused_keys_are_refused():
     with pytest.raises(UserError, match="differ in more than"):
         check_fusable([compose_config("model=mlp"), compose_config("model=cnn")])
+
+
+@pytest.mark.slow
+def test_a_fused_trial_that_explodes_under_a_schedule_logs_its_rate_up_to_where_its_lone_run_stops(tmp_path):
+    steady = ["optimizer=sgd", "optimizer.momentum=0.9", "scheduler=onecycle", "trainer.log_every_n_steps=1"]
+    cells = [cell(lr, "0.0", *steady) for lr in ("10", "0.001")]  # 10: diverges at step 24, between two flushes
+    fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "a", tmp_path / "b"])
+    alone = run_here(tmp_path / "alone", *cells[0])
+    assert fused[0]["status"] == alone["status"] == "diverged" and fused[0]["diverged_step"] == alone["diverged_step"]
+    [tag] = [tag for tag in logged_scalars(tmp_path / "alone") if tag.startswith("lr-") and tag.endswith("pg1")]
+    assert scalar_steps(tmp_path / "a", tag) == scalar_steps(tmp_path / "alone", tag)

@@ -19,7 +19,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Checkpoint, EarlyStopping
+from lightning.pytorch.callbacks import Checkpoint, EarlyStopping, LearningRateMonitor
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 from omegaconf import DictConfig
@@ -52,6 +52,7 @@ class LoneRun(L.Callback):
         self.set_trainer: L.Trainer | None = None
         stopping = [callback for callback in self.callbacks.others if isinstance(callback, EarlyStopping)]
         self.histograms = next((c for c in self.callbacks.others if isinstance(c, WeightHistograms)), None)
+        self.rates = next((c for c in self.callbacks.others if isinstance(c, LearningRateMonitor)), None)
         # Lightning's order at an epoch's end: the monitoring callbacks, checkpoints last
         self.deciding = stopping + [self.callbacks.checkpointing, self.callbacks.last]
         for callback in self.deciding:
@@ -102,7 +103,6 @@ class LoneRun(L.Callback):
         if schedules is not None:
             for group, settings in zip(optimizer.param_groups, schedules.stand_ins[trial].param_groups, strict=True):
                 group.update({key: value for key, value in settings.items() if key != "params"})
-            self.trainer.strategy.lr_scheduler_configs = [LRSchedulerConfig(schedules.schedulers[trial])]
         stacked = fused.trainer.optimizers[0]
         state = stacked.state.get(fused.stack.flat, {})
         by_key = {key: fused.stack.views(value) for key, value in state.items() if torch.is_tensor(value)}
@@ -145,8 +145,34 @@ class LoneRunsAtEpochEnd(Checkpoint):
 
     def on_train_start(self, trainer: L.Trainer, fused) -> None:
         steps = int(trainer.estimated_stepping_batches)  # the schedule's length, as a lone run's module knows it
-        for lone in self.lone_runs:
+        for trial, lone in enumerate(self.lone_runs):
             lone.module.warmup_until = warmup_steps(lone.module.hparams.scheduler, steps)
+            if fused.schedules is not None:  # the trial's own scheduler, saved in its checkpoints, read by its monitor
+                scheduler = LRSchedulerConfig(fused.schedules.schedulers[trial], interval=fused.schedules.interval)
+                lone.trainer.strategy.lr_scheduler_configs = [scheduler]
+                if lone.rates is not None:
+                    lone.rates.on_train_start(lone.trainer)
+
+    def on_train_batch_start(self, trainer: L.Trainer, fused, batch, batch_idx: int) -> None:
+        if (trainer.global_step + 1) % trainer.log_every_n_steps == 0:  # where a lone run logs (one step a batch)
+            self.log_rates(trainer, fused, "on_train_batch_start")
+
+    def on_train_epoch_start(self, trainer: L.Trainer, fused) -> None:
+        self.log_rates(trainer, fused, "on_train_epoch_start")
+
+    def log_rates(self, trainer: L.Trainer, fused, hook: str) -> None:
+        """Each running trial's LearningRateMonitor, called as Lightning calls it, at the set's loop progress."""
+        if fused.schedules is None or not any(lone.rates for lone in self.lone_runs):
+            return
+        # a trial the 3x rule stopped has no rate after that step; reading the mask waits for the device, but
+        # only every log_every_n_steps steps, as a lone run's logging does
+        running = fused.running.tolist() if fused.running is not None else [True] * len(fused.positions)
+        progress = trainer.fit_loop.state_dict()
+        for trial, still_running in zip(fused.positions, running, strict=True):
+            lone = self.lone_runs[trial]
+            if lone.rates is not None and still_running:
+                lone.trainer.fit_loop.load_state_dict(progress)
+                getattr(lone.rates, hook)(lone.trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, fused) -> None:
         for position, trial in enumerate(fused.positions):

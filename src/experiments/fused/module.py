@@ -99,7 +99,7 @@ class FusedModule(L.LightningModule):
             raise Interrupted(f"{StopRequest.received.name} at step {self.global_step}")
         if self.schedules is not None and self.schedules.steps_after_batch(self.trainer.is_last_batch):
             self.schedules.step(self.positions)  # after the step, as Lightning steps them
-            self.schedules.apply(self.trainer.optimizers[0], self.positions, self.global_step)
+            self.schedules.apply(self.trainer.optimizers[0], self.positions)
         if self.max_norm is not None:
             self.apply_max_norm(self.max_norm)
         objective, before = self._last_objective, self.running
@@ -175,7 +175,7 @@ class FusedModule(L.LightningModule):
             epoch = self.current_epoch  # validated already: plateau reads each trial's own val/loss
             losses = {trial: self.records[trial].epochs.get(epoch, {}).get("val/loss") for trial in self.positions}
             self.schedules.step(self.positions, losses)
-            self.schedules.apply(self.trainer.optimizers[0], self.positions, self.global_step)
+            self.schedules.apply(self.trainer.optimizers[0], self.positions)
 
     def _epoch_figures(self, stage: str) -> dict[int, tuple[float, float]]:
         """trial -> (mean loss, accuracy) over the epoch's batches it took part in; kept in its record."""
@@ -246,7 +246,7 @@ class FusedModule(L.LightningModule):
             optimizer = StackedAdam(self.stack, lr, decay, decoupled=kind == "adamw", **spec)
         if self.trial_hparams[0].get("scheduler"):
             self.schedules = TrialSchedules(self.trial_hparams, int(self.trainer.estimated_stepping_batches))
-            self.schedules.apply(optimizer, self.positions, 0)
+            self.schedules.apply(optimizer, self.positions)
         return optimizer
 
     def _momenta(self) -> Tensor:

@@ -40,7 +40,6 @@ class TrialSchedules:
             self.schedulers.append(instantiate(options)(stand_in))
         self.by_validation = isinstance(self.schedulers[0], ReduceLROnPlateau)
         self.cycles_momentum = isinstance(self.schedulers[0], OneCycleLR) and self.schedulers[0].cycle_momentum
-        self.rates: list[list[tuple[int, float]]] = [[] for _ in trial_hparams]  # (from step, rate) per trial
 
     def steps_after_batch(self, last_of_epoch: bool) -> bool:
         """Lightning steps a per-batch scheduler after every batch, and a per-epoch one other than plateau
@@ -57,12 +56,9 @@ class TrialSchedules:
                 else:
                     self.schedulers[trial].step()
 
-    def apply(self, optimizer: StackedOptimizer, trials: list[int], step: int) -> None:
-        """The stand-ins' current rates (and cycled momenta) for `trials`, the stack's order, into `optimizer`,
-        in force from training step `step` on."""
+    def apply(self, optimizer: StackedOptimizer, trials: list[int]) -> None:
+        """The stand-ins' current rates (and cycled momenta) for `trials`, the stack's order, into `optimizer`."""
         groups = [self.stand_ins[trial].param_groups[0] for trial in trials]
-        for trial, group in zip(trials, groups, strict=True):
-            self.rates[trial].append((step, group["lr"]))
         device = optimizer.param_groups[0]["params"][0].device
         rates = torch.tensor([group["lr"] for group in groups], dtype=torch.float64, device=device)
         momenta = None

@@ -96,7 +96,7 @@ def train_fused(
         TrialLog(lone.trainer.logger, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
         for lone, cfg in zip(lone_runs, cfgs, strict=True)
     ]
-    live = LiveTrialLogs(logs, lambda trial: schedule(fused, trial, cfgs[trial]))
+    live = LiveTrialLogs(logs)
     options, profiler = trainer_options(cfgs[0].trainer)
     trainer: L.Trainer = instantiate(
         options,
@@ -148,14 +148,6 @@ def train_fused(
         log_hparams(logger, chosen_hparams(cfg, choices or {}, seed, swept), metrics, swept)
         results.append(metrics)
     return results
-
-
-def schedule(fused: FusedModule, trial: int, cfg: DictConfig) -> dict | None:
-    """What trial_logs needs to draw the trial's learning rate: None without a scheduler."""
-    if fused.schedules is None:
-        return None
-    optimizer = cfg.optimizer._target_.rsplit(".", 1)[-1]
-    return {"rates": fused.schedules.rates[trial], "interval": fused.schedules.interval, "optimizer": optimizer}
 
 
 def update_ratio_summary(judge: UpdateRatio, record: TrialRecord) -> dict:
