@@ -68,6 +68,31 @@ def test_max_norm_rescales_a_set_as_it_rescales_each_lone_network():
     assert output.norm(dim=1).max() > 1.5  # the output layer is left alone, in both
 
 
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_gradient_clipping_clips_each_trial_as_lightning_clips_its_lone_run(algorithm):
+    """The same gradients, clipped by FusedModule per trial and by the Trainer's torch functions per lone net."""
+    from types import SimpleNamespace
+
+    from experiments.fused.module import FusedModule
+
+    torch.manual_seed(0)
+    nets = [MLP((1, 28, 28), 10, hidden_sizes=[16]).double() for _ in range(3)]
+    stack = TrialStack(nets)
+    gradients = torch.randn(stack.flat.shape, dtype=torch.float64) * torch.tensor([[0.001], [1.0], [30.0]])
+    stack.flat.grad = gradients.clone()  # one trial under the limit, two above it
+    FusedModule.configure_gradient_clipping(SimpleNamespace(stack=stack), None, 0.5, algorithm)
+    views = stack.views(gradients)
+    for trial, net in enumerate(nets):
+        for name, parameter in net.named_parameters():
+            parameter.grad = views[name][trial].clone()
+        clip = torch.nn.utils.clip_grad_norm_ if algorithm == "norm" else torch.nn.utils.clip_grad_value_
+        clip(net.parameters(), 0.5)  # what Lightning's precision plugin calls
+        clipped = stack.views(stack.flat.grad)
+        for name, parameter in net.named_parameters():
+            assert torch.allclose(clipped[name][trial], parameter.grad, rtol=1e-12, atol=1e-15), (trial, name)
+    assert not torch.equal(stack.flat.grad[2], gradients[2]) and torch.equal(stack.flat.grad[0], gradients[0])
+
+
 def test_a_trial_stopped_mid_epoch_logs_its_epoch_points_at_the_steps_its_epochs_ended(tmp_path):
     from lightning.pytorch.loggers import TensorBoardLogger
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

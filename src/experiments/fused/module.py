@@ -253,18 +253,15 @@ class FusedModule(L.LightningModule):
         return torch.tensor([hparams["optimizer"].get("momentum", 0.0) for hparams in self.trial_hparams])
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
-        """Lightning's clipping, per trial: each trial's gradient norm (or values) as its lone run clips them."""
-        if not gradient_clip_val:
-            return
-        grad = self.stack.flat.grad
-        if grad is None:
+        """The Trainer's clipping, per trial, through the torch functions Lightning clips a lone run with:
+        clip_grad_value_ as it is; clip_grad_norm_'s scaling step with each trial's own total norm (of its row)."""
+        if not gradient_clip_val or self.stack.flat.grad is None:
             return
         if gradient_clip_algorithm == "value":
-            grad.clamp_(-gradient_clip_val, gradient_clip_val)
+            nn.utils.clip_grad_value_([self.stack.flat], gradient_clip_val)
             return
-        # torch.nn.utils.clip_grad_norm_'s rule, with one total norm per trial: the norm of its row
-        total = torch.linalg.vector_norm(grad, dim=1, keepdim=True)
-        grad.mul_((gradient_clip_val / (total + 1e-6)).clamp(max=1.0))
+        total = torch.linalg.vector_norm(self.stack.flat.grad, dim=1, keepdim=True)  # [trials, 1]
+        nn.utils.clip_grads_with_norm_([self.stack.flat], gradient_clip_val, total, foreach=False)  # broadcast per row
 
     def apply_max_norm(self, max_norm: float) -> None:
         """MaxNorm's rule on every trial's hidden units: each incoming weight vector rescaled to norm <= c."""
