@@ -113,8 +113,9 @@ def lone_step_operations(root: Path) -> float:
 
 def step_operations() -> tuple[dict, dict]:
     """({"lone": calls, "fused_1": .., "fused_5": .., "fused_20": .., "fused_20_cpu": ..}, the same for the calls
-    that do work), per training step. fused_N counts the step an accelerator runs (Adam's element-wise formulas over the whole stack); on a
-    CPU, Adam takes torch's fused kernel once per trial row instead, counted as fused_20_cpu."""
+    that do work), per training step. fused_N counts the step an accelerator runs (Adam's element-wise
+    formulas over the whole stack); on a CPU, Adam takes torch's fused kernel once per trial row instead,
+    counted as fused_20_cpu."""
     from experiments.fused.optimizers import StackedAdam
 
     with tempfile.TemporaryDirectory() as root:
@@ -144,6 +145,7 @@ def bare_batched_gflops(trials: int = 20, steps: int = 30) -> float:
     """What the machine allows this model: `trials` copies of the default MLP as plain batched matmuls (baddbmm,
     ReLU, cross-entropy, backward, torch's fused Adam over them all) on one batch of random pixels in memory,
     with no data loading, no framework and no per-trial rule. GFLOP/s, counted as flops_per_trial_epoch counts."""
+    import itertools
     import time
 
     import torch
@@ -151,14 +153,14 @@ def bare_batched_gflops(trials: int = 20, steps: int = 30) -> float:
     cfg = composed()
     sizes = [28 * 28, *cfg.model.hidden_sizes, 10]
     batch = cfg.data.batch_size
-    weights = [torch.randn(trials, n_in, n_out, requires_grad=True) for n_in, n_out in zip(sizes, sizes[1:])]
+    weights = [torch.randn(trials, n_in, n_out, requires_grad=True) for n_in, n_out in itertools.pairwise(sizes)]
     biases = [torch.zeros(trials, 1, n_out, requires_grad=True) for n_out in sizes[1:]]
     pixels, labels = torch.randn(batch, sizes[0]), torch.randint(0, 10, (batch,))
     optimizer = torch.optim.Adam(weights + biases, lr=1e-3, fused=True)
 
     def step() -> None:
         hidden = pixels.expand(trials, -1, -1)
-        for layer, (weight, bias) in enumerate(zip(weights, biases)):
+        for layer, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
             hidden = torch.baddbmm(bias, hidden, weight)
             hidden = hidden.relu() if layer < len(weights) - 1 else hidden
         loss = torch.nn.functional.cross_entropy(hidden.transpose(1, 2), labels.expand(trials, -1))
@@ -172,7 +174,7 @@ def bare_batched_gflops(trials: int = 20, steps: int = 30) -> float:
     for _ in range(steps):
         step()
     seconds = (time.perf_counter() - start) / steps
-    multiply_adds = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes, sizes[1:]))
+    multiply_adds = sum(n_in * n_out + n_out for n_in, n_out in itertools.pairwise(sizes))
     return 6.0 * multiply_adds * batch * trials / seconds / 1e9
 
 

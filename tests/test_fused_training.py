@@ -64,7 +64,8 @@ def histograms(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
     found = {}
     for run, tags in events.Runs().items():
         for tag in tags["histograms"]:
-            found[tag] = [(e.step, e.histogram_value.num, e.histogram_value.sum_squares) for e in events.Histograms(run, tag)]
+            values = [(event.step, event.histogram_value) for event in events.Histograms(run, tag)]
+            found[tag] = [(step, value.num, value.sum_squares) for step, value in values]
     return found
 
 

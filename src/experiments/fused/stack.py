@@ -110,14 +110,18 @@ class TrialStack(nn.Module):
     def stored_views(self, rows: Tensor) -> dict[str, Tensor]:
         """A [N, P] tensor laid out as the stack as one view per parameter name, in `stored_shapes`."""
         chunks = rows.split(self.sizes, dim=1)
-        return {name: chunk.view(-1, *shape) for name, chunk, shape in zip(self.names, chunks, self.stored_shapes)}
+        shapes = self.stored_shapes
+        return {name: chunk.view(-1, *shape) for name, chunk, shape in zip(self.names, chunks, shapes, strict=True)}
 
     def views(self, rows: Tensor) -> dict[str, Tensor]:
         """A [N, P] tensor laid out as the stack (its weights, their gradients, an optimizer's moments) as one
         view per parameter name, [N, *shape]."""
         views = {}
         for name, chunk, shape in zip(self.names, rows.split(self.sizes, dim=1), self.shapes, strict=True):
-            views[name] = chunk.view(-1, shape[1], shape[0]).transpose(1, 2) if name in self.transposed else chunk.view(-1, *shape)
+            if name in self.transposed:
+                views[name] = chunk.view(-1, shape[1], shape[0]).transpose(1, 2)
+            else:
+                views[name] = chunk.view(-1, *shape)
         return views
 
     def weights(self) -> dict[str, Tensor]:

@@ -1,7 +1,8 @@
 """train_fused(cfgs, run_dirs): train a set of trials as one batched model, then give each trial what a lone
 run leaves in its directory: metrics.json, a TensorBoard run with its scalars and its lone run's own
-histograms (written as the set trains, an epoch at a time) and HParams row, and its best and last checkpoints, written as the set
-trains by its lone run's own ModelCheckpoint (fused/lone_runs.py), which resume as a lone run's do.
+histograms (written as the set trains, an epoch at a time) and HParams row, and its best and last
+checkpoints, written as the set trains by its lone run's own ModelCheckpoint (fused/lone_runs.py), which
+resume as a lone run's do.
 
 Only values that leave the model's shapes and the data stream unchanged may differ across a set (FUSED);
 `fusion_key` tells sets apart. Each trial starts from the weights its lone run would draw: the data is
