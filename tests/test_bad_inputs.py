@@ -16,6 +16,7 @@ from PIL import Image
 from experiments.data.synthetic_files import write_cifar10, write_mnist_family
 
 FIXTURE_CKPT = REPO / "tests" / "fixtures" / "mlp16_sgd_v0.1.ckpt"
+SWA = "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging"
 
 BAD_INPUTS = [
     (["model=foo"], ["model=foo", "choose from", "mlp", "cnn", "gru"]),
@@ -87,6 +88,12 @@ BAD_INPUTS = [
     (["checks.overfit_examples=0"], ["checks.overfit_examples=0", ">= 1"]),
     (["tune=lr_find", "optimizer=lbfgs"], ["tune=lr_find with optimizer=lbfgs"]),
     (["tune=lr_find", "lr_find.min_lr=0.1", "lr_find.max_lr=0.01"], ["lr_find.min_lr=0.1", "below"]),
+    (["+callbacks.swa.swa_lrs=0.01"], ["callbacks.swa names no class", "+callbacks.swa._target_=CLASS"]),
+    (["+callbacks.swa._target_=lightning.pytorch.callbacks.NoSuch"], ["callbacks.swa._target_=", "does not import"]),
+    (["+callbacks.swa._target_=torch.nn.Linear"], ["torch.nn.Linear is not a Lightning callback"]),
+    ([SWA, "+callbacks.swa.swa_lr=0.01"], ["StochasticWeightAveraging takes no argument swa_lr", "swa_lrs"]),
+    ([SWA, "+callbacks.swa.swa_lrs=-1"], ["callbacks.swa: StochasticWeightAveraging refused its arguments"]),
+    (["+callbacks.ckpt._target_=lightning.pytorch.callbacks.ModelCheckpoint"], ["callbacks.ckpt: the run has a"]),
 ]
 
 

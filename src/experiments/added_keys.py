@@ -1,6 +1,7 @@
 """`+key=value` adds a key to the config. Only the sections built from a class take new keys, as arguments of
 that class: the Trainer (`+trainer.profiler=simple`), the optimizer, the scheduler, the model and the
-datamodule. An added key nothing reads (`+lr=0.01`), or an argument the class does not take
+datamodule; `+callbacks.NAME...` adds a callback (extra_callbacks.py). An added key nothing reads
+(`+lr=0.01`), or an argument the class does not take
 (`+trainer.max_epoch=5`), is refused in one line naming the nearest key that exists, before anything runs.
 
 The classes are imported only when a `+` override names their section."""
@@ -24,19 +25,19 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
         typed = override.lstrip("+")
         key, _, value = typed.partition("=")
         section, _, argument = key.partition(".")
-        if section == "hydra":
+        if section in ("hydra", "callbacks"):  # callbacks.NAME: checked by extra_callbacks.py
             continue
         if section not in BUILT or not argument:
             nearest = _nearest_key(cfg, key)
             hint = f"did you mean {nearest}={value}? " if nearest else ""
             raise UserError(
                 f"{override}: nothing reads {key}, so adding it would do nothing; {hint}(+ adds arguments to "
-                f"{', '.join(BUILT)} only)"
+                f"{', '.join(BUILT)} and callbacks.NAME only)"
             )
         target = TRAINER if section == "trainer" else str((cfg.get(section) or {}).get("_target_", ""))
         if not target:
             raise UserError(f"{override}: {section} is off (scheduler=none), so nothing takes {argument.split('.')[0]}")
-        accepted = _arguments(target)
+        accepted = class_arguments(target)
         name = argument.split(".")[0]
         if accepted is not None and name not in accepted:
             nearest = difflib.get_close_matches(name, accepted, n=1)
@@ -45,7 +46,7 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
             raise UserError(f"{override}: {target.rsplit('.', 1)[-1]} takes no argument {name}{hint}")
 
 
-def _arguments(target: str) -> list[str] | None:
+def class_arguments(target: str) -> list[str] | None:
     """The keyword arguments a class takes; None when it takes any (**kwargs)."""
     module, _, name = target.rpartition(".")
     parameters = inspect.signature(getattr(importlib.import_module(module), name)).parameters.values()

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from experiments.added_keys import check_added_keys
 from experiments.errors import UserError
+from experiments.extra_callbacks import check_extra_callbacks
 
 
 @dataclass(frozen=True)
@@ -201,6 +202,7 @@ def check_config(cfg: DictConfig, overrides: list[str] = ()) -> None:
         if value is not _MISSING:
             check_value(key, value)
     check_added_keys(cfg, list(overrides))
+    check_extra_callbacks(cfg)
     keys = [(o, o.lstrip("+~").split("=", 1)[0]) for o in overrides]
     model_overrides = [o for o, key in keys if key.split(".")[0] == "model"]
     preprocess_overrides = [o for o, key in keys if key in ("data.preprocess", "data.whiten_epsilon")]

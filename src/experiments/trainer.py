@@ -31,6 +31,7 @@ from experiments.callbacks.progress import SteadyRichProgressBar
 from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.checkpoints import load_checkpoint
+from experiments.extra_callbacks import build_extra_callbacks
 from experiments.lean_profiler import LeanPassThroughProfiler
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,12 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
         timer=EpochTimer(run_dir),
         divergence=DivergenceAbort(cfg.divergence_factor),  # with the factor null, it still stops a NaN loss
         update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
-        others=[*optional_callbacks(cfg), StopAtStep(run_dir / "checkpoints" / "last.ckpt"), SteadyRichProgressBar()],
+        others=[
+            *optional_callbacks(cfg),
+            *build_extra_callbacks(cfg),  # callbacks: from the config (extra_callbacks.py)
+            StopAtStep(run_dir / "checkpoints" / "last.ckpt"),
+            SteadyRichProgressBar(),
+        ],
     )
 
 

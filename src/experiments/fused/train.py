@@ -69,6 +69,9 @@ def check_fusable(cfgs: list[DictConfig]) -> None:
     if target not in OPTIMIZERS:
         names = ", ".join(f"optimizer={name}" for name in OPTIMIZERS.values())
         raise UserError(f"optimizer={target.rsplit('.', 1)[-1].lower()} does not fuse yet: use {names}")
+    if first.get("callbacks"):
+        names = ", ".join(f"callbacks.{name}" for name in first.callbacks)
+        raise UserError(f"{names}: a fused set runs no extra callbacks (it is not one lone Trainer per trial)")
     if not first.train or first.check != "none" or first.tune != "none" or first.ckpt_path:
         raise UserError("fused sets train from scratch: no train=false, check=..., tune=... or ckpt_path")
 
