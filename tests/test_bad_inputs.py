@@ -7,11 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from conftest import REPO, train
-from PIL import Image
 
 from experiments.data.synthetic_files import write_cifar10, write_mnist_family
 
@@ -288,54 +286,6 @@ def test_hydra_full_error_1_shows_the_trace_and_0_does_not(tmp_path):
     )  # fmt: skip
     assert shown.returncode != 0 and "Traceback" in shown.stderr
     assert hidden.returncode == 2 and "Traceback" not in hidden.stderr and len(hidden.stderr.strip().splitlines()) == 1
-
-
-# --- predict: images and checkpoints it refuses ---------------------------------------------------------
-
-PREDICT_CASES = {
-    "missing image": (lambda d: d / "missing.png", "does not exist"),
-    "not an image": (lambda d: (d / "text.png").write_text("not an image") and d / "text.png", "is not an image"),
-    "empty image": (lambda d: (d / "empty.png").write_bytes(b"") or d / "empty.png", "is empty (0 bytes)"),
-    "image of the wrong size": (
-        lambda d: Image.fromarray(np.zeros((40, 30), np.uint8)).save(d / "big.png") or d / "big.png",
-        "30x40",
-    ),
-    "decompression bomb": (
-        lambda d: Image.new("1", (5_000, 5_000)).save(d / "bomb.png") or d / "bomb.png",
-        "5000x5000 pixels",
-    ),
-    "folder without images": (lambda d: (d / "empty").mkdir() or d / "empty", "holds no"),
-}
-
-
-@pytest.mark.parametrize("name", list(PREDICT_CASES))
-def test_predict_refuses_bad_images_in_one_line(tmp_path, name, capsys):
-    from experiments.predict import main
-
-    make_input, message = PREDICT_CASES[name]
-    assert main([str(FIXTURE_CKPT), str(make_input(tmp_path))]) == 2  # `python -m experiments.predict` exits so
-    stderr = capsys.readouterr().err
-    assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
-
-
-def test_predict_refuses_a_missing_checkpoint(tmp_path):
-    cli = subprocess.run(
-        [sys.executable, "-m", "experiments.predict", str(tmp_path / "no.ckpt"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert cli.returncode == 2 and "no.ckpt does not exist" in cli.stderr
-
-
-def test_predict_refuses_a_pickled_checkpoint_without_running_it(tmp_path):
-    torch.save({"payload": CreatesAFile(tmp_path / "created")}, tmp_path / "pickled.ckpt")
-    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digit.png")
-    cli = subprocess.run(
-        [sys.executable, "-m", "experiments.predict", str(tmp_path / "pickled.ckpt"), str(tmp_path / "digit.png")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert cli.returncode == 2 and "holds Python objects" in cli.stderr and "Traceback" not in cli.stderr
-    assert not (tmp_path / "created").exists()
 
 
 def test_help_and_composition_need_no_torch(tmp_path):
