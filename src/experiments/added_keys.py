@@ -32,7 +32,7 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
             hint = f"did you mean {nearest}={value}? " if nearest else ""
             raise UserError(
                 f"{override}: nothing reads {key}, so adding it would do nothing; {hint}(+ adds arguments to "
-                f"{', '.join(BUILT)} and callbacks.NAME only)"
+                f"{', '.join(BUILT)} only, or a callback as callbacks.NAME)"
             )
         target = TRAINER if section == "trainer" else str((cfg.get(section) or {}).get("_target_", ""))
         if not target:
