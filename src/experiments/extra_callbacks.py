@@ -42,8 +42,7 @@ def check_extra_callbacks(cfg: DictConfig) -> None:
                     f"{where}.{argument}: {found.__name__} takes no argument {argument} "
                     f"(it takes {', '.join(accepted) or 'none'})"
                 )
-        built(name, spec)
-    check_one_state_each(cfg)
+    check_one_state_each(cfg)  # builds each callback: a value its class refuses stops here too
 
 
 def check_one_state_each(cfg: DictConfig) -> None:
@@ -55,10 +54,10 @@ def check_one_state_each(cfg: DictConfig) -> None:
 
     from experiments.trainer import build_callbacks
 
+    extra = build_extra_callbacks(cfg)
     every = build_callbacks(cfg, Path("outputs")).all()  # built, not run: nothing is written
     stateful = [callback for callback in every if type(callback).state_dict is not L.Callback.state_dict]
     keys = [callback.state_key for callback in stateful]
-    extra = build_extra_callbacks(cfg)
     for name, callback in zip(cfg.callbacks, extra, strict=True):
         if type(callback).state_dict is not L.Callback.state_dict and keys.count(callback.state_key) > 1:
             kind = type(callback).__name__

@@ -165,7 +165,7 @@ class TrialStack(nn.Module):
             torch.zeros(flat.shape[0], size, dtype=flat.dtype, device=flat.device)
             if grad is None
             else grad.reshape(flat.shape[0], size)  # as stored: a view, no copy
-            for name, size, grad in zip(self.names, self.sizes, grads, strict=True)
+            for size, grad in zip(self.sizes, grads, strict=True)
         ]
         if flat.grad is not None:
             flat.grad.add_(torch.cat(rows, dim=1))
