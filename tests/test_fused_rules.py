@@ -103,7 +103,7 @@ def test_a_trial_stopped_mid_epoch_logs_its_epoch_points_at_the_steps_its_epochs
     record.epoch_end_steps = {0: 10, 1: 20}
     record.status, record.stopped_step = "diverged", 24
     logger = TensorBoardLogger(save_dir=str(tmp_path), name="tensorboard", version="")
-    TrialLog(logger, every=5, with_l1=False).write(record)
+    TrialLog([logger], every=5, with_l1=False).write(record)
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     for tag in ("train/loss_epoch", "val/loss", "val/acc"):

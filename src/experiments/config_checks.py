@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from experiments.added_keys import check_added_keys
 from experiments.errors import UserError
 from experiments.extra_callbacks import check_extra_callbacks
+from experiments.tracking.checks import check_loggers
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def check_config(cfg: DictConfig, overrides: list[str] = ()) -> None:
             check_value(key, value)
     check_added_keys(cfg, list(overrides))
     check_extra_callbacks(cfg)
+    check_loggers(cfg)
     keys = [(o, o.lstrip("+~").split("=", 1)[0]) for o in overrides]
     model_overrides = [o for o, key in keys if key.split(".")[0] == "model"]
     preprocess_overrides = [o for o, key in keys if key in ("data.preprocess", "data.whiten_epsilon")]

@@ -1,4 +1,4 @@
-"""Every picture a run draws goes to two places: a TensorBoard image and a PNG under run_dir/figures/."""
+"""Every picture a run draws goes to a PNG under run_dir/figures/ and to each of the run's loggers."""
 
 import math
 from pathlib import Path
@@ -12,11 +12,13 @@ matplotlib.use("Agg")  # headless: figures go to files and TensorBoard, never to
 import matplotlib.pyplot as plt  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from experiments.tracking.publish import publish_image  # noqa: E402
 
-def publish(figure: plt.Figure, tag: str, logger, run_dir: str | Path, step: int = 0) -> Path:
-    """Save `figure` as run_dir/figures/<tag with / as _>.png and log it to the logger's TensorBoard
-    writer (when there is one) under `tag`; the figure is closed afterwards. It is drawn once, for both:
-    savefig and add_figure would each draw it again, about 0.1 s a figure."""
+
+def publish(figure: plt.Figure, tag: str, loggers: list, run_dir: str | Path, step: int = 0) -> Path:
+    """Save `figure` as run_dir/figures/<tag with / as _>.png and publish it to each of `loggers` under
+    `tag`; the figure is closed afterwards. It is drawn once, for all: savefig and TensorBoard's add_figure
+    would each draw it again, about 0.1 s a figure."""
     path = Path(run_dir) / "figures" / f"{tag.replace('/', '_')}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.set_dpi(100)
@@ -24,9 +26,7 @@ def publish(figure: plt.Figure, tag: str, logger, run_dir: str | Path, step: int
     pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
     plt.close(figure)
     Image.fromarray(pixels).save(path, compress_level=1)
-    writer = getattr(logger, "experiment", logger)  # a Lightning logger, or a SummaryWriter itself
-    if writer is not None and hasattr(writer, "add_image"):
-        writer.add_image(tag, pixels, step, dataformats="HWC")
+    publish_image(loggers, tag, pixels, path, step)
     return path
 
 

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     splits, class_names, data_name = load_arrays(args.overrides)
     images, labels = pick_images(*splits["train"], args.images)
     import torch
-    from torch.utils.tensorboard import SummaryWriter
+    from lightning.pytorch.loggers import TensorBoardLogger
 
     from experiments.figures import publish, tile_figure
 
@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         inches=1.6,
     )
     run_dir = new_run_dir("kernels", data_name)
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
-    path = publish(figure, "kernels", writer, run_dir)
-    writer.close()
+    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="")
+    path = publish(figure, "kernels", [logger], run_dir)
+    logger.finalize("success")
     for name, kernel in KERNELS.items():
         print(f"{name:18s} {kernel.shape[0]}x{kernel.shape[1]}, entries sum to {kernel.sum():.3g}")
     print(f"wrote {path} and its TensorBoard image ({len(images)} {data_name} images)")

@@ -10,6 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from experiments.data.preprocessing import InputTransform
 from experiments.procedure.loss_curve import warmup_steps
+from experiments.tracking.publish import flush, publish_scalars
 from experiments.train_on import adopt_settings, forget_saved_schedule, new_schedule_length
 
 STAGES = ("train", "val", "test")
@@ -96,11 +97,11 @@ class ClassifierModule(L.LightningModule):
         figures = {loss_name: epoch_loss, f"{stage}/acc": accuracy.compute()}
         # Training's epoch figures go to the logger here, before the epoch's checkpoint is written (Lightning
         # would log them after it): a run killed after its checkpoint has them all, and its resume adds none.
-        direct = stage == "train" and self.logger is not None
+        direct = stage == "train" and bool(self.loggers)
         for name, value in figures.items():
             self.log(name, value, prog_bar=stage != "test", logger=self.log_to_logger and not direct)
         if direct:
-            self.logger.log_metrics({name: float(value) for name, value in figures.items()}, step=self.global_step - 1)
+            publish_scalars(self.loggers, {name: float(value) for name, value in figures.items()}, self.global_step - 1)
         mean_loss.reset(), accuracy.reset()
         if stage == "train":  # one transfer an epoch
             self.history["train_steps"] += torch.stack(losses).float().tolist()
@@ -119,9 +120,9 @@ class ClassifierModule(L.LightningModule):
         # at the step numbers Lightning uses for its own step logs. It goes to the logger directly: a
         # `self.log` call costs 0.6-0.8 ms of Lightning bookkeeping here, half a batch-64 MLP step on a CPU.
         # The progress bar shows the step loss from the step outputs (callbacks/progress.py).
-        if self.logger is not None and (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0 and self.loggers:
             scalars["train/loss"] = loss
-            self.logger.log_metrics({name: value.item() for name, value in scalars.items()}, step=self.global_step)
+            publish_scalars(self.loggers, {name: value.item() for name, value in scalars.items()}, self.global_step)
         return loss
 
     def on_fit_start(self) -> None:
@@ -207,8 +208,7 @@ class ClassifierModule(L.LightningModule):
     # Lightning does not save the global RNG; dropout and augmentation draws must resume where they were.
     # The loss history travels too: a resumed run diagnoses its whole curve.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.logger is not None:  # what was logged up to this checkpoint reaches the disk with it
-            self.logger.experiment.flush()
+        flush(self.loggers)  # what was logged up to this checkpoint reaches the disk with it
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         pending = self.unfinished_epoch_losses()  # a mid-epoch save (an interrupt) has some
         checkpoint["loss_history"] = {**self.history, "train_steps": self.history["train_steps"] + pending}

@@ -1,21 +1,12 @@
-"""What a run leaves behind for people: the final metrics table, metrics.json and the HParams entry."""
+"""What a run leaves behind for people: the final metrics table, metrics.json and the hyperparameters it records."""
 
 import json
 from pathlib import Path
 
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-# Tags of the HParams tab's metric columns; separate from the per-epoch curves they summarize.
-HPARAM_METRICS = {
-    "best_val_acc": "hparams/best_val_acc",
-    "test_acc": "hparams/test_acc",
-    "test_loss": "hparams/test_loss",
-}
-
 
 # Config keys whose HParams column has a shorter name; any other key's column is the key itself.
 HPARAM_NAMES = {
@@ -62,27 +53,9 @@ def chosen_hparams(cfg: DictConfig, choices: dict, seed: int, swept: list[str] =
     return {key: value for key, value in params.items() if value is not None}
 
 
-def log_hparams(logger: TensorBoardLogger, params: dict, metrics: dict, swept: list[str] = ()) -> None:
-    """The run's HParams row. TensorBoard shows five columns at first, those its experiment marks as
-    differing first, then by name; it reads the experiment of one run it finds. So every trial of a sweep
-    marks the sweep's swept keys, and they are the columns shown."""
-    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
-    from torch.utils.tensorboard.summary import hparams
-
-    # Every run declares every column, NaN where it has no figure (a diverged run has no test accuracy).
-    values = {tag: float("nan") if metrics.get(key) is None else metrics[key] for key, tag in HPARAM_METRICS.items()}
-    logger.log_metrics(values)
-    experiment, session_start, session_end = hparams(params, values)
-    content = experiment.value[0].metadata.plugin_data
-    data = HParamsPluginData.FromString(content.content)
-    varied = {HPARAM_NAMES.get(key, key) for key in swept}
-    for info in data.experiment.hparam_infos:
-        info.differs = info.name in varied
-    content.content = data.SerializeToString()
-    writer = logger.experiment.file_writer  # the SummaryWriter's event file, opened by the run's first scalar
-    for summary in (experiment, session_start, session_end):
-        writer.add_summary(summary)
-    logger.finalize("success")
+def varied_columns(swept: list[str]) -> set[str]:
+    """The hyperparameter columns a sweep varies: TensorBoard shows these first."""
+    return {HPARAM_NAMES.get(key, key) for key in swept}
 
 
 def write_metrics_json(run_dir: Path, metrics: dict) -> Path:

@@ -37,8 +37,9 @@ from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
-from experiments.reporting import chosen_hparams, log_hparams, print_metrics_table, swept_keys, write_metrics_json
+from experiments.reporting import chosen_hparams, print_metrics_table, swept_keys, varied_columns, write_metrics_json
 from experiments.slurm import requeue
+from experiments.tracking.publish import publish_final
 from experiments.trainer import RunCallbacks, build_trainer
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ def fit(
     log.info(f"\n{ModelSummary(module, max_depth=2)}")  # Lightning's summary callback would run on every step
     pictures = cfg.watch.pictures and trainer.is_global_zero  # under DDP, drawn once
     if pictures and not cfg.ckpt_path:
-        draw_training_inputs(datamodule, names, trainer.logger, run_dir)
+        draw_training_inputs(datamodule, names, trainer.loggers, run_dir)
     interrupted = False
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
@@ -172,14 +173,14 @@ def fit(
         module.keep_unfinished_epoch()
         interrupted = True
     if pictures:
-        draw_first_layer(module, trainer.logger, run_dir, trainer.global_step)
+        draw_first_layer(module, trainer.loggers, run_dir, trainer.global_step)
     divergence, checkpointing = callbacks.divergence, callbacks.checkpointing
     diverged = divergence is not None and divergence.diverged_step is not None
     last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
     best = checkpointing.best_model_score
     drawn_in = run_dir if pictures else None
     curve = report_loss_curve(
-        module.history, diverged, trainer.logger, drawn_in, trainer.global_step, warmup_until=module.warmup_until
+        module.history, diverged, trainer.loggers, drawn_in, trainer.global_step, warmup_until=module.warmup_until
     )
     watched = {"loss_curve": curve}
     if module.schedule_restart is not None:  # trained on past its schedule's end: what the rate followed
@@ -239,9 +240,10 @@ def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, seed: int, run
 
 
 def write_results(cfg: DictConfig, trainer: L.Trainer, metrics: dict, hparams: dict, swept: list[str]) -> None:
-    """TensorBoard's HParams row with the real final metrics, metrics.json, and the table on the console."""
-    log_hparams(trainer.logger, hparams, metrics, swept)
-    write_metrics_json(Path(metrics["run_dir"]), metrics)
+    """metrics.json, the hyperparameters with the real final metrics in every logger, and the table on the console."""
+    run_dir = Path(metrics["run_dir"])
+    write_metrics_json(run_dir, metrics)
+    publish_final(trainer.loggers, hparams, metrics, run_dir, varied_columns(swept))
     if cfg.train:
         title = "final metrics" if trains(cfg) else "learning-rate search"
     else:

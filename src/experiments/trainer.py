@@ -1,13 +1,13 @@
-"""build_trainer(cfg, run_dir): Lightning's Trainer with this project's logger and callbacks.
+"""build_trainer(cfg, run_dir): Lightning's Trainer with this project's loggers and callbacks.
 
-Always on: best and last checkpoints, epoch timing, the note's divergence rule (with divergence_factor=null
-only a loss that is not finite stops the run) and a throttled Rich progress bar. The `watch` keys
-switch the update/weight ratios and the histograms; the regularization and scheduler choices switch on
-max-norm, early stopping and the learning-rate monitor. Lightning calls every callback for every hook,
-about 6 a training step, so a callback with nothing to do during training is not attached then: the
-test-split pictures join for testing (run.test), the other pictures are drawn outside the loop, the
-loss curve is kept by the module, and the run prints its own model summary instead of Lightning's
-RichModelSummary callback.
+The loggers are those the `logger` group chose (tracking/build.py). Always on: best and last checkpoints,
+epoch timing, the note's divergence rule (with divergence_factor=null only a loss that is not finite stops
+the run) and a throttled Rich progress bar. The `watch` keys switch the update/weight ratios and the
+histograms; the regularization and scheduler choices switch on max-norm, early stopping and the
+learning-rate monitor. Lightning calls every callback for every hook, about 6 a training step, so a
+callback with nothing to do during training is not attached then: the test-split pictures join for
+testing (run.test), the other pictures are drawn outside the loop, the loss curve is kept by the module,
+and the run prints its own model summary instead of Lightning's RichModelSummary callback.
 """
 
 import logging
@@ -19,7 +19,6 @@ import lightning as L
 from hydra.utils import instantiate
 from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.callbacks.divergence import DivergenceAbort
@@ -33,8 +32,11 @@ from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.checkpoints import load_checkpoint
 from experiments.extra_callbacks import build_extra_callbacks
 from experiments.lean_profiler import LeanPassThroughProfiler
+from experiments.tracking.build import build_loggers
 
 log = logging.getLogger(__name__)
+
+HISTOGRAM_LOGGERS = {"tensorboard", "wandb"}  # the trackers that draw histograms
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -79,17 +81,14 @@ class RunCallbacks:
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbacks]:
-    resumed_step = resumed_global_step(cfg, run_dir)
-    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint; no step twice
-    purge = {"purge_step": resumed_step} if resumed_step else {}
-    logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="", default_hp_metric=False, **purge)
+    loggers = build_loggers(cfg, run_dir, resumed_global_step(cfg, run_dir))
     callbacks = build_callbacks(cfg, run_dir)
     clip = cfg.regularization.grad_clip
     options, profiler = trainer_options(cfg.trainer)
     trainer: L.Trainer = instantiate(
         options,
         **profiler,
-        logger=logger,
+        logger=loggers or False,  # logger=[]: none, only the run's own files
         callbacks=callbacks.all(),
         default_root_dir=str(run_dir),
         plugins=plugins(),
@@ -159,8 +158,8 @@ def optional_callbacks(cfg: DictConfig) -> list[L.Callback]:
     if regularization.early_stopping.patience is not None:
         stopping = regularization.early_stopping
         callbacks.append(EarlyStopping("val/loss", patience=stopping.patience, min_delta=stopping.min_delta))
-    if cfg.scheduler:
+    if cfg.scheduler and cfg.get("logger"):  # the rate curve goes to the loggers; with none, nobody reads it
         callbacks.append(LearningRateMonitor())
-    if cfg.watch.histograms:
+    if cfg.watch.histograms and HISTOGRAM_LOGGERS & set(cfg.get("logger") or {}):
         callbacks.append(WeightHistograms())
     return callbacks

@@ -50,10 +50,10 @@ class PredictionFigures(L.Callback):
             return
         names = module.hparams.data["class_names"]
         run_dir, step = trainer.default_root_dir, trainer.global_step
-        publish(self._prediction_grid(names), "test/predictions", trainer.logger, run_dir, step)
+        publish(self._prediction_grid(names), "test/predictions", trainer.loggers, run_dir, step)
         if mistakes is not None:
-            publish(mistake_grid(*mistakes, names), "test/confident_mistakes", trainer.logger, run_dir, step)
-        publish(self._confusion_figure(counts, names), "test/confusion_matrix", trainer.logger, run_dir, step)
+            publish(mistake_grid(*mistakes, names), "test/confident_mistakes", trainer.loggers, run_dir, step)
+        publish(self._confusion_figure(counts, names), "test/confusion_matrix", trainer.loggers, run_dir, step)
 
     def _gathered_mistakes(self, trainer: L.Trainer, module: L.LightningModule) -> tuple[torch.Tensor, ...] | None:
         """The MISTAKES most confident mistakes over every rank's shard, on the CPU (None: no mistakes)."""

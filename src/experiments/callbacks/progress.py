@@ -37,6 +37,7 @@ class SteadyRichProgressBar(RichProgressBar):
 
     def get_metrics(self, trainer, pl_module) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)  # a tracker's run id (W&B, MLflow): not a figure of the run
         return metrics if self.step_loss is None else {"train/loss": self.step_loss, **metrics}
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):

@@ -15,6 +15,8 @@ import statistics
 import lightning as L
 import torch
 
+from experiments.tracking.publish import publish_scalars
+
 log = logging.getLogger(__name__)
 
 LOW, HIGH = 1e-4, 1e-2  # the note's band around 1e-3
@@ -63,9 +65,9 @@ class UpdateRatio(L.Callback):
             return
         median = statistics.median(readings.values())
         self.medians.append(median)
-        if trainer.logger is not None:
+        if trainer.loggers:
             scalars = {f"diag/update_ratio/{name}": ratio for name, ratio in readings.items()}
-            trainer.logger.log_metrics({**scalars, "diag/update_ratio/median": median}, step=trainer.global_step - 1)
+            publish_scalars(trainer.loggers, {**scalars, "diag/update_ratio/median": median}, trainer.global_step - 1)
 
     def summary(self) -> dict:
         """The run's verdict: was the median ratio outside [1e-4, 1e-2] for most readings, and on which side."""

@@ -1,6 +1,6 @@
 """train_fused(cfgs, run_dirs): train a set of trials as one batched model, then give each trial what a lone
-run leaves in its directory: metrics.json, a TensorBoard run with its scalars and its lone run's own
-histograms (written as the set trains, an epoch at a time) and HParams row, and its best and last
+run leaves in its directory: metrics.json, a run in each of its loggers with its scalars and its lone run's
+own histograms (written as the set trains, an epoch at a time) and hyperparameters, and its best and last
 checkpoints, written as the set trains by its lone run's own ModelCheckpoint (fused/lone_runs.py), which
 resume as a lone run's do.
 
@@ -29,8 +29,9 @@ from experiments.fused.watch import TrialUpdateRatios, reading_medians
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve
-from experiments.reporting import chosen_hparams, log_hparams, swept_keys, write_metrics_json
+from experiments.reporting import chosen_hparams, swept_keys, varied_columns, write_metrics_json
 from experiments.run import build_data, build_module, check_before_training, prepare_process, test
+from experiments.tracking.publish import publish_final
 from experiments.trainer import trainer_options
 
 FUSED = (
@@ -97,7 +98,7 @@ def train_fused(
     # Each trial's lone run: its logger, written as the set trains, its checkpoints and its test phase.
     lone_runs = build_lone_runs(cfgs, run_dirs, modules, datamodule)
     logs = [
-        TrialLog(lone.trainer.logger, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
+        TrialLog(lone.trainer.loggers, cfg.trainer.log_every_n_steps, cfg.regularization.l1 > 0)
         for lone, cfg in zip(lone_runs, cfgs, strict=True)
     ]
     live = LiveTrialLogs(logs)
@@ -118,7 +119,7 @@ def train_fused(
     live.write(fused)  # what the last epoch added
     results = []
     for trial, (cfg, run_dir, lone) in enumerate(zip(cfgs, run_dirs, lone_runs, strict=True)):
-        record, run_dir, logger, module = fused.records[trial], Path(run_dir), lone.trainer.logger, lone.module
+        record, run_dir, loggers, module = fused.records[trial], Path(run_dir), lone.trainer.loggers, lone.module
         tested = finish_trial(cfg, run_dir, lone, record, datamodule)
         judge = lone.callbacks.update_ratio
         watched = {"update_ratio": update_ratio_summary(judge, record)} if judge is not None else {}
@@ -137,7 +138,7 @@ def train_fused(
             "loss_curve": report_loss_curve(
                 record.history(),
                 record.status == "diverged",
-                logger,
+                loggers,
                 run_dir if cfg.watch.pictures else None,
                 warmup_until=module.warmup_until,
             ),
@@ -149,7 +150,7 @@ def train_fused(
         }
         write_metrics_json(run_dir, metrics)
         swept = swept_keys(run_dir)
-        log_hparams(logger, chosen_hparams(cfg, choices or {}, seed, swept), metrics, swept)
+        publish_final(loggers, chosen_hparams(cfg, choices or {}, seed, swept), metrics, run_dir, varied_columns(swept))
         results.append(metrics)
     return results
 
@@ -170,6 +171,6 @@ def finish_trial(cfg, run_dir: Path, lone: LoneRun, record: TrialRecord, datamod
     trained = {"status": record.status, "best_checkpoint": best}
     tested = test(cfg, lone.trainer, lone.module, datamodule, trained)
     if cfg.watch.pictures:
-        draw_training_inputs(datamodule, lone.module.hparams.data["class_names"], lone.trainer.logger, run_dir)
-        draw_first_layer(lone.module, lone.trainer.logger, run_dir, len(record.step_losses))
+        draw_training_inputs(datamodule, lone.module.hparams.data["class_names"], lone.trainer.loggers, run_dir)
+        draw_first_layer(lone.module, lone.trainer.loggers, run_dir, len(record.step_losses))
     return {"test_acc": None, "test_loss": None, **tested, **trained}

@@ -13,8 +13,8 @@ from experiments.figures import plt, publish, tile_figure
 UNITS = 64  # dense units shown, in an 8 x 8 grid
 
 
-def draw_first_layer(module, logger, run_dir: str | Path, step: int) -> Path | None:
-    """weights/first_layer (TensorBoard) and figures/weights_first_layer.png; None for recurrent models,
+def draw_first_layer(module, loggers: list, run_dir: str | Path, step: int) -> Path | None:
+    """weights/first_layer (each logger) and figures/weights_first_layer.png; None for recurrent models,
     which read rows, not images: their first weights are not pictures."""
     shape = tuple(module.hparams.input_shape)
     layer = next((m for m in module.net.modules() if isinstance(m, nn.Conv2d | nn.Linear)), None)
@@ -27,7 +27,7 @@ def draw_first_layer(module, logger, run_dir: str | Path, step: int) -> Path | N
         figure = unit_grid(weights[:UNITS].view(-1, *shape))
     else:
         return None
-    return publish(figure, "weights/first_layer", logger, run_dir, step)
+    return publish(figure, "weights/first_layer", loggers, run_dir, step)
 
 
 def filter_grid(kernels: torch.Tensor) -> plt.Figure:

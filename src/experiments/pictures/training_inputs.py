@@ -15,15 +15,15 @@ MAX_CLASSES = 10  # CIFAR-100 shows its first ten classes
 POOL = 2000  # training examples searched for each class's row
 
 
-def draw_training_inputs(datamodule, class_names: list[str], logger, run_dir: str | Path) -> Path:
-    """train/inputs_per_class (TensorBoard) and figures/train_inputs_per_class.png."""
+def draw_training_inputs(datamodule, class_names: list[str], loggers: list, run_dir: str | Path) -> Path:
+    """train/inputs_per_class (each logger) and figures/train_inputs_per_class.png."""
     pixels, labels = datamodule.probe_batch(POOL)
     shown = range(min(len(class_names), MAX_CLASSES))
     rows = {label: pixels[labels == label][:PER_CLASS] for label in shown}
     with torch.random.fork_rng(devices=[]):
         rows = {label: datamodule.augment(images) for label, images in rows.items() if len(images)}
     figure = input_grid(rows, class_names, augmented=datamodule.augmenter is not None)
-    return publish(figure, "train/inputs_per_class", logger, run_dir)
+    return publish(figure, "train/inputs_per_class", loggers, run_dir)
 
 
 def input_grid(rows: dict[int, torch.Tensor], names: list[str], augmented: bool) -> plt.Figure:

@@ -146,21 +146,21 @@ def _verdict(found: list[str], evidence: dict) -> dict:
 def report_loss_curve(
     history: dict,
     diverged: bool,
-    logger=None,
+    loggers: list = (),
     run_dir: str | Path | None = None,
     step: int = 0,
     warmup_until: int | None = None,
 ):
     """The verdict on a run's curves (ClassifierModule.history), logged with its numbers: a warning for
     the shapes that need action. With a run directory, the curve is drawn too (figures/train_loss_curve.png
-    and TensorBoard's train/loss_curve)."""
+    and train/loss_curve in each logger)."""
     found = diagnose(history["train_steps"], history["train_epoch"], history["val_epoch"], diverged, warmup_until)
     if run_dir is not None and history["train_steps"]:
         from experiments.figures import publish
         from experiments.pictures.loss_curve import curve_figure
 
         figure = curve_figure(history["train_steps"], history["val_epoch"], found)
-        publish(figure, "train/loss_curve", logger, run_dir, step)
+        publish(figure, "train/loss_curve", list(loggers), run_dir, step)
     line = f"loss curve: {found['verdict']} ({_numbers(found['evidence'])}); {found['advice']}"
     urgent = found["verdict"] in ("exploded", "flat, then decreasing", "flat throughout", "overfitting")
     log.log(logging.WARNING if urgent else logging.INFO, line)

@@ -44,7 +44,7 @@ def find_learning_rate(
     suggestion = finder.suggestion(skip_begin=SKIP_BEGIN)
     losses = [loss for loss in finder.results["loss"][SKIP_BEGIN:] if math.isfinite(loss)]
     figure = plot_search(finder.results["lr"], finder.results["loss"], suggestion)
-    path = publish(figure, "tune/lr_find", trainer.logger, Path(trainer.default_root_dir))
+    path = publish(figure, "tune/lr_find", trainer.loggers, Path(trainer.default_root_dir))
     if suggestion is None and options.then_train:
         raise UserError(
             f"tune=lr_find found no suggestion: the search ran {len(finder.results['lr'])} of "

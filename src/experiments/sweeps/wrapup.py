@@ -8,8 +8,11 @@ from experiments.sweeps.summary import print_summary, write_summary
 log = logging.getLogger(__name__)
 
 
-def finish_sweep(plan, interrupted: bool = False) -> None:
+def finish_sweep(plan, trackers=None, interrupted: bool = False) -> None:
+    """`trackers`: the sweep's SweepTrackers, which receive the summary files (tracking/sweep_runs.py)."""
     _, rows = write_summary(plan.dir)
+    if trackers is not None:
+        trackers.close(interrupted)
     print_summary(plan.name, rows, plan.swept_keys)
     log.info(f"sweep summary: {plan.dir}/summary.md, heatmap.png, best.yaml")
     if plan.skipped:

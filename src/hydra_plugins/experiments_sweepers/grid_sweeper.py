@@ -30,6 +30,7 @@ class GridSweeper(BasicSweeper):
         from experiments.sweeps.preflight import check_trials
         from experiments.sweeps.trials import SweepPlan, TrialLauncher, params_as_arguments, parse
         from experiments.sweeps.wrapup import finish_sweep
+        from experiments.tracking.sweep_runs import SweepTrackers
 
         everything = params_as_arguments(self.params) + list(arguments)
         swept, fixed = parse(everything)
@@ -52,15 +53,17 @@ class GridSweeper(BasicSweeper):
         with read_write(self.config.hydra.sweep):
             self.config.hydra.sweep.dir = str(plan.dir)  # the launcher creates and logs this directory
         OmegaConf.save(self.config, plan.dir / "multirun.yaml")  # as Hydra's basic sweeper does
+        trackers = SweepTrackers(plan.dir, plan.name, self.config.get("logger"))
+        trackers.open()  # the MLflow experiment and parent run, before any trial writes
         returns, index = [], 0
         try:
             for batch in batches:
                 returns.append(launcher.launch(batch, initial_job_idx=index))
                 index += len(batch)
         except BaseException:  # Ctrl-C included: the partial summary is still written
-            finish_sweep(plan, interrupted=True)
+            finish_sweep(plan, trackers, interrupted=True)
             raise
-        finish_sweep(plan)
+        finish_sweep(plan, trackers)
         return returns
 
     @staticmethod

@@ -34,6 +34,7 @@ class OptunaTrialsSweeper(OptunaSweeper):
         from experiments.sweeps.preflight import check_optuna_space
         from experiments.sweeps.trials import SweepPlan, TrialLauncher, params_as_arguments, parse
         from experiments.sweeps.wrapup import finish_sweep
+        from experiments.tracking.sweep_runs import SweepTrackers
 
         impl = self.sweeper  # hydra-optuna-sweeper's implementation object
         swept, fixed = parse(params_as_arguments(impl.params) + list(arguments))
@@ -52,10 +53,12 @@ class OptunaTrialsSweeper(OptunaSweeper):
         with read_write(self.config.hydra.sweep):
             self.config.hydra.sweep.dir = str(plan.dir)  # optimization_results.yaml lands there too
         impl.launcher = TrialLauncher(impl.launcher, plan, numbered=True)
+        trackers = SweepTrackers(plan.dir, plan.name, self.config.get("logger"))
+        trackers.open()  # the MLflow experiment and parent run, before any trial writes
         try:
             result = impl.sweep(arguments)
         except BaseException:
-            finish_sweep(plan, interrupted=True)
+            finish_sweep(plan, trackers, interrupted=True)
             raise
-        finish_sweep(plan)
+        finish_sweep(plan, trackers)
         return result

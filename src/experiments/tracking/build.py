@@ -1,0 +1,148 @@
+"""build_loggers(cfg, run_dir, resumed_step): the Lightning loggers the `logger` group chose, one per entry.
+
+A run that resumes in place continues its own tracker runs: their ids are kept in RUN_DIR/trackers.json. A
+sweep's trial joins its sweep's MLflow experiment and parent run and its W&B group (sweep_runs.py)."""
+
+import csv
+import json
+import uuid
+import warnings
+from pathlib import Path
+
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from experiments.tracking.sweep_runs import SweepTrackers, absolute_tracking_uri, default_artifacts
+
+RUN_IDS = "trackers.json"
+
+
+def build_loggers(cfg: DictConfig, run_dir: Path, resumed_step: int | None) -> list[Logger]:
+    remembered = read_run_ids(run_dir)
+    sweep = SweepTrackers.of_trial(run_dir)
+    loggers = []
+    for name, settings in (cfg.get("logger") or {}).items():
+        build = BUILDERS[name]
+        loggers.append(build(settings, run_dir, resumed_step, remembered.get(name), sweep))
+    remember_run_ids(run_dir, loggers)
+    return loggers
+
+
+def build_tensorboard(settings, run_dir: Path, resumed_step, _run_id, _sweep) -> TensorBoardLogger:
+    # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint; no step twice
+    purge = {"purge_step": resumed_step} if resumed_step else {}
+    return TensorBoardLogger(save_dir=str(run_dir), name=settings.subdir, version="", default_hp_metric=False, **purge)
+
+
+class ResumingCSVLogger(CSVLogger):
+    """Lightning's CSVLogger deletes an existing metrics.csv when it opens the folder again. A resumed run keeps
+    the rows logged before its checkpoint's step (as TensorBoard's purge_step does) and appends to them."""
+
+    def __init__(self, *args, resumed_step: int | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        path = Path(self.log_dir) / "metrics.csv"
+        kept = kept_rows(path, resumed_step) if resumed_step else []
+        with warnings.catch_warnings():  # "exists and is not empty": the rows before the checkpoint come back next
+            warnings.filterwarnings("ignore", message=".*exists and is not empty")
+            writer = self.experiment
+        for row in kept:
+            writer.log_metrics(row, step=row.pop("step"))
+
+
+def kept_rows(path: Path, before_step: int) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        rows = [{key: value for key, value in row.items() if value != ""} for row in csv.DictReader(file)]
+    numbers = [{key: float(value) for key, value in row.items()} for row in rows]
+    kept = [row for row in numbers if row["step"] < before_step]
+    for row in kept:
+        row["step"] = int(row["step"])
+    return kept
+
+
+def build_csv(settings, run_dir: Path, resumed_step, _run_id, _sweep) -> CSVLogger:
+    return ResumingCSVLogger(
+        save_dir=str(run_dir),
+        name=settings.subdir,
+        version="",
+        flush_logs_every_n_steps=settings.flush_logs_every_n_steps,
+        resumed_step=resumed_step,
+    )
+
+
+def build_mlflow(settings, run_dir: Path, _resumed_step, run_id: str | None, sweep: SweepTrackers | None) -> Logger:
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    uri = absolute_tracking_uri(str(settings.tracking_uri))
+    tags = {str(key): str(value) for key, value in (settings.tags or {}).items()}
+    tags["run_dir"] = str(run_dir.resolve())
+    parent = sweep.mlflow_parent(uri) if sweep is not None else None
+    if parent is not None:
+        tags["mlflow.parentRunId"] = parent
+    experiment = settings.experiment_name or (sweep.name if sweep is not None else "runs")
+    return MLFlowLogger(
+        experiment_name=experiment,
+        run_name=run_dir.name,
+        tracking_uri=uri,
+        tags=tags,
+        artifact_location=settings.artifact_location or default_artifacts(uri, experiment),
+        run_id=run_id,
+    )
+
+
+def build_wandb(settings, run_dir: Path, _resumed_step, run_id: str | None, sweep: SweepTrackers | None) -> Logger:
+    from lightning.pytorch.loggers import WandbLogger
+
+    run_id = run_id or uuid.uuid4().hex[:12]
+    group = settings.group or (sweep.name if sweep is not None else None)
+    started = start_wandb_run(settings, run_dir, run_id, group) if rank_zero_only.rank == 0 else None
+    return WandbLogger(experiment=started, name=run_dir.name, save_dir=str(run_dir), id=run_id)
+
+
+def start_wandb_run(settings, run_dir: Path, run_id: str, group: str | None):
+    """Its own W&B run, even beside others in the process (a fused set's trials): Lightning's logger would
+    reuse the process's current run."""
+    import wandb
+
+    run = wandb.init(
+        project=settings.project,
+        entity=settings.entity,
+        group=group,
+        tags=list(settings.tags or []),
+        name=run_dir.name,
+        id=run_id,
+        dir=str(run_dir),
+        mode=settings.mode,
+        resume="allow",
+        reinit="create_new",
+        settings=wandb.Settings(silent=True, console="off"),
+    )
+    run.define_metric("trainer/global_step")
+    run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+    return run
+
+
+BUILDERS = {"tensorboard": build_tensorboard, "csv": build_csv, "mlflow": build_mlflow, "wandb": build_wandb}
+
+
+def read_run_ids(run_dir: Path) -> dict:
+    path = run_dir / RUN_IDS
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+@rank_zero_only
+def remember_run_ids(run_dir: Path, loggers: list[Logger]) -> None:
+    """The tracker runs' ids, so that resuming this run in place continues them."""
+    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+
+    ids = {}
+    for logger in loggers:
+        if isinstance(logger, MLFlowLogger):
+            ids["mlflow"] = logger.run_id  # creates the run: an unwritable store fails here, before training
+        elif isinstance(logger, WandbLogger):
+            ids["wandb"] = logger.version
+    if ids:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_IDS).write_text(json.dumps(ids, indent=2) + "\n")
