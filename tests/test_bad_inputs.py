@@ -15,6 +15,7 @@ from experiments.data.synthetic_files import write_cifar10, write_mnist_family
 
 FIXTURE_CKPT = REPO / "tests" / "fixtures" / "mlp16_sgd_v0.1.ckpt"
 SWA = "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging"
+NO_SERVER = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 BAD_INPUTS = [
     (["model=foo"], ["model=foo", "choose from", "mlp", "cnn", "gru"]),
@@ -92,6 +93,14 @@ BAD_INPUTS = [
     ([SWA, "+callbacks.swa.swa_lr=0.01"], ["StochasticWeightAveraging takes no argument swa_lr", "swa_lrs"]),
     ([SWA, "+callbacks.swa.swa_lrs=-1"], ["callbacks.swa: StochasticWeightAveraging refused its arguments"]),
     (["+callbacks.ckpt._target_=lightning.pytorch.callbacks.ModelCheckpoint"], ["callbacks.ckpt: the run has a"]),
+    (["logger=foo"], ["logger=foo is not available", "csv, mlflow, tensorboard, wandb"]),
+    (["logger=[csv,foo]"], ["logger=foo is not available", "csv, mlflow, tensorboard, wandb"]),
+    (["logger.mlflow.tracking_uri=sqlite:///a.db"], ["logger=mlflow is not chosen", "logger=[tensorboard,mlflow]"]),
+    (["+logger.mlflow.tracking_uri=sqlite:///a.db"], ["set without +", "logger=[...,mlflow]"]),
+    (["logger=[mlflow]", f"logger.mlflow.tracking_uri={NO_SERVER}"], [NO_SERVER, "no MLflow server answers"]),
+    (["-m", "optimizer.lr=0.1,0.2", "logger=[mlflow]", f"logger.mlflow.tracking_uri={NO_SERVER}"], [NO_SERVER]),
+    (["logger=[mlflow]", "logger.mlflow.tracking_uri=./mlruns"], ["tracking_uri=./mlruns is not allowed", "sqlite"]),
+    (["logger=[wandb]", "logger.wandb.mode=sometimes"], ["logger.wandb.mode=sometimes", "offline, online"]),
 ]
 
 

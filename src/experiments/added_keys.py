@@ -27,6 +27,14 @@ def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
         section, _, argument = key.partition(".")
         if section in ("hydra", "callbacks"):  # callbacks.NAME: checked by extra_callbacks.py
             continue
+        if section == "logger" and argument.split(".")[1:2] == ["tags"]:  # +logger.NAME.tags.KEY: a tag
+            continue
+        if section == "logger" and argument:
+            name = argument.split(".")[0]
+            raise UserError(
+                f"{override}: a logger's keys are set without +, once it is chosen: logger=[...,{name}] "
+                f"{key}={value} (conf/logger/{name}.yaml lists them)"
+            )
         if section not in BUILT or not argument:
             nearest = _nearest_key(cfg, key)
             hint = f"did you mean {nearest}={value}? " if nearest else ""

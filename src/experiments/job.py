@@ -24,6 +24,7 @@ from experiments.resume import expand_resume
 from experiments.slurm import expand_requeued, run_name
 from experiments.sweeps.logspace import expand_logspace
 from experiments.sweeps.status import user_error_in
+from experiments.tracking.checks import unchosen_logger
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,10 @@ def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
         return f"{group}={name} is not available: choose from {', '.join(options)}"
     cause = err.__cause__
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
+        chosen = [str(name) for name in cause.parent_node] if cause.parent_node else []
+        unchosen = unchosen_logger(cause.full_key, chosen)  # logger.mlflow.X=... without logger=[...,mlflow]
+        if unchosen is not None:
+            return unchosen
         parent_key, _, key = cause.full_key.rpartition(".")
         known = ", ".join(str(k) for k in cause.parent_node) if cause.parent_node else ""
         where = f"{parent_key} has" if parent_key else "the config has"

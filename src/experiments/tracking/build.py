@@ -55,11 +55,13 @@ def kept_rows(path: Path, before_step: int) -> list[dict]:
         return []
     with path.open(newline="") as file:
         rows = [{key: value for key, value in row.items() if value != ""} for row in csv.DictReader(file)]
-    numbers = [{key: float(value) for key, value in row.items()} for row in rows]
-    kept = [row for row in numbers if row["step"] < before_step]
-    for row in kept:
-        row["step"] = int(row["step"])
-    return kept
+    numbers = [{key: number(value) for key, value in row.items()} for row in rows]
+    return [row for row in numbers if row["step"] < before_step]
+
+
+def number(text: str) -> int | float:
+    """A value as the logger wrote it: steps and epochs are integers, the rest floats."""
+    return int(text) if text.lstrip("-").isdigit() else float(text)
 
 
 def build_csv(settings, run_dir: Path, resumed_step, _run_id, _sweep) -> CSVLogger:

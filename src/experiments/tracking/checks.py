@@ -23,6 +23,16 @@ def chosen_loggers(cfg: DictConfig) -> list[str]:
     return list(cfg.get("logger") or {})
 
 
+def unchosen_logger(key: str, chosen: list[str]) -> str | None:
+    """The line for a key of a logger that is not chosen (logger.mlflow.X without logger=[...,mlflow])."""
+    section, _, rest = key.partition(".")
+    name = rest.split(".")[0]
+    if section != "logger" or name not in LOGGERS or name in chosen:
+        return None
+    example = ",".join([*chosen, name])
+    return f"{key}: logger={name} is not chosen; add it to the list, e.g. logger=[{example}]"
+
+
 def check_loggers(cfg: DictConfig) -> None:
     for name in chosen_loggers(cfg):
         if name not in LOGGERS:
