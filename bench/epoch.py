@@ -33,6 +33,12 @@ CASES = {  # name: (model, dataset, batch size)
 ORDER = ("raw", "lightning", "framework", "note")  # every round runs the loops in this order
 RATIO_OFF = "framework_no_ratio"  # after them, the framework without the update/weight ratio
 MAIN = (*ORDER, RATIO_OFF)
+TRACKERS = ("csv", "mlflow")  # framework_csv, framework_mlflow: priced against the TensorBoard default
+TRACKER_CASE = "mlp_b64"  # the smallest step, where a per-step logging cost would show most
+
+
+def loops_of(case: str) -> tuple[str, ...]:
+    return (*MAIN, *(f"framework_{name}" for name in TRACKERS)) if case == TRACKER_CASE else MAIN
 
 
 def run_process(command: list[str], pty: bool = False) -> float:
@@ -108,6 +114,11 @@ def summarize(main: list[dict], pty: list[dict], flops: float | None, peaks: dic
     summary = {f"{kind}_s": round(median(r[kind] for r in main), 3) for kind in (*ORDER, RATIO_OFF)}
     summary |= {
         "update_ratio_cost": round(median(r["framework"] / r[RATIO_OFF] - 1 for r in main), 4),
+        **{
+            f"{name}_over_tensorboard": round(median(r[f"framework_{name}"] / r["framework"] for r in main), 3)
+            for name in TRACKERS
+            if f"framework_{name}" in main[0]
+        },
         "framework_pty_s": round(median(r["framework"] for r in pty), 3) if pty else None,
         "lightning_over_raw": round(per_raw(main, "lightning"), 3),
         "framework_over_raw": round(framework_over_raw, 3),
@@ -183,6 +194,9 @@ def print_table(summary: dict) -> None:
     Console(width=170).print(table)
     gflops = summary["mlp_b64"]["matmul_gflops"]
     print(f"fp32 matmul 2048x2048: {gflops:.0f} GFLOP/s; `python train.py --cfg job`: {summary['compose_s']:.2f} s")
+    trackers = summary[TRACKER_CASE]
+    shown = ", ".join(f"logger=[{name}] {trackers[f'{name}_over_tensorboard']:.3f}x" for name in TRACKERS)
+    print(f"{TRACKER_CASE}, epoch seconds against the TensorBoard default: {shown}")
 
 
 def _seconds(value: float | None) -> str:
@@ -218,9 +232,13 @@ def main(argv: list[str] | None = None) -> None:
         flops = mlp_flops_per_epoch(root)
         for case in CASES:
             if mode == "smoke":  # every loop once, in this process: the figures mean nothing, the table's shape does
-                main_rounds, pty_rounds, peaks = run_rounds(case, root, epochs, rounds, ",".join(MAIN)), [], {}
+                main_rounds, pty_rounds, peaks = (
+                    run_rounds(case, root, epochs, rounds, ",".join(loops_of(case))),
+                    [],
+                    {},
+                )
             else:
-                main_rounds = rounds_in_a_process(case, root, epochs, rounds, MAIN)
+                main_rounds = rounds_in_a_process(case, root, epochs, rounds, loops_of(case))
                 pty_rounds = rounds_in_a_process(case, root, epochs, rounds, ("raw", "framework"), pty=True)
                 peaks = peak_memory(case, root)
             summary[case] = summarize(main_rounds, pty_rounds, flops if case.startswith("mlp") else None, peaks)

@@ -7,7 +7,9 @@ carves from the same files, so they see the same images:
 - framework: `python train.py ...` in this process: Hydra composes conf/ with the overrides, then the
   same `experiments.run.run(cfg, run_dir)` that train.py calls builds the datamodule, ClassifierModule,
   Trainer, default callbacks, logger and progress bar. Its EpochTimer times the epochs;
-- framework_no_ratio: the same with watch.update_ratio_every=null, to price the update/weight ratio.
+- framework_no_ratio: the same with watch.update_ratio_every=null, to price the update/weight ratio;
+- framework_csv, framework_mlflow: the same with logger=[csv] or logger=[mlflow] (a SQLite store) instead of
+  the default TensorBoard, to price each tracker.
 """
 
 import tempfile
@@ -162,6 +164,7 @@ def framework_overrides(model_name: str, dataset: str, root: str, batch: int, ep
 
 def framework_loop(model_name: str, dataset: str, root: str, batch: int, epochs: int, extra=()) -> list[float]:
     from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
 
     from experiments.run import run
 
@@ -169,6 +172,8 @@ def framework_loop(model_name: str, dataset: str, root: str, batch: int, epochs:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     with tempfile.TemporaryDirectory() as run_dir:
+        with open_dict(cfg):
+            cfg.logger.get("mlflow", {})["tracking_uri"] = f"sqlite:///{run_dir}/mlflow.db"  # no store left behind
         return run(cfg, run_dir)["train_epoch_seconds"]
 
 
@@ -192,10 +197,19 @@ def framework_without_update_ratio(model_name: str, dataset: str, root: str, bat
     return framework_loop(model_name, dataset, root, batch, epochs, extra=["watch.update_ratio_every=null"])
 
 
+def framework_with_logger(logger: str):
+    def loop(model_name: str, dataset: str, root: str, batch: int, epochs: int) -> list[float]:
+        return framework_loop(model_name, dataset, root, batch, epochs, extra=[f"logger=[{logger}]"])
+
+    return loop
+
+
 LOOPS = {
     "note": note_loop,
     "raw": raw_loop,
     "lightning": lightning_loop,
     "framework": framework_loop,
     "framework_no_ratio": framework_without_update_ratio,
+    "framework_csv": framework_with_logger("csv"),
+    "framework_mlflow": framework_with_logger("mlflow"),
 }

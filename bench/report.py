@@ -144,9 +144,15 @@ def epoch_table() -> str:
         ratios = [f"{row['lightning_over_raw']:.2f}", f"{row['framework_over_raw']:.2f}"]
         rows.append([label, *seconds, *ratios, f"{row['update_ratio_cost']:+.1%}"])
     gflops, compose = summary["mlp_b64"]["matmul_gflops"], summary["compose_s"]
+    trackers = summary["mlp_b64"]
+    priced = [f"`logger=[{name}]` {trackers[f'{name}_over_tensorboard']:.3f}x" for name in ("csv", "mlflow")
+              if f"{name}_over_tensorboard" in trackers]  # fmt: skip
+    against = (
+        f" Epoch seconds of the MLP at batch 64 against the TensorBoard default: {', '.join(priced)}." if priced else ""
+    )
     extra = (
         f"\nSeconds per training epoch, median of {summary['rounds']} rounds ({summary['mode']} mode); "
-        f"fp32 matmul {gflops:.0f} GFLOP/s; `python train.py --cfg job` in {compose:.2f} s.\n\n"
+        f"fp32 matmul {gflops:.0f} GFLOP/s; `python train.py --cfg job` in {compose:.2f} s.{against}\n\n"
     )
     return table([*header, "update-ratio cost"], rows) + extra + origin(record)
 

@@ -25,7 +25,8 @@ def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path, monkeypa
         figures = summary[case]
         assert min(figures[f"{kind}_s"] for kind in LOOPS) > 0 and figures["matmul_gflops"] > 0
         [main] = figures["rounds"]["main"]
-        assert set(main) == {"gflops", *LOOPS, "framework_no_ratio"}
+        trackers = {"framework_csv", "framework_mlflow"} if case == "mlp_b64" else set()  # priced at batch 64
+        assert set(main) == {"gflops", *LOOPS, "framework_no_ratio", *trackers}
         cost = figures["update_ratio_cost"]
         assert cost == pytest.approx(main["framework"] / main["framework_no_ratio"] - 1, abs=1e-3)
         # ratios are taken within a round, each against the raw loop of its own round
@@ -37,10 +38,16 @@ def test_bench_smoke_mode_prints_the_table_and_a_json_summary(tmp_path, monkeypa
     b256 = summary["mlp_b256"]
     assert b256["matmul_share"] == pytest.approx(b256["raw_matmul_share"] / b256["framework_over_raw"], rel=0.01)
     assert summary["lenet_b64"]["matmul_share"] is None
+    [b64] = summary["mlp_b64"]["rounds"]["main"]
+    for name in ("csv", "mlflow"):  # each tracker against the TensorBoard default, within the round
+        assert summary["mlp_b64"][f"{name}_over_tensorboard"] == pytest.approx(
+            b64[f"framework_{name}"] / b64["framework"], abs=1e-3
+        )
     table = done.stdout[done.stdout.index("seconds per training epoch") :]
     assert all(case in table for case in CASES) and "fw/raw" in table and "fp32 matmul" in table
     docs_table = rendered("epoch_table", tmp_path, monkeypatch)  # what docs/performance.md would show
     assert "LeNet, CIFAR-shaped, batch 64" in docs_table and "bench/epoch.py --smoke --json" in docs_table
+    assert "`logger=[mlflow]`" in docs_table and "against the TensorBoard default" in table
 
 
 def recorded(path, done) -> dict:

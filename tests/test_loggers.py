@@ -2,6 +2,7 @@
 own reader, no logger at all, and the one-line refusals of a logger that cannot work."""
 
 import csv
+import glob
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 
 import pytest
 from conftest import REPO, SMOKE, train
+from documented import documented_commands
 from test_reliability import checkpoint_writes, start, wait_for
 
 from experiments.tracking.build import kept_rows
@@ -110,6 +112,18 @@ def test_wandb_runs_offline_with_config_history_summary_and_pictures(tmp_path):
     assert any("train/loss_curve.filenames" in row for row in history)  # the pictures
     assert any("weights/layers.1.values" in row or "weights/layers.1._type" in row for row in history)  # histograms
     assert json.loads((run_dir / "trackers.json").read_text())["wandb"] == summary["run_id"]
+    # the documented upload finds the run (--dry-run: CI has no network and no W&B account)
+    [upload] = [c for c in documented_commands() if c.text.startswith("wandb sync")]
+    paths = [
+        path
+        for pattern in upload.argv[2:]
+        for path in glob.glob(pattern.replace("RUN", run_dir.name), root_dir=tmp_path)
+    ]
+    done = subprocess.run(
+        ["wandb", "sync", "--dry-run", *paths], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**env_without_login, "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0 and "Would sync 1 run(s)" in done.stdout + done.stderr, done.stderr
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 from conftest import SMOKE, train
+from documented import documented, documented_commands
 
 pytest.importorskip("mlflow", reason="logger=mlflow needs the mlflow extra: pip install -e '.[mlflow]'")
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -75,25 +76,53 @@ def rest(base: str, path: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+def serve(arguments: list[str], cwd, port: int) -> subprocess.Popen:
+    """`mlflow ARGUMENTS` on 127.0.0.1:PORT, once it answers."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", *arguments, "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).close()
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                stop(server)
+                pytest.fail(f"mlflow {' '.join(arguments)} did not start")
+            time.sleep(0.3)
+
+
+def stop(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+def test_the_documented_mlflow_ui_serves_the_store_over_rest(two_epoch_run):
+    cwd, result = two_epoch_run
+    [command] = [c for c in documented_commands() if c.text.startswith("mlflow ui")]
+    port = free_port()
+    arguments = [a for a in command.argv[1:] if a not in ("--port", "5000")]
+    server = serve(arguments, cwd, port)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        experiments = rest(base, "/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+        [experiment] = [e for e in experiments if e["name"] == "runs"]
+        [run] = rest(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        assert run["info"]["run_name"] == result.run_dirs[-1].name
+    finally:
+        stop(server)
+
+
 @pytest.mark.slow
 def test_a_real_mlflow_server_takes_a_run_and_serves_it_over_rest(tmp_path):
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    server = serve(["server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}"], tmp_path, port)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(base + "/health", timeout=2).close()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
-                time.sleep(0.3)
-        result = train(tmp_path, "logger=[mlflow]", f"logger.mlflow.tracking_uri={base}", *SMOKE)
+        command = documented("python train.py logger=[mlflow] logger.mlflow.tracking_uri=http://127.0.0.1:5000")
+        result = train(tmp_path, *[a.replace(":5000", f":{port}") for a in command], *SMOKE)
         assert result.returncode == 0, result.stderr[-3000:]
         [experiment] = [e for e in rest(base, "/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
                         if e["name"] == "runs"]  # fmt: skip
@@ -105,8 +134,7 @@ def test_a_real_mlflow_server_takes_a_run_and_serves_it_over_rest(tmp_path):
         # the server's own store holds it; the default SQLite file was not made
         assert not (tmp_path / "outputs" / "mlflow.db").exists()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
 
 
 @pytest.mark.slow

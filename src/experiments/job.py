@@ -34,7 +34,7 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"  # Hydra's own meaning; 0 means off
     os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
     try:
-        sys.argv[1:] = prepare_arguments(sys.argv[1:])
+        sys.argv[1:] = prepare_arguments(sys.argv[1:], conf_dir)
         check_printed_config(sys.argv[1:], conf_dir)
         hydra_main()
     except (HydraException, OmegaConfBaseException) as err:
@@ -50,11 +50,11 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
         sys.exit(1)
 
 
-def prepare_arguments(arguments: list[str]) -> list[str]:
+def prepare_arguments(arguments: list[str], conf_dir: Path | None = None) -> list[str]:
     """The command line as Hydra will read it: what this project adds to Hydra's grammar, rewritten."""
     refuse_combined_modes(arguments)
     arguments = expand_logspace(arguments)  # key=logspace(LOW,HIGH[,COUNT]) -> a list of values
-    arguments = expand_requeued(arguments)  # trainer=slurm, started again: resume=its run
+    arguments = expand_requeued(arguments, conf_dir)  # trainer=slurm, started again: resume=its run
     return expand_resume(arguments)  # resume=RUN_DIR -> that run's overrides, in place
 
 

@@ -3,8 +3,9 @@
 Lightning's SLURMEnvironment gives the ranks, nodes and rendezvous. Its own auto-requeue is switched off:
 it writes a separate hpc checkpoint from inside the signal handler, in the middle of a step, and resumes
 without this project's resume (TensorBoard continuity, the run's own config). Instead:
-- every rank of a job names the same run directory, `outputs/runs/slurm-<JOB_ID>_<model>_<data>`, so srun's
-  independent processes share it and a requeued job finds it again;
+- every rank of a job names the same run directory, `OUTPUT_ROOT/runs/slurm-<JOB_ID>_<model>_<data>`
+  (paths.output_root, by default outputs), so srun's independent processes share it and a requeued job
+  finds it again;
 - SIGUSR1 (`sbatch --signal=USR1@90`: 90 s before the time limit) stops the run at the next step with a
   checkpoint, like Ctrl-C, and rank zero then asks SLURM to requeue the job (`scontrol requeue`);
 - when the job starts again, `trainer=slurm` finds its unfinished run directory and resumes it in place.
@@ -21,7 +22,6 @@ from experiments.resume import FINISHED, LAST, run_status
 
 log = logging.getLogger(__name__)
 
-RUNS = Path("outputs/runs")
 
 
 def job_id() -> str | None:
@@ -51,14 +51,29 @@ def check_inside_job(arguments: list[str]) -> None:
         )
 
 
-def expand_requeued(arguments: list[str]) -> list[str]:
+def runs_folder(arguments: list[str], conf_dir: Path | None) -> Path:
+    """OUTPUT_ROOT/runs before Hydra composes: paths.output_root as typed, else as this machine's
+    conf/local/default.yaml or conf/config.yaml sets it."""
+    from omegaconf import OmegaConf
+
+    typed = [a.partition("=")[2] for a in arguments if a.lstrip("+").startswith("paths.output_root=")]
+    if typed:
+        return Path(typed[-1]) / "runs"
+    for yaml in ((conf_dir / "local" / "default.yaml", conf_dir / "config.yaml") if conf_dir else ()):
+        root = OmegaConf.select(OmegaConf.load(yaml), "paths.output_root") if yaml.is_file() else None
+        if root is not None:
+            return Path(root) / "runs"
+    return Path("outputs") / "runs"
+
+
+def expand_requeued(arguments: list[str], conf_dir: Path | None = None) -> list[str]:
     """Under trainer=slurm, a job that finds its own unfinished run resumes it: `resume=DIR` is added."""
     check_inside_job(arguments)
     if not uses_slurm_preset(arguments) or any(a.startswith("resume=") for a in arguments):
         return arguments
     if any(flag in arguments for flag in ("-m", "--multirun")):
         raise UserError("trainer=slurm is one run per job; a sweep on SLURM uses hydra/launcher=slurm (README)")
-    found = sorted(RUNS.glob(f"slurm-{job_id()}_*"))
+    found = sorted(runs_folder(arguments, conf_dir).glob(f"slurm-{job_id()}_*"))
     unfinished = [run for run in found if (run / LAST).is_file() and run_status(run) not in FINISHED]
     if not unfinished:
         return arguments  # a first start, or the job stopped before its first checkpoint: start it (again)

@@ -19,7 +19,7 @@ from experiments.sweeps.summary import PLAN
 log = logging.getLogger(__name__)
 
 # Overrides that pick the sweep itself rather than what every trial trains with.
-NOT_IN_NAME = ("sweep", "sweep_name", "dry_run")
+NOT_IN_NAME = ("sweep", "sweep_name", "dry_run", "logger")  # logger: where results are shown, not what they are
 
 
 def parse(arguments: list[str]) -> tuple[list[Override], list[Override]]:
@@ -83,9 +83,10 @@ class SweepPlan:
         self.fixed = [o for o in fixed_strings(fixed) if override_key(o) != "dry_run"]  # a preview is the same sweep
         choice = config.hydra.runtime.choices.get("sweep")
         label = choice if choice not in (None, "null", "grid") else "grid-" + "_".join(self.short.values())
-        named_by = [o for o in self.fixed if override_key(o) not in NOT_IN_NAME]
+        named_by = [o for o in self.fixed if override_key(o).split(".")[0] not in NOT_IN_NAME]
         self.name = config.get("sweep_name") or sweep_name(label, named_by)
-        self.dir = Path(config.hydra.runtime.cwd) / (typed_sweep_dir(config) or Path("outputs") / "sweeps" / self.name)
+        sweeps = Path(config.paths.output_root) / "sweeps"
+        self.dir = Path(config.hydra.runtime.cwd) / (typed_sweep_dir(config) or sweeps / self.name)
         self.preset_overrides = preset_overrides(config, choice)
         self.trials: list[dict] = []
         self.skipped: list[str] = []  # trials that had finished in an earlier run of this sweep
