@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "bench" / "README.md"]
 STARTS = (
     "python train.py", "srun python train.py", "python -m ", "python bench/", "tensorboard ",
-    "experiments-predict", "experiments-sweep-summary", "pip install", "mlflow ", "wandb ",
+    "experiments-predict", "experiments-sweep-summary", "pip install", "mlflow ", "wandb ", "optuna-dashboard ",
 )  # fmt: skip
 # Commands the docs mark as needing what a test machine lacks: they are composed, never run.
 NOT_HERE = ("needs a GPU", "needs GPUs", "on a SLURM cluster", "on a machine without a GPU")

@@ -16,6 +16,7 @@ from experiments.data.synthetic_files import write_cifar10, write_mnist_family
 FIXTURE_CKPT = REPO / "tests" / "fixtures" / "mlp16_sgd_v0.1.ckpt"
 SWA = "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging"
 NO_SERVER = "http://127.0.0.1:9"  # the discard port: nothing listens there
+NO_FOLDER = "/nonexistent/folder"
 
 BAD_INPUTS = [
     (["model=foo"], ["model=foo", "choose from", "mlp", "cnn", "gru"]),
@@ -101,6 +102,12 @@ BAD_INPUTS = [
     (["-m", "optimizer.lr=0.1,0.2", "logger=[mlflow]", f"logger.mlflow.tracking_uri={NO_SERVER}"], [NO_SERVER]),
     (["logger=[mlflow]", "logger.mlflow.tracking_uri=./mlruns"], ["tracking_uri=./mlruns is not allowed", "sqlite"]),
     (["logger=[wandb]", "logger.wandb.mode=sometimes"], ["logger.wandb.mode=sometimes", "offline, online"]),
+    (["-m", "sweep=optuna", "hydra.sweeper.pruner.name=early"], ["pruner.name=early is not allowed", "hyperband"]),
+    (["-m", "sweep=optuna", "hydra.sweeper.sampler.name=bayes"], ["sampler.name=bayes is not allowed", "cmaes"]),
+    (["-m", "sweep=optuna", "hydra.sweeper.direction=up"], ["hydra.sweeper.direction=up", "maximize or minimize"]),
+    (["-m", "sweep=optuna", "hydra.sweeper.sampler.name=grid"], ["sampler.name=grid needs a list", "optimizer.lr"]),
+    (["-m", "sweep=optuna", "+hydra.sweeper.pruner.patience=2"], ["the median pruner takes no patience"]),
+    (["-m", "sweep=optuna", f"hydra.sweeper.storage=sqlite:///{NO_FOLDER}/s.db"], ["cannot be opened", NO_FOLDER]),
 ]
 
 

@@ -19,7 +19,7 @@ from experiments.sweeps.naming import quoted
 from experiments.sweeps.status import read_status
 
 LAST = Path("checkpoints") / "last.ckpt"
-FINISHED = ("completed", "diverged", "searched")  # metrics.json statuses with nothing left to resume
+FINISHED = ("completed", "diverged", "pruned", "searched")  # metrics.json statuses with nothing left to resume
 
 
 def expand_resume(arguments: list[str]) -> list[str]:

@@ -176,6 +176,7 @@ def fit(
         draw_first_layer(module, trainer.loggers, run_dir, trainer.global_step)
     divergence, checkpointing = callbacks.divergence, callbacks.checkpointing
     diverged = divergence is not None and divergence.diverged_step is not None
+    pruned = callbacks.pruning is not None and callbacks.pruning.pruned_epoch is not None
     last_epoch_loss = trainer.callback_metrics.get("train/loss_epoch")  # testing replaces callback_metrics
     best = checkpointing.best_model_score
     drawn_in = run_dir if pictures else None
@@ -191,7 +192,8 @@ def fit(
         watched["update_ratio"] = callbacks.update_ratio.summary()
     return {
         "lr": module.hparams.optimizer["lr"],  # the rate trained with (lr_find's suggestion with tune=lr_find)
-        "status": "interrupted" if interrupted else "diverged" if diverged else "completed",
+        "status": "interrupted" if interrupted else "diverged" if diverged else "pruned" if pruned else "completed",
+        **({"pruned_epoch": callbacks.pruning.pruned_epoch} if pruned else {}),
         "best_val_acc": float(best) if best is not None else None,
         "epochs": trainer.current_epoch,
         "final_train_loss": divergence.diverged_loss if diverged else _number(last_epoch_loss),
@@ -212,6 +214,8 @@ def test(
         return {}
     if cfg.train and trained["status"] == "interrupted":
         return {}
+    if cfg.train and trained["status"] == "pruned":  # its study stopped it: only finished trials are tested
+        return {"test_acc": None, "test_loss": None}
     if cfg.train and (trained["status"] == "diverged" or not trained["best_checkpoint"]):
         return {"test_acc": None, "test_loss": None}
     if cfg.watch.pictures:  # on every rank: its confusion matrix and mistakes are gathered from all of them

@@ -23,7 +23,6 @@ from experiments.resume import FINISHED, LAST, run_status
 log = logging.getLogger(__name__)
 
 
-
 def job_id() -> str | None:
     """The SLURM job (array jobs: JOB_TASK), or None outside SLURM."""
     array_job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
@@ -59,7 +58,7 @@ def runs_folder(arguments: list[str], conf_dir: Path | None) -> Path:
     typed = [a.partition("=")[2] for a in arguments if a.lstrip("+").startswith("paths.output_root=")]
     if typed:
         return Path(typed[-1]) / "runs"
-    for yaml in ((conf_dir / "local" / "default.yaml", conf_dir / "config.yaml") if conf_dir else ()):
+    for yaml in (conf_dir / "local" / "default.yaml", conf_dir / "config.yaml") if conf_dir else ():
         root = OmegaConf.select(OmegaConf.load(yaml), "paths.output_root") if yaml.is_file() else None
         if root is not None:
             return Path(root) / "runs"

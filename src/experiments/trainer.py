@@ -27,6 +27,7 @@ from experiments.callbacks.histograms import WeightHistograms
 from experiments.callbacks.interrupt import StopAtStep
 from experiments.callbacks.max_norm import MaxNorm
 from experiments.callbacks.progress import SteadyRichProgressBar
+from experiments.callbacks.report_to_study import ReportToStudy
 from experiments.callbacks.update_ratio import UpdateRatio
 from experiments.checkpoint_io import AtomicCheckpointIO
 from experiments.checkpoints import load_checkpoint
@@ -73,10 +74,11 @@ class RunCallbacks:
     timer: EpochTimer
     divergence: DivergenceAbort | None
     update_ratio: UpdateRatio | None
+    pruning: ReportToStudy | None = None  # a sweep=optuna trial's: reports to its study, stops when pruned
     others: list[L.Callback] = field(default_factory=list)
 
     def all(self) -> list[L.Callback]:
-        reporting = [self.checkpointing, self.last, self.timer, self.divergence, self.update_ratio]
+        reporting = [self.checkpointing, self.last, self.timer, self.divergence, self.update_ratio, self.pruning]
         return [callback for callback in reporting if callback is not None] + self.others
 
 
@@ -123,6 +125,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
         timer=EpochTimer(run_dir),
         divergence=DivergenceAbort(cfg.divergence_factor),  # with the factor null, it still stops a NaN loss
         update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
+        pruning=ReportToStudy(run_dir) if ReportToStudy.wanted(run_dir) else None,
         others=[
             *optional_callbacks(cfg),
             *build_extra_callbacks(cfg),  # callbacks: from the config (extra_callbacks.py)

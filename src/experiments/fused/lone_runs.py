@@ -54,7 +54,8 @@ class LoneRun(L.Callback):
         self.histograms = next((c for c in self.callbacks.others if isinstance(c, WeightHistograms)), None)
         self.rates = next((c for c in self.callbacks.others if isinstance(c, LearningRateMonitor)), None)
         # Lightning's order at an epoch's end: the monitoring callbacks, checkpoints last
-        self.deciding = stopping + [self.callbacks.checkpointing, self.callbacks.last]
+        pruning = [self.callbacks.pruning] if self.callbacks.pruning is not None else []  # a sweep=optuna trial's
+        self.deciding = stopping + pruning + [self.callbacks.checkpointing, self.callbacks.last]
         for callback in self.deciding:
             callback.setup(self.trainer, module, stage="fit")
 

@@ -120,12 +120,13 @@ def train_fused(
     results = []
     for trial, (cfg, run_dir, lone) in enumerate(zip(cfgs, run_dirs, lone_runs, strict=True)):
         record, run_dir, loggers, module = fused.records[trial], Path(run_dir), lone.trainer.loggers, lone.module
-        tested = finish_trial(cfg, run_dir, lone, record, datamodule)
+        status = trial_status(lone, record)
+        tested = finish_trial(cfg, run_dir, lone, status, datamodule, len(record.step_losses))
         judge = lone.callbacks.update_ratio
         watched = {"update_ratio": update_ratio_summary(judge, record)} if judge is not None else {}
         metrics = {
             **checks[trial],
-            "status": record.status,
+            "status": status,
             "best_val_acc": record.best_val_acc,
             **tested,
             "lr": cfg.optimizer.lr,
@@ -161,16 +162,23 @@ def update_ratio_summary(judge: UpdateRatio, record: TrialRecord) -> dict:
     return judge.summary()
 
 
-def finish_trial(cfg, run_dir: Path, lone: LoneRun, record: TrialRecord, datamodule) -> dict:
+def trial_status(lone: LoneRun, record: TrialRecord) -> str:
+    """The record's status, or `pruned` when its study stopped it (a sweep=optuna trial)."""
+    pruning = lone.callbacks.pruning
+    pruned = pruning is not None and pruning.pruned_epoch is not None and record.status != "diverged"
+    return "pruned" if pruned else record.status
+
+
+def finish_trial(cfg, run_dir: Path, lone: LoneRun, status: str, datamodule, steps: int) -> dict:
     """The trial's best checkpoint tested by its lone run's Trainer and test phase (run.test: every Trainer
     option holds), with the pictures a lone run draws (watch.pictures): its inputs, the test split's, and its
     first layer at its best epoch, which the test loaded."""
     best = lone.best_checkpoint
     if best is None:
         return {"test_acc": None, "test_loss": None, "best_checkpoint": None}
-    trained = {"status": record.status, "best_checkpoint": best}
+    trained = {"status": status, "best_checkpoint": best}
     tested = test(cfg, lone.trainer, lone.module, datamodule, trained)
     if cfg.watch.pictures:
         draw_training_inputs(datamodule, lone.module.hparams.data["class_names"], lone.trainer.loggers, run_dir)
-        draw_first_layer(lone.module, lone.trainer.loggers, run_dir, len(record.step_losses))
+        draw_first_layer(lone.module, lone.trainer.loggers, run_dir, steps)
     return {"test_acc": None, "test_loss": None, **tested, **trained}

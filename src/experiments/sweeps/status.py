@@ -1,4 +1,4 @@
-"""status.json in each trial directory: running -> completed | diverged | failed, written by the trial."""
+"""status.json in each trial directory: running -> completed | diverged | pruned | failed, written by the trial."""
 
 import json
 import time
@@ -8,7 +8,7 @@ from pathlib import Path
 from experiments.errors import UserError
 
 STATUS = "status.json"
-FINISHED = ("completed", "diverged")  # a rerun of the sweep skips these; failed and running trials run again
+FINISHED = ("completed", "diverged", "pruned")  # a rerun of the sweep skips these; failed and running ones run again
 
 
 def read_status(trial_dir: Path) -> dict:

@@ -101,6 +101,7 @@ class SweepPlan:
                 f"sweep_name={self.name}: {self.dir} holds a different sweep (fixed {old.get('fixed_overrides')}, "
                 f"swept {old.get('swept_keys')}); pass another sweep_name=... or remove that directory"
             )
+        self.trials = list(old.get("trials", []))  # the same sweep again: its trials so far stay in its plan
 
     def add(self, name: str, values: dict[str, str], overrides: list[str], save: bool = True) -> None:
         if any(trial["name"] == name for trial in self.trials):

@@ -5,11 +5,12 @@ sweep's trial joins its sweep's MLflow experiment and parent run and its W&B gro
 
 import csv
 import json
+import time
 import uuid
 import warnings
 from pathlib import Path
 
-from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
@@ -74,9 +75,35 @@ def build_csv(settings, run_dir: Path, resumed_step, _run_id, _sweep) -> CSVLogg
     )
 
 
-def build_mlflow(settings, run_dir: Path, _resumed_step, run_id: str | None, sweep: SweepTrackers | None) -> Logger:
-    from lightning.pytorch.loggers import MLFlowLogger
+class BufferedMLFlowLogger(MLFlowLogger):
+    """Lightning's MLFlowLogger writes every log_metrics call as its own database transaction: at a log every
+    50 steps, 20% more epoch time for an MLP at batch 64 on a CPU. This one keeps the points and writes them
+    in one batch when Lightning saves its loggers (after each validation), at each checkpoint and at the end."""
 
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self.pending: list = []
+
+    @rank_zero_only
+    def log_metrics(self, metrics, step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        self.pending += [Metric(key=k, value=float(v), timestamp=stamp, step=step or 0) for k, v in metrics.items()]
+
+    @rank_zero_only
+    def save(self) -> None:
+        pending, self.pending = self.pending, []
+        for start in range(0, len(pending), 1000):  # MLflow takes at most 1000 metrics a batch
+            self.experiment.log_batch(run_id=self.run_id, metrics=pending[start : start + 1000])
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        self.save()
+        super().finalize(status)
+
+
+def build_mlflow(settings, run_dir: Path, _resumed_step, run_id: str | None, sweep: SweepTrackers | None) -> Logger:
     uri = absolute_tracking_uri(str(settings.tracking_uri))
     tags = {str(key): str(value) for key, value in (settings.tags or {}).items()}
     tags["run_dir"] = str(run_dir.resolve())
@@ -84,7 +111,7 @@ def build_mlflow(settings, run_dir: Path, _resumed_step, run_id: str | None, swe
     if parent is not None:
         tags["mlflow.parentRunId"] = parent
     experiment = settings.experiment_name or (sweep.name if sweep is not None else "runs")
-    return MLFlowLogger(
+    return BufferedMLFlowLogger(
         experiment_name=experiment,
         run_name=run_dir.name,
         tracking_uri=uri,
@@ -137,7 +164,7 @@ def read_run_ids(run_dir: Path) -> dict:
 @rank_zero_only
 def remember_run_ids(run_dir: Path, loggers: list[Logger]) -> None:
     """The tracker runs' ids, so that resuming this run in place continues them."""
-    from lightning.pytorch.loggers import MLFlowLogger, WandbLogger
+    from lightning.pytorch.loggers import WandbLogger
 
     ids = {}
     for logger in loggers:

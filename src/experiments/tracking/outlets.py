@@ -94,6 +94,9 @@ class MLflowOutlet(Outlet):
                 client.log_artifact(run_id, str(run_dir / name))
         self.logger.finalize("success")
 
+    def flush(self) -> None:
+        self.logger.save()  # the buffered points (tracking/build.py)
+
 
 class WandbOutlet(Outlet):
     """Config and summary, images and histograms in the run's history, the checks as a table."""
