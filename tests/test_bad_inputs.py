@@ -106,7 +106,8 @@ BAD_INPUTS = [
     (["-m", "sweep=optuna", "hydra.sweeper.sampler.name=bayes"], ["sampler.name=bayes is not allowed", "cmaes"]),
     (["-m", "sweep=optuna", "hydra.sweeper.direction=up"], ["hydra.sweeper.direction=up", "maximize or minimize"]),
     (["-m", "sweep=optuna", "hydra.sweeper.sampler.name=grid"], ["sampler.name=grid needs a list", "optimizer.lr"]),
-    (["-m", "sweep=optuna", "+hydra.sweeper.pruner.patience=2"], ["the median pruner takes no patience"]),
+    (["-m", "sweep=optuna", "+hydra.sweeper.pruner.median.patience=2"], ["the median pruner takes no patience"]),
+    (["-m", "sweep=optuna", "+hydra.sweeper.pruner.patience=2"], ["pruner.patience: a pruner's settings go under"]),
     (["-m", "sweep=optuna", f"hydra.sweeper.storage=sqlite:///{NO_FOLDER}/s.db"], ["cannot be opened", NO_FOLDER]),
 ]
 

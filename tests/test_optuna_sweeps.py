@@ -22,7 +22,7 @@ from test_sweeps import QUICK, summary_rows, sweep_dirs
 PRUNABLE = [
     "hydra.sweeper.n_trials=8",
     "hydra.sweeper.sampler.name=random",
-    "hydra.sweeper.pruner.n_startup_trials=2",
+    "hydra.sweeper.pruner.median.n_startup_trials=2",
     "optimizer=sgd",
     "optimizer.lr=choice(0.1,0.00001)",
     "regularization.weight_decay=choice(0.0)",

@@ -6,6 +6,7 @@ that a trial in another process (joblib, submitit, SLURM) finds the same study. 
 import inspect
 import json
 import math
+import warnings
 from pathlib import Path
 
 from experiments.errors import UserError
@@ -69,14 +70,24 @@ def grid_of(space: dict) -> dict:
 
 
 def build(kind: str, spec: dict, space: dict | None = None):
-    """A sampler or a pruner from its settings: `name` and the class's own keyword arguments."""
+    """A sampler or a pruner from its settings: `name`, and the class's own keyword arguments, beside the name
+    for a sampler (every sampler takes a seed) and under the pruner's name for a pruner (each takes others)."""
     import optuna
 
-    options = dict(spec)
-    name = options.pop("name", None)
+    name = spec.get("name")
     allowed = SAMPLERS if kind == "sampler" else PRUNERS
     if name not in allowed:
         raise UserError(f"hydra.sweeper.{kind}.name={name} is not allowed: expected one of {', '.join(allowed)}")
+    where = f"hydra.sweeper.{kind}"
+    if kind == "sampler":
+        options = {key: value for key, value in spec.items() if key != "name"}
+    else:
+        stray = [key for key in spec if key != "name" and key not in PRUNERS]
+        if stray:
+            raise UserError(
+                f"{where}.{stray[0]}: a pruner's settings go under its name, e.g. {where}.{name}.{stray[0]}=..."
+            )
+        options, where = dict(spec.get(name) or {}), f"{where}.{name}"
     classes = {
         "tpe": optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
@@ -94,8 +105,7 @@ def build(kind: str, spec: dict, space: dict | None = None):
     for key in options:
         if key not in accepted:
             raise UserError(
-                f"hydra.sweeper.{kind}.{key}: the {name} {kind} takes no {key} "
-                f"(it takes {', '.join(accepted) or 'none'})"
+                f"{where}.{key}: the {name} {kind} takes no {key} (it takes {', '.join(accepted) or 'none'})"
             )
     if name == "cmaes":
         import importlib.util
@@ -105,9 +115,11 @@ def build(kind: str, spec: dict, space: dict | None = None):
     if name == "grid":
         options["search_space"] = grid_of(space or {})
     try:
-        return chosen(**options)
+        with warnings.catch_warnings():  # QMC and others are marked experimental; chosen by name, on purpose
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return chosen(**options)
     except (TypeError, ValueError) as err:
-        raise UserError(f"hydra.sweeper.{kind}: the {name} {kind} refused its settings: {err}") from err
+        raise UserError(f"{where}: the {name} {kind} refused its settings: {err}") from err
 
 
 def storage_url(sweep_dir: Path, typed: str | None, parallel: bool) -> str:
