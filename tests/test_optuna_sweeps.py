@@ -15,17 +15,20 @@ import optuna
 import pytest
 from conftest import REPO, train
 from documented import documented, documented_commands
+from PIL import Image
 from test_sweeps import QUICK, summary_rows, sweep_dirs
 
 # Two learning rates, one that learns and one that barely moves: once two trials have finished, a slow one
-# is below the median after its first epochs and is pruned there.
+# is below the median after its first epochs and is pruned there. Weight decay varies too, so that the
+# study has two parameters to picture.
 PRUNABLE = [
     "hydra.sweeper.n_trials=8",
     "hydra.sweeper.sampler.name=random",
+    "hydra.sweeper.sampler.seed=4",  # its first two trials learn, the third does not
     "hydra.sweeper.pruner.median.n_startup_trials=2",
     "optimizer=sgd",
     "optimizer.lr=choice(0.1,0.00001)",
-    "regularization.weight_decay=choice(0.0)",
+    "regularization.weight_decay=choice(0.0,0.0001)",
     "trainer.max_epochs=4",
     "trainer.limit_train_batches=8",
     "trainer.limit_val_batches=2",
@@ -52,6 +55,9 @@ def test_optuna_preset_survives_diverged_trials_and_a_rerun_continues_its_study(
     assert len(study.trials) == 3 and study.user_attrs["sampler"] == {"name": "tpe", "seed": 0}
     assert all(0.0 <= trial.value <= 1.0 for trial in study.trials if trial.value is not None)
     assert (sweep_dir / "heatmap.png").is_file()
+    for name in ("optimization_history.png", "param_importances.png", "contour.png"):  # two varied parameters
+        with Image.open(sweep_dir / name) as picture:
+            assert picture.size == (700, 450), name
     # Trials that diverged before validating have no best val acc: best.yaml names only a trial that has one
     if all(row["best_val_acc"] in ("", None) for row in rows):
         assert (
@@ -85,6 +91,11 @@ def test_the_median_pruner_stops_slow_trials_after_an_epoch_and_the_study_agrees
     expected = {"completed": "COMPLETE", "diverged": "COMPLETE", "pruned": "PRUNED", "failed": "FAIL"}
     assert {int(name[:3]): expected[row["status"]] for name, row in rows.items()} == states
     assert all(trial.intermediate_values for trial in study.trials)  # every trial reported after its validations
+    for name in ("optimization_history.png", "param_importances.png"):  # the study's pictures
+        with Image.open(sweep_dir / name) as picture:
+            assert picture.size == (700, 450), name
+    # a contour needs two parameters that vary among finished trials; here the slow learning rate never finishes
+    assert not (sweep_dir / "contour.png").exists()
     # The best trial's checkpoint evaluates to the test accuracy it reported.
     best = study.best_trial
     [best_name] = [name for name in rows if int(name[:3]) == best.number]

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 RUN_IDS = "trackers.json"
 PLAN = "sweep.json"
 SUMMARY_FILES = ("summary.csv", "summary.md", "heatmap.png", "best.yaml", PLAN)
+SUMMARY_FILES += ("optimization_history.png", "param_importances.png", "contour.png")  # sweep=optuna's
 
 
 def absolute_tracking_uri(uri: str) -> str:

@@ -90,6 +90,7 @@ class OptunaTrialsSweeper(Sweeper):
         import optuna
 
         from experiments.sweeps.study import open_storage, storage_url, write_link
+        from experiments.sweeps.study_figures import FIGURES, draw_study_figures
         from experiments.sweeps.trials import TrialLauncher, fixed_strings
         from experiments.sweeps.wrapup import finish_sweep
         from experiments.tracking.sweep_runs import SweepTrackers
@@ -131,8 +132,9 @@ class OptunaTrialsSweeper(Sweeper):
         except BaseException:
             finish_sweep(plan, trackers, interrupted=True)
             raise
+        draw_study_figures(study, plan.dir, trial_statuses(plan))
         finish_sweep(plan, trackers)
-        log.info(f"study: {url} ({finished_count(study)} trials)")
+        log.info(f"study: {url} ({finished_count(study)} trials); its pictures: {', '.join(FIGURES)}")
         return returns
 
     def tell(self, study, trial, trial_dir, result) -> None:
@@ -154,6 +156,13 @@ class OptunaTrialsSweeper(Sweeper):
             study.tell(trial, state=TrialState.FAIL)
         else:
             study.tell(trial, values=value)
+
+
+def trial_statuses(plan) -> dict[int, str]:
+    """Each trial's status in its folder, by its number in the study (its folder's NNN_ prefix)."""
+    from experiments.sweeps.status import read_status
+
+    return {int(trial["name"][:3]): read_status(plan.dir / trial["name"])["status"] for trial in plan.trials}
 
 
 def finished_count(study) -> int:
