@@ -1,6 +1,7 @@
 """Shared helpers: run the real `python train.py` in a subprocess, in a temporary working directory."""
 
 import json
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -96,3 +97,10 @@ def dataset_root(tmp_path_factory) -> Path:
     for write in WRITERS.values():
         write(root)
     return root
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for a real server a test starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

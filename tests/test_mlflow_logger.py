@@ -5,14 +5,13 @@ on 127.0.0.1 answering over its REST API."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pytest
-from conftest import SMOKE, train
+from conftest import SMOKE, free_port, train
 from documented import documented, documented_commands
 
 pytest.importorskip("mlflow", reason="logger=mlflow needs the mlflow extra: pip install -e '.[mlflow]'")
@@ -58,12 +57,6 @@ def test_a_run_reads_back_from_the_sqlite_store(two_epoch_run):
     assert {"checks.md", "config.yaml", "metrics.json"} <= files
     artifacts = cwd / "outputs" / "mlflow-artifacts" / "runs" / run.info.run_id / "artifacts"
     assert (artifacts / "figures" / "train_loss_curve.png").stat().st_size > 1000  # beside the database
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def rest(base: str, path: str, body: dict | None = None) -> dict:

@@ -5,7 +5,6 @@ also after the sweep was killed."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import urllib.request
 
 import optuna
 import pytest
-from conftest import REPO, train
+from conftest import REPO, free_port, train
 from documented import documented, documented_commands
 from PIL import Image
 from test_sweeps import QUICK, summary_rows, sweep_dirs
@@ -119,12 +118,6 @@ def test_the_median_pruner_stops_slow_trials_after_an_epoch_and_the_study_agrees
         dashboard.wait(timeout=30)
     shown = {"Complete": "COMPLETE", "Pruned": "PRUNED", "Fail": "FAIL"}
     assert {trial["number"]: shown[trial["state"]] for trial in served["trials"]} == states
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def served_study(port: int, server: subprocess.Popen) -> dict:

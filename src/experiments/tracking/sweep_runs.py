@@ -11,8 +11,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-RUN_IDS = "trackers.json"
-PLAN = "sweep.json"
+from experiments.sweeps.summary import PLAN
+
+RUN_IDS = "trackers.json"  # a run's or a sweep's tracker ids, in its folder
 SUMMARY_FILES = ("summary.csv", "summary.md", "heatmap.png", "best.yaml", PLAN)
 SUMMARY_FILES += ("optimization_history.png", "param_importances.png", "contour.png")  # sweep=optuna's
 
