@@ -83,7 +83,8 @@ def test_the_median_pruner_stops_slow_trials_after_an_epoch_and_the_study_agrees
     assert pruned, rows
     for name in pruned:
         metrics = json.loads((sweep_dir / name / "metrics.json").read_text())
-        assert metrics["pruned_epoch"] < 3 and metrics["epochs"] < 4  # stopped before the last epoch
+        assert metrics["pruned_epoch"] == metrics["epochs"] - 1 < 3  # stopped before the last epoch (3, from 0)
+        assert 0 <= int(rows[name]["best_epoch"]) <= metrics["pruned_epoch"]
         assert (sweep_dir / name / "checkpoints" / "last.ckpt").is_file()  # kept: it can be trained on
     study = study_of(sweep_dir)
     states = {trial.number: trial.state.name for trial in study.trials}
@@ -168,8 +169,8 @@ def test_a_sweep_killed_mid_trial_continues_its_study_to_n_trials_counting_no_tr
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "launcher",
-    [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=fused"]],
-    ids=["joblib", "fused"],
+    [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=local"], ["hydra/launcher=fused"]],
+    ids=["joblib", "submitit_local", "fused"],
 )
 def test_pruning_reaches_trials_in_other_processes_and_in_fused_sets(tmp_path, launcher):
     result = train(tmp_path, "-m", "sweep=optuna", "hydra.sweeper.n_jobs=2", *launcher, *PRUNABLE)
@@ -177,6 +178,10 @@ def test_pruning_reaches_trials_in_other_processes_and_in_fused_sets(tmp_path, l
     [sweep_dir] = sweep_dirs(tmp_path)
     rows = {int(row["trial"][:3]): row["status"] for row in summary_rows(sweep_dir)}
     assert len(rows) == 8 and "pruned" in rows.values(), rows
+    for trial in sweep_dir.glob("*/metrics.json"):
+        metrics = json.loads(trial.read_text())
+        if metrics["status"] == "pruned":  # stopped before the last epoch, its best epoch among those it trained
+            assert 0 <= metrics["best_epoch"] <= metrics["pruned_epoch"] == metrics["epochs"] - 1 < 3, metrics
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     assert not (sweep_dir / "optuna.db").exists()  # a launcher other than the basic one: the journal file

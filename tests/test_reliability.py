@@ -112,6 +112,7 @@ def assert_same_as_unbroken(resumed_dir, unbroken_dir, unbroken: dict) -> None:
         k: v for k, v in unbroken.items() if k not in TIMINGS
     }
     assert Path(resumed["best_checkpoint"]).name == Path(unbroken["best_checkpoint"]).name
+    assert Path(resumed["best_checkpoint"]).name.startswith(f"best-epoch{resumed['best_epoch']:02d}-")
     assert len(resumed["train_epoch_seconds"]) == 4  # the epochs before the kill are reported too
     weights = [
         torch.load(d / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]

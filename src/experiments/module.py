@@ -67,6 +67,7 @@ class ClassifierModule(L.LightningModule):
         # The loss curves the note says to watch, kept from the step outputs the epoch metrics use anyway
         # (procedure/loss_curve.py reads them at the end): no callback on every step for it.
         self.history: dict[str, list[float]] = {"train_steps": [], "train_epoch": [], "val_epoch": []}
+        self.val_acc_by_epoch: dict[int, float] = {}  # epoch (from 0) -> val/acc, for metrics.json's best_epoch
         self.checks_before_training: list[dict] | None = None  # run.check_before_training's rows, for metrics.json
         self.log_to_logger = True  # False for a fit without a logger (the overfit check), which would warn
         self.restored: dict | None = None  # the checkpoint a fit goes on from, until its optimizers are built
@@ -108,6 +109,7 @@ class ClassifierModule(L.LightningModule):
             self.history["train_epoch"].append(float(epoch_loss))
         elif stage == "val" and not self.trainer.sanity_checking:
             self.history["val_epoch"].append(float(epoch_loss))
+            self.val_acc_by_epoch[self.current_epoch] = float(figures["val/acc"])
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, _ = self._step("train", batch)
@@ -212,6 +214,7 @@ class ClassifierModule(L.LightningModule):
         checkpoint["torch_rng_state"] = torch.get_rng_state()
         pending = self.unfinished_epoch_losses()  # a mid-epoch save (an interrupt) has some
         checkpoint["loss_history"] = {**self.history, "train_steps": self.history["train_steps"] + pending}
+        checkpoint["val_acc_by_epoch"] = self.val_acc_by_epoch
         checkpoint["checks_before_training"] = self.checks_before_training
         checkpoint["warmup_until"] = self.warmup_until
 
@@ -219,6 +222,7 @@ class ClassifierModule(L.LightningModule):
         if "torch_rng_state" in checkpoint:
             torch.set_rng_state(checkpoint["torch_rng_state"])
         self.history = {key: list(values) for key, values in checkpoint.get("loss_history", self.history).items()}
+        self.val_acc_by_epoch = dict(checkpoint.get("val_acc_by_epoch", self.val_acc_by_epoch))
         self.checks_before_training = checkpoint.get("checks_before_training", self.checks_before_training)
         self.warmup_until = checkpoint.get("warmup_until", self.warmup_until)
         if self._fitting():

@@ -58,6 +58,15 @@ def varied_columns(swept: list[str]) -> set[str]:
     return {HPARAM_NAMES.get(key, key) for key in swept}
 
 
+def best_epoch(val_acc_by_epoch: dict[int, float]) -> int | None:
+    """The first epoch with the highest val accuracy, from 0 as Lightning counts: the one the best
+    checkpoint holds and names (best-epochNN), since a later tie does not replace it."""
+    if not val_acc_by_epoch:
+        return None
+    top = max(val_acc_by_epoch.values())
+    return min(epoch for epoch, accuracy in val_acc_by_epoch.items() if accuracy == top)
+
+
 def write_metrics_json(run_dir: Path, metrics: dict) -> Path:
     """Written beside its name and renamed over it: a reader never sees half a file."""
     path = run_dir / "metrics.json"

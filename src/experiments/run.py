@@ -37,7 +37,14 @@ from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
-from experiments.reporting import chosen_hparams, print_metrics_table, swept_keys, varied_columns, write_metrics_json
+from experiments.reporting import (
+    best_epoch,
+    chosen_hparams,
+    print_metrics_table,
+    swept_keys,
+    varied_columns,
+    write_metrics_json,
+)
 from experiments.slurm import requeue
 from experiments.tracking.publish import publish_final
 from experiments.trainer import RunCallbacks, build_trainer
@@ -195,6 +202,7 @@ def fit(
         "status": "interrupted" if interrupted else "diverged" if diverged else "pruned" if pruned else "completed",
         **({"pruned_epoch": callbacks.pruning.pruned_epoch} if pruned else {}),
         "best_val_acc": float(best) if best is not None else None,
+        "best_epoch": best_epoch(module.val_acc_by_epoch),
         "epochs": trainer.current_epoch,
         "final_train_loss": divergence.diverged_loss if diverged else _number(last_epoch_loss),
         "diverged_step": divergence.diverged_step if diverged else None,

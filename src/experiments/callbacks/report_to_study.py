@@ -14,7 +14,7 @@ class ReportToStudy(L.Callback):
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
         self.trial, self.metric = None, None
-        self.pruned_epoch: int | None = None
+        self.pruned_epoch: int | None = None  # the epoch it stopped after, from 0 as Lightning counts
 
     @staticmethod
     def wanted(run_dir: Path) -> bool:

@@ -66,7 +66,7 @@ class LoneRun(L.Callback):
         `gradients`: the trial's at the epoch's last step, by parameter name (None: not kept)."""
         record, self.set_trainer = fused.records[trial], set_trainer
         self.module.load_state_dict(fused.trial_state(position))
-        self.module.history = record.history()
+        self.module.history, self.module.val_acc_by_epoch = record.history(), record.val_acc_by_epoch()
         self.take_optimizer_state(fused, position, trial)
         for name in LOOPS:
             getattr(self.trainer, name).load_state_dict(getattr(set_trainer, name).state_dict())

@@ -20,6 +20,10 @@ class TrialRecord:
         losses = self.history()["train_epoch"]
         return losses[-1] if losses else None
 
+    def val_acc_by_epoch(self) -> dict[int, float]:
+        """Epoch (from 0) -> val/acc, as ClassifierModule.val_acc_by_epoch holds it for a lone run."""
+        return {epoch: figures["val/acc"] for epoch, figures in self.epochs.items() if "val/acc" in figures}
+
     def history(self) -> dict[str, list[float]]:
         """The curves in ClassifierModule.history's form, for the loss-curve verdict."""
         epochs = [figures for _, figures in sorted(self.epochs.items())]

@@ -29,7 +29,7 @@ from experiments.fused.watch import TrialUpdateRatios, reading_medians
 from experiments.pictures.first_layer import draw_first_layer
 from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve
-from experiments.reporting import chosen_hparams, swept_keys, varied_columns, write_metrics_json
+from experiments.reporting import best_epoch, chosen_hparams, swept_keys, varied_columns, write_metrics_json
 from experiments.run import build_data, build_module, check_before_training, prepare_process, test
 from experiments.tracking.publish import publish_final
 from experiments.trainer import trainer_options
@@ -128,6 +128,8 @@ def train_fused(
             **checks[trial],
             "status": status,
             "best_val_acc": record.best_val_acc,
+            "best_epoch": best_epoch(record.val_acc_by_epoch()),
+            **({"pruned_epoch": lone.callbacks.pruning.pruned_epoch} if status == "pruned" else {}),
             **tested,
             "lr": cfg.optimizer.lr,
             "epochs": sum("val/loss" in figures for figures in record.epochs.values()),  # as trainer.current_epoch

@@ -16,7 +16,7 @@ PLAN = "sweep.json"  # written by the sweeper before any trial starts: the trial
 NOT_IN_RERUN = ("sweep", "sweep_name", "ckpt_path")
 log = logging.getLogger(__name__)
 
-COLUMNS = ("status", "best_val_acc", "final_train_loss", "seconds", "diverged_step", "error")
+COLUMNS = ("status", "best_val_acc", "best_epoch", "final_train_loss", "seconds", "diverged_step", "error")
 
 
 def read_plan(sweep_dir: Path) -> dict:
@@ -31,7 +31,10 @@ def trial_record(trial_dir: Path) -> dict:
     record = read_status(trial_dir)
     if (trial_dir / "metrics.json").is_file():
         metrics = json.loads((trial_dir / "metrics.json").read_text())
-        record |= {key: metrics.get(key) for key in ("best_val_acc", "final_train_loss", "wall_seconds")}
+        record |= {
+            key: metrics.get(key)
+            for key in ("best_val_acc", "best_epoch", "pruned_epoch", "final_train_loss", "wall_seconds")
+        }
     return record
 
 
@@ -43,9 +46,11 @@ def collect(sweep_dir: Path) -> tuple[dict, list[dict]]:
         record = trial_record(sweep_dir / trial["name"])
         row = {"trial": trial["name"], **trial["values"], "status": record["status"]}
         row["best_val_acc"] = record.get("best_val_acc")
+        row["best_epoch"] = record.get("best_epoch")
         row["final_train_loss"] = record.get("final_train_loss")
         row["seconds"] = record.get("wall_seconds")
         row["diverged_step"] = record.get("diverged_step")
+        row["pruned_epoch"] = record.get("pruned_epoch")
         row["error"] = record.get("error")
         row["overrides"] = trial["overrides"]
         rows.append(row)
@@ -127,12 +132,19 @@ def print_summary(plan_name: str, rows: list[dict], keys: list[str]) -> None:
     from rich.table import Table
 
     table = Table(title=f"sweep {plan_name}", header_style="bold")
-    for column in (*short_keys(keys).values(), "status", "best val acc", "final train loss", "seconds"):
+    figures = {
+        "best_val_acc": "best val acc",
+        "best_epoch": "epoch",
+        "final_train_loss": "train loss",
+        "seconds": "seconds",
+    }
+    for column in (*short_keys(keys).values(), "status", *figures.values()):
         table.add_column(column)
     for row in rows:
         values = [format_value(str(row[key])) for key in keys]
-        status = row["status"] + (f" @ step {row['diverged_step']}" if row["status"] == "diverged" else "")
-        shown = [*values, status, *(_show(row[c], c) for c in ("best_val_acc", "final_train_loss", "seconds"))]
+        where = {"diverged": f" @ step {row['diverged_step']}", "pruned": f" @ epoch {row.get('pruned_epoch')}"}
+        status = row["status"] + where.get(row["status"], "")
+        shown = [*values, status, *(_show(row[c], c) for c in figures)]
         table.add_row(*(escape(str(text)) for text in shown))  # swept values such as [256,128] are text
     Console().print(table)
 
