@@ -5,7 +5,7 @@
 
 A generated block sits between `<!-- report:NAME -->` and `<!-- /report -->`; NAME picks its renderer below.
 Each block ends with where its figures come from: date, commit, machine and command. The result files are
-written by the measuring scripts: presets.py, transcripts.py, epoch.py and sweep.py (each with --json).
+written by the measuring scripts: presets.py, transcripts.py, epoch.py, sweep.py and pruning.py (each with --json).
 """
 
 import argparse
@@ -206,6 +206,37 @@ def step_table(s: dict) -> str:
     return table(header, [row])
 
 
+def pruning_table() -> str:
+    record = load("pruning")
+    if record is None:
+        return not_measured("python bench/pruning.py --json bench/results/pruning.json")
+    s = record["summary"]
+    header = ["sweep=optuna (TPE)", "wall time", "pruned", "trial-epochs", "best val acc", "time against no pruner"]
+    rows = []
+    for way, label in (("unpruned", "one at a time, no pruner"), ("pruned", "one at a time, median pruner")):
+        rows.append(pruning_row(s, way, label, s["one_at_a_time"]))
+    for way, label in (("fused_unpruned", "fused, no pruner"), ("fused_pruned", "fused, median pruner")):
+        rows.append(pruning_row(s, way, f"{label} (sets of {s['fused_set']})", s["fused"]))
+    space = f"{s['pruned']['trials']} trials of at most {s['epochs']} epochs on {s['data']}"
+    return f"{space}.\n\n" + table(header, rows) + "\n" + origin(record)
+
+
+def pruning_row(s: dict, way: str, label: str, comparison: dict) -> list[str]:
+    figures = s[way]
+    against = "-"
+    if "unpruned" not in way:
+        points = comparison["best_val_acc_points"]
+        against = f"{comparison['time_share']:.2f} of the time, best val acc {points:+.2f} points"
+    return [
+        label,
+        f"{figures['seconds']:.1f} s",
+        str(figures["pruned"]),
+        str(figures["trial_epochs"]),
+        percent(figures["best_val_acc"]),
+        against,
+    ]
+
+
 RENDERERS = {
     "first_run": lambda: transcript("first_run"),
     "procedure": lambda: transcript("procedure"),
@@ -215,6 +246,7 @@ RENDERERS = {
     "presets_best": presets_best,
     "epoch": epoch_table,
     "sweep": sweep_table,
+    "pruning": pruning_table,
 }
 
 

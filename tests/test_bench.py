@@ -91,3 +91,23 @@ def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell
     docs_table = rendered("sweep_table", tmp_path, monkeypatch)
     assert "lr_wd on mnist_sample, 2 trials" in docs_table and "On a GPU: not measured." in docs_table
     assert "doing work" in docs_table and "a bare batched loop" in docs_table
+
+
+@pytest.mark.slow  # four sweep=optuna commands
+def test_pruning_bench_smoke_mode_runs_the_four_studies_and_compares_them(tmp_path, monkeypatch):
+    command = [sys.executable, str(REPO / "bench" / "pruning.py"), "--smoke", "--json", str(tmp_path / "pruning.json")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = recorded(tmp_path / "pruning.json", done)
+    ways = ("pruned", "unpruned", "fused_pruned", "fused_unpruned")
+    assert all(summary[way]["trials"] == 5 for way in ways)
+    assert summary["unpruned"]["pruned"] == summary["fused_unpruned"]["pruned"] == 0  # pruner=none prunes nothing
+    assert all(summary[way]["trial_epochs"] <= 5 * 3 for way in ways)
+    for key, pruned, unpruned in (("one_at_a_time", "pruned", "unpruned"), ("fused", "fused_pruned", "fused_unpruned")):
+        share = summary[pruned]["seconds"] / summary[unpruned]["seconds"]
+        assert summary[key]["time_share"] == pytest.approx(share, abs=0.01)
+        points = 100 * (summary[pruned]["best_val_acc"] - summary[unpruned]["best_val_acc"])
+        assert summary[key]["best_val_acc_points"] == pytest.approx(points, abs=0.01)
+    docs_table = rendered("pruning_table", tmp_path, monkeypatch)
+    assert "5 trials of at most 3 epochs on mnist_sample" in docs_table
+    assert "fused, median pruner (sets of 6)" in docs_table and "bench/pruning.py --smoke --json" in docs_table

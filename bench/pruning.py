@@ -1,0 +1,133 @@
+"""What pruning saves: `python train.py -m sweep=optuna` with TPE and the median pruner against TPE without
+a pruner, one trial at a time and with `hydra/launcher=fused`, on the embedded sample.
+
+    python bench/pruning.py            # 30 trials of at most 10 epochs over lr, weight decay and dropout, 4 ways
+    python bench/pruning.py --quick    # 12 trials of at most 4 epochs
+    python bench/pruning.py --smoke    # 5 trials, a few batches: checks the table (a test runs it)
+    python bench/pruning.py --json bench/results/pruning.json   # also record it for the docs (bench/report.py)
+
+Each way is one real `python train.py -m sweep=optuna` command with the user's defaults, timed as a whole,
+in its own folder. The table gives each way's wall time, the trials pruned, the trial-epochs trained, the
+best trial's val accuracy, and pruning's share of the unpruned time with the difference in best val accuracy
+(points). The fused ways ask `--set` suggestions at a time (hydra.sweeper.n_jobs), and each batch trains as
+one fused set. The last line is the same as JSON.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = [
+    "optimizer.lr=tag(log, interval(0.0001, 0.1))",
+    "regularization.weight_decay=tag(log, interval(0.000001, 0.01))",
+    "regularization.dropout=interval(0.0, 0.5)",
+]
+MODES = {
+    "full": {"trials": 30, "epochs": 10, "extra": []},
+    "quick": {"trials": 12, "epochs": 4, "extra": []},
+    "smoke": {
+        "trials": 5,
+        "epochs": 3,
+        "extra": ["trainer.limit_train_batches=4", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"],
+    },
+}
+WAYS = {  # name -> overrides
+    "pruned": [],
+    "unpruned": ["hydra.sweeper.pruner.name=none"],
+    "fused_pruned": ["hydra/launcher=fused"],
+    "fused_unpruned": ["hydra/launcher=fused", "hydra.sweeper.pruner.name=none"],
+}
+
+
+def run_study(workdir: Path, overrides: list[str]) -> dict:
+    """One timed sweep=optuna command in its own folder: its trials' metrics.json and the time."""
+    workdir.mkdir(parents=True)
+    command = [sys.executable, str(REPO / "train.py"), "-m", "sweep=optuna", *overrides]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(command[1:])} failed:\n{done.stderr[-3000:]}")
+    [sweep_dir] = (workdir / "outputs" / "sweeps").glob("*")
+    trials = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/metrics.json"))]
+    return {"seconds": seconds, "trials": trials}
+
+
+def figures(study: dict) -> dict:
+    trials = study["trials"]
+    accuracies = [t["best_val_acc"] for t in trials if t.get("best_val_acc") is not None]
+    return {
+        "seconds": round(study["seconds"], 1),
+        "trials": len(trials),
+        "pruned": sum(t["status"] == "pruned" for t in trials),
+        "diverged": sum(t["status"] == "diverged" for t in trials),
+        "trial_epochs": sum(t["epochs"] for t in trials),
+        "best_val_acc": max(accuracies) if accuracies else None,
+    }
+
+
+def compare(summary: dict, pruned: str, unpruned: str) -> dict:
+    """Pruning's share of the unpruned wall time, and its best val accuracy minus the unpruned one, in points."""
+    with_pruning, without = summary[pruned], summary[unpruned]
+    share = round(with_pruning["seconds"] / without["seconds"], 3)
+    both = with_pruning["best_val_acc"] is not None and without["best_val_acc"] is not None
+    points = round(100 * (with_pruning["best_val_acc"] - without["best_val_acc"]), 2) if both else None
+    return {"time_share": share, "best_val_acc_points": points}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_true", help="12 trials of at most 4 epochs")
+    modes.add_argument("--smoke", action="store_true", help="5 trials, a few batches: checks the table")
+    parser.add_argument("--set", type=int, default=6, metavar="N", help="suggestions per fused set (default 6)")
+    parser.add_argument("--json", metavar="PATH", help="also write the summary and its provenance here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    settings = MODES[mode]
+    common = [
+        *SPACE,
+        f"hydra.sweeper.n_trials={settings['trials']}",
+        f"trainer.max_epochs={settings['epochs']}",
+        *settings["extra"],
+    ]
+    summary = {"mode": mode, "data": "mnist_sample", "epochs": settings["epochs"], "fused_set": args.set}
+    with tempfile.TemporaryDirectory() as root:
+        for way, overrides in WAYS.items():
+            batch = [f"hydra.sweeper.n_jobs={args.set}"] if way.startswith("fused") else []
+            summary[way] = figures(run_study(Path(root) / way, [*common, *overrides, *batch]))
+    summary["one_at_a_time"] = compare(summary, "pruned", "unpruned")
+    summary["fused"] = compare(summary, "fused_pruned", "fused_unpruned")
+    print(
+        f"sweep=optuna (TPE) on {summary['data']} ({mode}): {settings['trials']} trials of at most "
+        f"{settings['epochs']} epochs; fused sets of {args.set}"
+    )
+    for way in WAYS:
+        s = summary[way]
+        best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
+        print(
+            f"  {way:15s} {s['seconds']:8.1f} s  {s['pruned']:3d} pruned  {s['diverged']:3d} diverged  "
+            f"{s['trial_epochs']:4d} trial-epochs  best val acc {best}"
+        )
+    for label, key in (("one trial at a time", "one_at_a_time"), ("fused", "fused")):
+        share, points = summary[key]["time_share"], summary[key]["best_val_acc_points"]
+        print(f"  {label}: pruning takes {share:.2f} of the time, best val acc {points} points")
+    print(json.dumps(summary))
+    if args.json:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from provenance import write_result
+
+        print(f"written: {write_result(args.json, summary)}")
+
+
+if __name__ == "__main__":
+    main()
