@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.errors import UserError
 from experiments.sweeps.naming import override_key, quoted, short_keys, sweep_name, trial_name
+from experiments.sweeps.sbatch_refusal import refused_job
 from experiments.sweeps.status import FINISHED, read_status
 from experiments.sweeps.summary import PLAN
 
@@ -137,8 +138,9 @@ class TrialLauncher:
     unfinished ones from their last checkpoint. `numbered` prefixes names with the job number (Optuna's
     values are never on a grid, so two trials could round to the same name)."""
 
-    def __init__(self, launcher, plan: SweepPlan, numbered: bool = False):
+    def __init__(self, launcher, plan: SweepPlan, settings, numbered: bool = False):
         self.launcher, self.plan, self.numbered = launcher, plan, numbered
+        self.settings = OmegaConf.to_container(settings, resolve=True)  # hydra.launcher: named when sbatch refuses
 
     def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
         results: dict[int, JobReturn] = {}
@@ -162,7 +164,13 @@ class TrialLauncher:
             to_run.append(job + extra)
             positions.append(offset)
         if to_run:
-            launched = self.launcher.launch(to_run, initial_job_idx=initial_job_idx)
+            try:
+                launched = self.launcher.launch(to_run, initial_job_idx=initial_job_idx)
+            except Exception as err:
+                refusal = refused_job(err, self.settings, "hydra.launcher")
+                if refusal is None:
+                    raise
+                raise refusal from None
             results.update(zip(positions, launched, strict=True))
         return [results[i] for i in range(len(job_overrides))]
 

@@ -27,6 +27,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweepe
 
 class GridSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
+        from experiments.sweeps.lock import SweepLock
         from experiments.sweeps.preflight import check_trials
         from experiments.sweeps.trials import SweepPlan, TrialLauncher, params_as_arguments, parse
         from experiments.sweeps.wrapup import finish_sweep
@@ -45,26 +46,27 @@ class GridSweeper(BasicSweeper):
 
             print_grid_plan(plan, jobs, launcher_name(self.config))
             return []
-        launcher = TrialLauncher(self.launcher, plan)
-        for job in jobs:  # listed up front, so a partial sweep's summary shows what is still missing
-            name, values = plan.describe(job)
-            plan.add(name, values, job, save=False)
-        plan.save()
-        with read_write(self.config.hydra.sweep):
-            self.config.hydra.sweep.dir = str(plan.dir)  # the launcher creates and logs this directory
-        OmegaConf.save(self.config, plan.dir / "multirun.yaml")  # as Hydra's basic sweeper does
-        trackers = SweepTrackers(plan.dir, plan.name, self.config.get("logger"))
-        trackers.open()  # the MLflow experiment and parent run, before any trial writes
-        returns, index = [], 0
-        try:
-            for batch in batches:
-                returns.append(launcher.launch(batch, initial_job_idx=index))
-                index += len(batch)
-        except BaseException:  # Ctrl-C included: the partial summary is still written
-            finish_sweep(plan, trackers, interrupted=True)
-            raise
-        finish_sweep(plan, trackers)
-        return returns
+        with SweepLock(plan.dir):  # one copy of this sweep at a time
+            launcher = TrialLauncher(self.launcher, plan, self.config.hydra.launcher)
+            for job in jobs:  # listed up front, so a partial sweep's summary shows what is still missing
+                name, values = plan.describe(job)
+                plan.add(name, values, job, save=False)
+            plan.save()
+            with read_write(self.config.hydra.sweep):
+                self.config.hydra.sweep.dir = str(plan.dir)  # the launcher creates and logs this directory
+            OmegaConf.save(self.config, plan.dir / "multirun.yaml")  # as Hydra's basic sweeper does
+            trackers = SweepTrackers(plan.dir, plan.name, self.config.get("logger"))
+            trackers.open()  # the MLflow experiment and parent run, before any trial writes
+            returns, index = [], 0
+            try:
+                for batch in batches:
+                    returns.append(launcher.launch(batch, initial_job_idx=index))
+                    index += len(batch)
+            except BaseException:  # Ctrl-C included: the partial summary is still written
+                finish_sweep(plan, trackers, interrupted=True)
+                raise
+            finish_sweep(plan, trackers)
+            return returns
 
     @staticmethod
     def _parsed(arguments: list[str]):

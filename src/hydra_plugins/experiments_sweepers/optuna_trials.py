@@ -70,7 +70,10 @@ class OptunaTrialsSweeper(Sweeper):
             shown = {o.get_key_element(): o.input_line.partition("=")[2] for o in swept}
             print_search_plan(plan, shown, self.n_trials, launcher_name(self.config))
             return []
-        return self.search(plan, space, sampler, pruner, fixed)
+        from experiments.sweeps.lock import SweepLock
+
+        with SweepLock(plan.dir):  # one copy of this sweep at a time
+            return self.search(plan, space, sampler, pruner, fixed)
 
     def check_settings(self) -> None:
         from experiments.errors import UserError
@@ -112,7 +115,7 @@ class OptunaTrialsSweeper(Sweeper):
         plan.save()
         with read_write(self.config.hydra.sweep):
             self.config.hydra.sweep.dir = str(plan.dir)
-        launcher = TrialLauncher(self.launcher, plan, numbered=True)
+        launcher = TrialLauncher(self.launcher, plan, self.config.hydra.launcher, numbered=True)
         trackers = SweepTrackers(plan.dir, plan.name, self.config.get("logger"))
         trackers.open()
         returns = []
