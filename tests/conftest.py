@@ -1,6 +1,7 @@
 """Shared helpers: run the real `python train.py` in a subprocess, in a temporary working directory."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,8 +34,8 @@ class TrainResult:
         return json.loads((self.run_dirs[-1] / "metrics.json").read_text())
 
 
-def train(cwd: Path, *overrides: str, timeout: int = 600) -> TrainResult:
-    """`python train.py OVERRIDES` with outputs/ under cwd."""
+def train(cwd: Path, *overrides: str, timeout: int = 600, env: dict | None = None) -> TrainResult:
+    """`python train.py OVERRIDES` with outputs/ under cwd (env: the whole environment, default this one)."""
     cwd.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *overrides],
@@ -42,6 +43,7 @@ def train(cwd: Path, *overrides: str, timeout: int = 600) -> TrainResult:
         capture_output=True,
         text=True,
         timeout=timeout,
+        env=env,
     )
     return TrainResult(done.returncode, done.stdout, done.stderr, cwd)
 
@@ -104,3 +106,19 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """One real one-node SLURM cluster for the session (tests/slurm_cluster.py), stopped at its end. Where
+    none can start, its tests skip with the reason; EXPERIMENTS_REQUIRE_SLURM=1 (.ci/run) fails them instead."""
+    from slurm_cluster import Cluster, unavailable
+
+    if reason := unavailable():
+        if os.environ.get("EXPERIMENTS_REQUIRE_SLURM") == "1":
+            pytest.fail(f"EXPERIMENTS_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)
+    cluster = Cluster(tmp_path_factory.mktemp("slurm")).start()
+    print(f"SLURM cluster up in {cluster.startup_seconds} s")
+    yield cluster
+    cluster.stop()

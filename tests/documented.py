@@ -11,6 +11,7 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md")), REPO / "bench
 STARTS = (
     "python train.py", "srun python train.py", "python -m ", "python bench/", "tensorboard ",
     "experiments-predict", "experiments-sweep-summary", "pip install", "mlflow ", "wandb ", "optuna-dashboard ",
+    "sbatch ",
 )  # fmt: skip
 # Commands the docs mark as needing what a test machine lacks: they are composed, never run.
 NOT_HERE = ("needs a GPU", "needs GPUs", "on a SLURM cluster", "on a machine without a GPU")

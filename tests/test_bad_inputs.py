@@ -17,6 +17,8 @@ FIXTURE_CKPT = REPO / "tests" / "fixtures" / "mlp16_sgd_v0.1.ckpt"
 SWA = "+callbacks.swa._target_=lightning.pytorch.callbacks.StochasticWeightAveraging"
 NO_SERVER = "http://127.0.0.1:9"  # the discard port: nothing listens there
 NO_FOLDER = "/nonexistent/folder"
+# The SLURM cases meet no cluster, with or without SLURM installed, and on a SLURM login node too
+NO_CLUSTER = os.environ | {"SLURM_CONF": "/dev/null"}
 
 BAD_INPUTS = [
     (["model=foo"], ["model=foo", "choose from", "mlp", "cnn", "gru"]),
@@ -120,7 +122,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, overrides, expected):
     marker.parent.mkdir(parents=True)
     marker.write_text("{}")
 
-    result = train(tmp_path, *overrides)
+    result = train(tmp_path, *overrides, env=NO_CLUSTER)
 
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
-from documented import DOCS, documented, documented_commands, output_paths
+from documented import DOCS, blocks, documented, documented_commands, output_paths
 
 TINY = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2"]
 TINY += ["trainer.limit_test_batches=2"]
@@ -120,6 +120,14 @@ def test_the_readme_is_a_front_page_whose_links_all_resolve():
         assert f"docs/{page.name}" in readme, f"the README does not link {page.name}"
 
 
+def test_every_script_the_docs_submit_is_shown_as_it_is_in_the_repository():
+    submitted = {c.argv[1] for c in COMMANDS if c.argv[0] == "sbatch"}
+    assert "examples/slurm/ddp_cpu.sbatch" in submitted  # the script test_slurm.py submits to its cluster
+    shown = ["\n".join(body) + "\n" for page in DOCS for _, body, _ in blocks(page)]
+    for script in submitted:
+        assert (REPO / script).read_text() in shown, f"{script} is not shown unchanged in the docs"
+
+
 def test_every_generated_figure_matches_its_result_file():
     report = load_script("report")
     assert report.stale_blocks() == [], "run python bench/report.py"
@@ -177,7 +185,15 @@ def expects_error(command) -> bool:
 
 
 def world_argv(world: World, command) -> list[str]:
-    return shlex.split(world.concrete(command.text))
+    """The command's arguments in the world; `sbatch SCRIPT ARGS` is the script's srun line with ARGS as its
+    "$@", so the overrides a user passes to the script are composed as well."""
+    argv = shlex.split(world.concrete(command.text))
+    if argv[0] == "sbatch":
+        [line] = [line for line in (REPO / argv[1]).read_text().splitlines() if line.startswith("srun ")]
+        script = shlex.split(line)
+        at = script.index("$@")
+        return [*script[:at], *argv[2:], *script[at + 1 :]]
+    return [argument for argument in argv if argument != "$@"]
 
 
 @pytest.mark.slow

@@ -90,21 +90,42 @@ def launch_fused(
                 alone += [(job, str(err)) for job in chunk]
                 continue
             fused_sets.append(chunk)
+    for job, reason in alone:
+        log.info(f"trial {job.trial_dir.name if job.trial_dir else job.index} runs alone: {reason}")
+    lone = [LoneTrial(launcher.hydra_context, launcher.task_function, job.sweep_config) for job, _ in alone]
     if submitit is None:
         for chunk in fused_sets:
             train_set_here(chunk)
-    else:
-        submit_sets(fused_sets, submitit)
-    for job, reason in alone:
-        log.info(f"trial {job.trial_dir.name if job.trial_dir else job.index} runs alone: {reason}")
-        job.job_return = run_job(
-            hydra_context=launcher.hydra_context,
-            task_function=launcher.task_function,
-            config=job.sweep_config,
+        for (job, _), trial in zip(alone, lone, strict=True):
+            job.job_return = trial()
+    else:  # a lone trial is a job of its own too: none trains on the machine the sweep was started from
+        submit_sets(fused_sets, list(zip([job for job, _ in alone], lone, strict=True)), submitit)
+    return [job.job_return for job in jobs]
+
+
+class LoneTrial:
+    """An ordinary trial through the sweep's task function, here or inside a submitit job (picklable, as
+    Hydra's own submitit launcher sends its jobs: Hydra's global state travels with it)."""
+
+    def __init__(self, hydra_context, task_function, sweep_config: DictConfig) -> None:
+        from hydra.core.singleton import Singleton
+
+        self.hydra_context, self.task_function, self.sweep_config = hydra_context, task_function, sweep_config
+        self.hydra_state = Singleton.get_state()
+
+    def __call__(self) -> JobReturn:
+        from hydra.core.singleton import Singleton
+        from hydra.core.utils import setup_globals
+
+        Singleton.set_state(self.hydra_state)
+        setup_globals()
+        return run_job(
+            hydra_context=self.hydra_context,
+            task_function=self.task_function,
+            config=self.sweep_config,
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
         )
-    return [job.job_return for job in jobs]
 
 
 def train_set_here(jobs: list[PreparedJob]) -> None:
@@ -119,30 +140,50 @@ def train_set_here(jobs: list[PreparedJob]) -> None:
         sys.exit(StopRequest.exit_code())
 
 
-def submit_sets(sets: list[list[PreparedJob]], submitit_params: dict) -> None:
-    """Each fused set as one submitit job (a SLURM job, or a local process), all submitted at once."""
+def submit_sets(sets: list[list[PreparedJob]], lone: list[tuple[PreparedJob, LoneTrial]], params: dict) -> None:
+    """Each fused set, and each trial that runs alone, as one submitit job (a SLURM job, or a local process),
+    all submitted at once."""
     import submitit
 
-    params = dict(submitit_params)
+    from experiments.sweeps.sbatch_refusal import refused_job
+
+    params = dict(params)
     executor = submitit.AutoExecutor(folder=params.pop("folder"), cluster=params.pop("cluster"))
     executor.update_parameters(**params)
-    submitted = [
-        executor.submit(train_set_in_job, [job.cfg for job in jobs], [job.trial_dir for job in jobs], jobs[0].choices)
-        for jobs in sets
-    ]
+    try:
+        submitted = [
+            executor.submit(train_set_in_job, [j.cfg for j in jobs], [j.trial_dir for j in jobs], jobs[0].choices)
+            for jobs in sets
+        ]
+        alone = [executor.submit(trial) for _, trial in lone]
+    except Exception as err:
+        refusal = refused_job(err, params, "hydra.launcher.submitit")
+        if refusal is None:
+            raise
+        raise refusal from None
     for jobs, job in zip(sets, submitted, strict=True):
         log.info(f"fused set of {len(jobs)} trials submitted as job {job.job_id}")
     for jobs, job in zip(sets, submitted, strict=True):
         try:
             objectives = job.result()
         except Exception as err:  # the job itself failed (killed, out of memory): every trial says so
-            message = f"the fused set's job {job.job_id} failed: {str(err).strip().splitlines()[-1]}"
-            log.error(message)
-            for member in jobs:
-                write_status(member.trial_dir, "failed", error=message)
             objectives = [None] * len(jobs)
+            job_failed(job, err, [member.trial_dir for member in jobs])
         for member, objective in zip(jobs, objectives, strict=True):
             member.job_return.return_value = objective
+    for (member, _), job in zip(lone, alone, strict=True):
+        try:
+            member.job_return = job.result()
+        except Exception as err:
+            job_failed(job, err, [member.trial_dir])
+
+
+def job_failed(job, err: Exception, trial_dirs: list[Path]) -> None:
+    """A submitted job that died (killed, out of memory): each of its trials says so."""
+    message = f"job {job.job_id} failed: {(str(err).strip().splitlines() or [type(err).__name__])[-1]}"
+    log.error(message)
+    for trial_dir in trial_dirs:
+        write_status(trial_dir, "failed", error=message)
 
 
 def train_set_in_job(cfgs: list[DictConfig], trial_dirs: list[Path], choices: dict) -> list[float | None]:

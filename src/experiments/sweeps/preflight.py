@@ -1,6 +1,7 @@
 """Before any trial runs: every trial's config composes and passes the same checks a single run does."""
 
 import shutil
+import subprocess
 
 from hydra.core.override_parser.types import Override
 
@@ -9,18 +10,66 @@ from experiments.errors import UserError
 
 
 def check_launcher(master_config) -> None:
-    """A SLURM launcher on a machine without SLURM: one line, before anything is written."""
+    """A SLURM launcher on a machine without SLURM, or asking for what the cluster lacks: one line, before
+    anything is written (sbatch would accept a job too large for every node and leave it pending forever)."""
     launcher = master_config.hydra.launcher
     submitit = launcher.get("submitit")  # the fused launcher's presets
     on_slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher") or (
         submitit is not None and submitit.get("cluster") == "slurm"
     )
-    if on_slurm and shutil.which("sbatch") is None:
-        local = "fused_local" if submitit is not None else "local"
+    if not on_slurm:
+        return
+    name, local = ("fused_slurm", "fused_local") if submitit is not None else ("slurm", "local")
+    if shutil.which("sbatch") is None:
         raise UserError(
-            f"hydra/launcher={'fused_slurm' if submitit is not None else 'slurm'} submits jobs with SLURM's sbatch, "
+            f"hydra/launcher={name} submits jobs with SLURM's sbatch, "
             f"which this machine does not have: run the sweep on the cluster, or use hydra/launcher={local} here"
         )
+    nodes = cluster_nodes(name, local)
+    if submitit is not None:
+        settings, prefix, partition_key = submitit, "hydra.launcher.submitit", "slurm_partition"
+    else:
+        settings, prefix, partition_key = launcher, "hydra.launcher", "partition"
+    check_request(nodes, settings, prefix, partition_key)
+
+
+def cluster_nodes(name: str, local: str) -> list[dict]:
+    """Each node of each partition as `sinfo` lists it: partition, default, gres, cpus, memory (MB)."""
+    try:
+        done = subprocess.run(["sinfo", "-h", "-N", "-o", "%R|%P|%G|%c|%m"], capture_output=True, text=True, timeout=30)
+        failure = (done.stderr.strip().splitlines() or ["no output"])[-1] if done.returncode else None
+    except subprocess.TimeoutExpired:
+        failure = "sinfo did not answer within 30 s"
+    if failure is not None:
+        raise UserError(
+            f"hydra/launcher={name} submits jobs with SLURM's sbatch, but no SLURM controller answers here "
+            f"({failure}): run the sweep where sinfo works, or use hydra/launcher={local} here"
+        )
+    fields = ("partition", "listed", "gres", "cpus", "memory")
+    return [dict(zip(fields, line.split("|"), strict=True)) for line in done.stdout.split()]
+
+
+def check_request(nodes: list[dict], settings, prefix: str, partition_key: str) -> None:
+    partition = settings.get(partition_key)
+    names = sorted({node["partition"] for node in nodes})
+    if partition is not None and partition not in names:
+        raise UserError(
+            f"{prefix}.{partition_key}={partition} is not a partition of this cluster: expected one of "
+            f"{', '.join(names)}, or null for the cluster's default"
+        )
+    chosen = [n for n in nodes if n["partition"] == partition or (partition is None and n["listed"].endswith("*"))]
+    where = f"partition {partition or 'default'}"
+    gpus = settings.get("gpus_per_node") or 0
+    if gpus and not any("gpu" in node["gres"] for node in chosen):
+        raise UserError(f"{prefix}.gpus_per_node={gpus}: the nodes of {where} have no GPUs; set it to 0")
+    most_cpus = max((int(n["cpus"]) for n in chosen), default=0)
+    cpus = settings.get("cpus_per_task") or 1
+    if chosen and cpus > most_cpus:
+        raise UserError(f"{prefix}.cpus_per_task={cpus}: the nodes of {where} have at most {most_cpus} CPUs")
+    most_gb = max((int(n["memory"].rstrip("+")) for n in chosen), default=0) / 1024
+    memory = settings.get("mem_gb")
+    if chosen and memory and memory > most_gb:
+        raise UserError(f"{prefix}.mem_gb={memory}: the nodes of {where} have at most {most_gb:.1f} GB")
 
 
 def launcher_name(master_config) -> str:

@@ -71,7 +71,10 @@ class OptunaTrialsSweeper(Sweeper):
             print_search_plan(plan, shown, self.n_trials, launcher_name(self.config))
             return []
         from experiments.sweeps.lock import SweepLock
+        from experiments.sweeps.study import open_storage
 
+        if self.storage:  # a typed URL that cannot be opened is refused before the lock makes a folder
+            open_storage(self.storage)
         with SweepLock(plan.dir):  # one copy of this sweep at a time
             return self.search(plan, space, sampler, pruner, fixed)
 
