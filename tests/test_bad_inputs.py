@@ -56,6 +56,7 @@ BAD_INPUTS = [
     (["model.hidden_sizes="], ["model.hidden_sizes=''", "integers >= 1"]),  # empty
     (["model=rnn", "model.hidden_size=0"], ["model.hidden_size=0", ">= 1"]),
     (["model.hidden_sizes=[-4]"], ["model.hidden_sizes=[-4]", "integers >= 1"]),
+    (["model=cnn", "model.conv_channels=[6]"], ["model.conv_channels=[6]", "a list of two integers >= 1"]),
     (["trainer.precision=16"], ["trainer.precision=16", "16-mixed, bf16-mixed"]),
     (["trainer.accelerator=gpu"], ["trainer.accelerator=gpu", "no CUDA GPU", "auto"]),
     (["-m", "optimizer.lr=range(5,5)"], ["optimizer.lr=range(5,5)", "empty range"]),
@@ -213,6 +214,13 @@ def dataset_cases(tmp: Path) -> dict[str, tuple[list[str], list[str]]]:
     mnist("IDX file with a wrong magic number", wrong_magic, ["t10k-labels-idx1-ubyte is not an IDX labels file"])
     mnist("IDX file with a wrong shape", wrong_shape, ["holds 32x32 images, not 28x28"])
     mnist("missing IDX file", lambda raw: (raw / "t10k-labels-idx1-ubyte").unlink(), ["3 of the 4 files", "missing"])
+    flat = tmp / "flat_gzipped"  # the four files straight in data.root, as Debian's package keeps them
+    write_mnist_family(flat, "FashionMNIST", flat=True, gzipped=True)
+    (flat / "t10k-images-idx3-ubyte.gz").unlink()
+    cases["flat folder missing a gzipped file"] = (
+        ["data=fashion_mnist", f"data.root={flat}", "data.download=false"],
+        ["data=fashion_mnist", "3 of the 4 files", "t10k-images-idx3-ubyte is missing"],
+    )
     cifar = tmp / "cifar"
     write_cifar10(cifar)
     batch = cifar / "cifar-10-batches-py" / "data_batch_2"
@@ -256,7 +264,8 @@ FILE_CASE_NAMES = [
     "garbage checkpoint", "empty checkpoint", "truncated checkpoint", "text file as checkpoint", "folder as checkpoint",
     "pickled checkpoint, evaluated", "pickled checkpoint, resumed", "wrong-architecture checkpoint",
     "checkpoint of another model", "truncated IDX file", "IDX file with a wrong magic number",
-    "IDX file with a wrong shape", "missing IDX file", "CIFAR batch failing its checksum", "CIFAR batch cut short",
+    "IDX file with a wrong shape", "missing IDX file", "flat folder missing a gzipped file",
+    "CIFAR batch failing its checksum", "CIFAR batch cut short",
     "data.root that is a file", "resume of a folder that is not a run", "resume of a run without a checkpoint",
 ]  # fmt: skip
 

@@ -68,3 +68,17 @@ def test_stacked_bidirectional_options_from_the_command_line(tmp_path):
         tmp_path, "model=lstm", "model.num_layers=2", "model.bidirectional=true", "model.hidden_size=16", *SMOKE
     )
     assert metrics["test_acc"] is not None
+
+
+def test_a_wider_cnn_from_the_command_line_keeps_lenets_shape(tmp_path):
+    from experiments.checkpoints import load_module
+
+    metrics = run_here(
+        tmp_path, "model=cnn", "model.conv_channels=[32,64]", "model.hidden_sizes=[256]", "regularization=batchnorm",
+        *SMOKE,
+    )  # fmt: skip
+    net = load_module(metrics["best_checkpoint"]).net
+    assert [m.out_channels for m in net.features if isinstance(m, torch.nn.Conv2d)] == [32, 64]
+    linears = [(m.in_features, m.out_features) for m in net.classifier if isinstance(m, torch.nn.Linear)]
+    assert linears == [(64 * 4 * 4, 256), (256, 10)]
+    assert any(isinstance(m, torch.nn.BatchNorm2d) and m.num_features == 64 for m in net.features)

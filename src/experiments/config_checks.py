@@ -97,6 +97,9 @@ RULES: dict[str, Rule] = {
     "data.preprocess": choice("standardize", "pca_whiten", "zca_whiten", "none"),
     "data.whiten_epsilon": number(0, low_open=True),
     "model.hidden_sizes": SIZE_LIST,
+    "model.conv_channels": Rule(
+        "a list of two integers >= 1, e.g. [6,16]", lambda v: SIZE_LIST.accepts(v) and len(v) == 2
+    ),
     "model.cell": choice("rnn", "lstm", "gru"),
     "model.hidden_size": integer(1),
     "model.num_layers": integer(1),

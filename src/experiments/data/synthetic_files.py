@@ -6,6 +6,7 @@ carry a class-dependent bright square, so models can learn them, but nothing her
 """
 
 import argparse
+import gzip
 import pickle
 import struct
 from pathlib import Path
@@ -24,20 +25,27 @@ def _images(count: int, num_classes: int, shape: tuple[int, int, int], seed: int
     return images, labels
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
+def _write_idx(path: Path, array: np.ndarray, gzipped: bool) -> None:
     # IDX: zero, zero, dtype code 0x08 (ubyte), number of dims; then big-endian int32 sizes; then data.
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}i", *array.shape)
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
+    content = header + array.astype(np.uint8).tobytes()
+    if gzipped:
+        path.with_name(f"{path.name}.gz").write_bytes(gzip.compress(content))
+    else:
+        path.write_bytes(content)
 
 
-def write_mnist_family(root: Path, folder: str = "MNIST", train: int = 120, test: int = 40) -> None:
-    """MNIST or FashionMNIST (folder="FashionMNIST"): uncompressed IDX files in ROOT/FOLDER/raw."""
-    raw = root / folder / "raw"
+def write_mnist_family(
+    root: Path, folder: str = "MNIST", train: int = 120, test: int = 40, flat: bool = False, gzipped: bool = False
+) -> None:
+    """MNIST or FashionMNIST (folder="FashionMNIST"): IDX files in ROOT/FOLDER/raw, torchvision's layout, or
+    straight in ROOT (flat=True, as Debian's package keeps them); gzipped as the originals, or not."""
+    raw = root if flat else root / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for prefix, count, seed in (("train", train, 0), ("t10k", test, 1)):
         images, labels = _images(count, 10, (1, 28, 28), seed)
-        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images[:, 0])
-        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", images[:, 0], gzipped)
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, gzipped)
 
 
 def _pickle(path: Path, obj: dict) -> None:

@@ -4,14 +4,18 @@ The official test split is the test set; validation is carved out of train, stra
 `split_seed`. Offline, a missing dataset is one clear error instead of a URLError traceback.
 """
 
+import logging
 from pathlib import Path
 
 import torch
 
 from experiments.config_checks import check_value
 from experiments.data.file_checks import DATASET_CLASSES, check_dataset_files
+from experiments.data.idx_files import install_hint, locate, packaged_copy, read_idx
 from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
 from experiments.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def without_md5(cls: type) -> type:
@@ -56,15 +60,37 @@ class TorchvisionDataModule(InMemoryDataModule):
 
     def load_splits(self) -> tuple[dict[str, Split], list[str]]:
         self._check_files()
-        train_set, test_set = self._open(train=True), self._open(train=False)
-        train_images, train_labels = _as_tensors(train_set)
+        if hasattr(self.dataset_class, "resources"):  # the MNIST family: IDX files read in place
+            (train_images, train_labels), test = self._read_idx_splits()
+            classes = list(self.dataset_class.classes)
+        else:  # CIFAR: torchvision's class, which reads the class names from the files' meta
+            train_set = self._open(True)
+            (train_images, train_labels), test = _as_tensors(train_set), _as_tensors(self._open(False))
+            classes = list(train_set.classes)
         train, val = stratified_split(train_labels, [1.0 - self.val_fraction, self.val_fraction], self.split_seed)
         splits = {
             "train": (train_images[train], train_labels[train]),
             "val": (train_images[val], train_labels[val]),
-            "test": _as_tensors(test_set),
+            "test": test,
         }
-        return splits, list(train_set.classes)
+        return splits, classes
+
+    def _read_idx_splits(self) -> tuple[Split, Split]:
+        """(train, test) from the four IDX files under root, in torchvision's layout or straight in root,
+        gzipped or not; else the system package's copy, said in one line; else torchvision's download."""
+        located = locate(self.root, self.dataset_class)
+        if located is None and (located := packaged_copy(self.name, self.dataset_class)):
+            log.info(f"data={self.name}: no dataset files in {self.root}; reading the installed copy in {located[0]}")
+        if located is None:
+            self._open(train=True), self._open(train=False)  # downloads, or one line saying why it cannot
+            located = locate(self.root, self.dataset_class)
+        found = located[1]  # checked by _check_files, or just downloaded and checked by torchvision
+        splits = []
+        for prefix in ("train", "t10k"):
+            images = read_idx(found[f"{prefix}-images-idx3-ubyte"])
+            labels = read_idx(found[f"{prefix}-labels-idx1-ubyte"])
+            splits.append((images.unsqueeze(1).contiguous(), labels.long()))
+        return splits[0], splits[1]
 
     def _open(self, train: bool):
         try:  # read what is there first: no network needed, no download banner
@@ -103,14 +129,12 @@ class TorchvisionDataModule(InMemoryDataModule):
             )
         return (
             f"data={self.name}: dataset not found in {self.root} ({why}); put torchvision's files there or "
-            f"pass data.root=DIR, use data.download=true on a machine with network, or try data=mnist_sample"
+            f"pass data.root=DIR, use data.download=true on a machine with network{install_hint(self.name)}, "
+            "or try data=mnist_sample"
         )
 
 
 def _as_tensors(dataset) -> Split:
-    images = dataset.data
-    if isinstance(images, torch.Tensor):  # MNIST family: uint8 (N, H, W)
-        images = images.unsqueeze(1)
-    else:  # CIFAR: numpy uint8 (N, H, W, C)
-        images = torch.from_numpy(images).permute(0, 3, 1, 2)
+    """A CIFAR set's numpy uint8 (N, H, W, C) images as (N, C, H, W), with its labels."""
+    images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2)
     return images.contiguous(), torch.as_tensor(dataset.targets, dtype=torch.long)

@@ -14,13 +14,16 @@ def _side_after_features(side: int) -> int:
 
 
 class LeNet(nn.Module):
-    """conv(C->6,5) act pool2, conv(6->16,5) act pool2, fc120 act, fc84 act, fc(num_classes).
+    """conv(C->6,5) act pool2, conv(6->16,5) act pool2, fc120 act, fc84 act, fc(num_classes) at the note's
+    widths; `conv_channels` and `hidden_sizes` widen it (a wider CNN keeps LeNet's shape).
     BatchNorm (optional) follows each conv and hidden fc layer; dropout (optional) the hidden fc layers."""
 
     def __init__(
         self,
         input_shape: Sequence[int],
         num_classes: int,
+        conv_channels: Sequence[int] = (6, 16),
+        hidden_sizes: Sequence[int] = (120, 84),
         activation: str = "relu",
         activation_alpha: float | None = None,
         maxout_pieces: int = 2,
@@ -37,18 +40,19 @@ class LeNet(nn.Module):
         act = Activation(activation, activation_alpha, maxout_pieces)
         conv_norm = nn.BatchNorm2d if batchnorm else None
         fc_norm = nn.BatchNorm1d if batchnorm else None
+        first, second = conv_channels
         self.features = nn.Sequential(
-            *hidden_block(lambda n: nn.Conv2d(channels, n, 5), 6, act, conv_norm, 0.0),
+            *hidden_block(lambda n: nn.Conv2d(channels, n, 5), first, act, conv_norm, 0.0),
             nn.MaxPool2d(2),
-            *hidden_block(lambda n: nn.Conv2d(6, n, 5), 16, act, conv_norm, 0.0),
+            *hidden_block(lambda n: nn.Conv2d(first, n, 5), second, act, conv_norm, 0.0),
             nn.MaxPool2d(2),
             nn.Flatten(),
         )
-        self.classifier = nn.Sequential(
-            *hidden_block(lambda n: nn.Linear(16 * out_h * out_w, n), 120, act, fc_norm, dropout),
-            *hidden_block(lambda n: nn.Linear(120, n), 84, act, fc_norm, dropout),
-            nn.Linear(84, num_classes),
-        )
+        hidden, width = [], second * out_h * out_w
+        for size in hidden_sizes:
+            hidden += hidden_block(lambda n, w=width: nn.Linear(w, n), size, act, fc_norm, dropout)
+            width = size
+        self.classifier = nn.Sequential(*hidden, nn.Linear(width, num_classes))
         initialize(self, init, init_std, activation)
 
     def forward(self, images: Tensor) -> Tensor:
