@@ -5,7 +5,8 @@
 
 A generated block sits between `<!-- report:NAME -->` and `<!-- /report -->`; NAME picks its renderer below.
 Each block ends with where its figures come from: date, commit, machine and command. The result files are
-written by the measuring scripts: presets.py, transcripts.py, epoch.py, sweep.py and pruning.py (each with --json).
+written by the measuring scripts: presets.py, transcripts.py, epoch.py, sweep.py, pruning.py and fashion.py
+(each with --json).
 """
 
 import argparse
@@ -16,6 +17,8 @@ import sys
 from pathlib import Path
 
 import yaml
+from report_fashion import fashion_table
+from tables import not_measured, origin, percent, table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -36,26 +39,6 @@ PUBLISHED = {
 def load(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def origin(record: dict) -> str:
-    where = record["provenance"]
-    return (
-        f"_Measured on {where['date']} at commit {where['commit']}, on {where['machine']}, by `{where['command']}`._\n"
-    )
-
-
-def not_measured(command: str) -> str:
-    return f"_Not measured yet: `{command}` writes these figures._\n"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in lines) + "\n"
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def transcript(name: str) -> str:
@@ -237,6 +220,10 @@ def pruning_row(s: dict, way: str, label: str, comparison: dict) -> list[str]:
     ]
 
 
+def fashion_defaults() -> str:
+    return fashion_table(load("fashion"))
+
+
 RENDERERS = {
     "first_run": lambda: transcript("first_run"),
     "procedure": lambda: transcript("procedure"),
@@ -247,6 +234,7 @@ RENDERERS = {
     "epoch": epoch_table,
     "sweep": sweep_table,
     "pruning": pruning_table,
+    "fashion_defaults": fashion_defaults,
 }
 
 

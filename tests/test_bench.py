@@ -111,3 +111,20 @@ def test_pruning_bench_smoke_mode_runs_the_four_studies_and_compares_them(tmp_pa
     docs_table = rendered("pruning_table", tmp_path, monkeypatch)
     assert "5 trials of at most 3 epochs on mnist_sample" in docs_table
     assert "fused, median pruner (sets of 6)" in docs_table and "bench/pruning.py --smoke --json" in docs_table
+
+
+@pytest.mark.slow
+def test_fashion_bench_smoke_mode_runs_the_first_command_on_the_installed_dataset(tmp_path, monkeypatch):
+    from test_fashion_mnist_real import missing
+
+    if reason := missing():
+        pytest.skip(reason)
+    command = [sys.executable, str(REPO / "bench" / "fashion.py"), "--smoke", "--only", "cnn"]
+    done = subprocess.run([*command, "--json", str(tmp_path / "fashion.json")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [run] = recorded(tmp_path / "fashion.json", done)["runs"]
+    assert run["label"] == "cnn" and run["status"] == "completed" and 0 < run["test_acc"] <= 1
+    assert run["command"].startswith("python train.py model=cnn data=fashion_mnist trainer.max_epochs=1")
+    docs_table = rendered("fashion_defaults", tmp_path, monkeypatch)
+    assert f"| `{run['command']}` | {100 * run['test_acc']:.1f}% (" in docs_table
+    assert "2 Conv + pooling: 91.6%" in docs_table and "bench/fashion.py --smoke --only cnn" in docs_table
