@@ -206,3 +206,24 @@ def test_a_sweep_trial_past_its_time_limit_is_requeued_by_submitit_and_resumes_f
     assert f"resuming from {trial_dir / 'checkpoints' / 'last.ckpt'}" in (trial_dir / "train.log").read_text()
     job_logs = "".join(p.read_text() for p in (tmp_path / "outputs" / "submitit").rglob("*.err"))
     assert "DUE TO JOB REQUEUE" in job_logs  # SLURM's own word that it requeued the job
+
+
+def test_an_optuna_sweep_through_slurm_prunes_trials_that_report_through_the_studys_journal(slurm_cluster, tmp_path):
+    """Each trial a SLURM job, reporting after every validation through the journal file beside the sweep."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from test_optuna_sweeps import PRUNABLE
+    from test_sweeps import summary_rows, sweep_dirs
+
+    side_by_side = ["hydra.launcher.cpus_per_task=1", "torch_threads=1"]  # a batch's two trials share the node
+    command = ["-m", "sweep=optuna", "hydra/launcher=slurm", "hydra.sweeper.n_jobs=2", *side_by_side, *PRUNABLE]
+    result = train(tmp_path, *command, env=slurm_cluster.env)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    [sweep_dir] = sweep_dirs(tmp_path)
+    rows = {int(row["trial"][:3]): row["status"] for row in summary_rows(sweep_dir)}
+    assert len(rows) == 8 and "pruned" in rows.values(), rows
+    study = optuna.load_study(
+        study_name=sweep_dir.name, storage=JournalStorage(JournalFileBackend(str(sweep_dir / "optuna.journal")))
+    )
+    assert {n: s == "pruned" for n, s in rows.items()} == {t.number: t.state.name == "PRUNED" for t in study.trials}
+    assert len([job for job in submitted_jobs(tmp_path) if "_" in job]) == 8  # every trial a SLURM job
