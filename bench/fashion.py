@@ -12,11 +12,11 @@ into docs/results.md.
 import argparse
 import json
 import shlex
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from presets import timed_run  # noqa: E402  (a sibling script of bench/)
 
 REPO = Path(__file__).resolve().parents[1]
 INSTALLED = Path("/usr/share/datasets/fashion-mnist")
@@ -30,15 +30,7 @@ SMOKE += ["trainer.limit_test_batches=2"]
 
 def run_command(label: str, overrides: list[str]) -> dict:
     """One timed `python train.py OVERRIDES` in its own folder: the figures of its metrics.json."""
-    with tempfile.TemporaryDirectory() as workdir:
-        command = [sys.executable, str(REPO / "train.py"), *overrides]
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            sys.exit(f"error: {shlex.join(command)} failed:\n{done.stderr[-3000:]}")
-        [metrics_file] = Path(workdir).glob("outputs/runs/*/metrics.json")
-        metrics = json.loads(metrics_file.read_text())
+    seconds, metrics = timed_run([sys.executable, str(REPO / "train.py"), *overrides])
     figures = {key: metrics.get(key) for key in ("test_acc", "best_val_acc", "epochs", "status")}
     shown = shlex.join(["python", "train.py", *overrides])
     return {"label": label, "command": shown, "seconds": round(seconds, 1)} | figures
@@ -65,7 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     summary = {"mode": "smoke" if args.smoke else "full", "data": "fashion_mnist", "runs": runs}
     print(json.dumps(summary))
     if args.json:
-        sys.path.insert(0, str(Path(__file__).parent))
         from provenance import write_result
 
         print(f"written: {write_result(args.json, summary)}")

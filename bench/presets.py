@@ -33,17 +33,22 @@ def command_for(preset: str, seed: int) -> list[str]:
     return [str(REPO / "train.py"), f"experiment={preset}", *extra, f"seed={seed}"]
 
 
-def run_preset(preset: str, seed: int) -> dict:
-    """One timed command in its own folder; the figures of its metrics.json."""
+def timed_run(command: list[str]) -> tuple[float, dict]:
+    """`command` run in a fresh folder and timed as a whole: (seconds, its run's metrics.json)."""
     with tempfile.TemporaryDirectory() as workdir:
-        command = [sys.executable, *command_for(preset, seed)]
         started = time.perf_counter()
         done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)
         seconds = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"error: {shlex.join(command)} failed:\n{done.stderr[-3000:]}")
         [metrics_file] = Path(workdir).glob("outputs/runs/*/metrics.json")
-        metrics = json.loads(metrics_file.read_text())
+        return seconds, json.loads(metrics_file.read_text())
+
+
+def run_preset(preset: str, seed: int) -> dict:
+    """One timed command in its own folder; the figures of its metrics.json."""
+    command = [sys.executable, *command_for(preset, seed)]
+    seconds, metrics = timed_run(command)
     keys = ("status", "best_val_acc", "test_acc", "epochs", "train_acc", "val_acc", "data")
     shown = ["python", *(part.replace(str(REPO) + "/", "") for part in command[1:])]
     return {"preset": preset, "seed": seed, "command": shlex.join(shown), "seconds": round(seconds, 1)} | {
