@@ -1,16 +1,18 @@
-"""What pruning saves: `python train.py -m sweep=optuna` with TPE and the median pruner against TPE without
-a pruner, one trial at a time and with `hydra/launcher=fused`, on the embedded sample.
+"""What pruning saves: `python train.py -m sweep=optuna` with TPE and the median pruner (and successive halving)
+against TPE without a pruner, one trial at a time and with `hydra/launcher=fused`, on the embedded sample.
 
-    python bench/pruning.py            # 30 trials of at most 10 epochs over lr, weight decay and dropout, 4 ways
+    python bench/pruning.py            # 30 trials of at most 10 epochs over lr, weight decay, dropout; 5 ways, 3 seeds
     python bench/pruning.py --quick    # 12 trials of at most 4 epochs
-    python bench/pruning.py --smoke    # 5 trials, a few batches: checks the table (a test runs it)
+    python bench/pruning.py --smoke --seeds 0   # 5 trials, a few batches, one seed: checks the table (a test runs it)
     python bench/pruning.py --json bench/results/pruning.json   # also record it for the docs (bench/report.py)
 
 Each way is one real `python train.py -m sweep=optuna` command with the user's defaults, timed as a whole,
 in its own folder. The table gives each way's wall time, the trials pruned, the trial-epochs trained, the
 best trial's val accuracy, and pruning's share of the unpruned time with the difference in best val accuracy
-(points). The fused ways ask `--set` suggestions at a time (hydra.sweeper.n_jobs), and each batch trains as
-one fused set. The last line is the same as JSON.
+(points). Each way runs once per sampler seed (hydra.sweeper.sampler.seed, `--seeds`): one TPE trajectory
+moves the best val accuracy by about a point, so the figures are means over the seeds, each seed's kept
+beside them. The fused ways ask `--set` suggestions at a time (hydra.sweeper.n_jobs), and each batch trains
+as one fused set. The last line is the same as JSON.
 """
 
 import argparse
@@ -39,6 +41,7 @@ MODES = {
 WAYS = {  # name -> overrides
     "pruned": [],
     "unpruned": ["hydra.sweeper.pruner.name=none"],
+    "halving": ["hydra.sweeper.pruner.name=successive_halving"],  # Optuna's most aggressive: against the median
     "fused_pruned": ["hydra/launcher=fused"],
     "fused_unpruned": ["hydra/launcher=fused", "hydra.sweeper.pruner.name=none"],
 }
@@ -71,8 +74,19 @@ def figures(study: dict) -> dict:
     }
 
 
+def mean_over_seeds(per_seed: list[dict]) -> dict:
+    """A way's figures averaged over its seeds (rounded as one seed's are), with each seed's figures kept."""
+    mean = {}
+    for key in ("seconds", "trials", "pruned", "diverged", "trial_epochs", "best_val_acc"):
+        values = [figures[key] for figures in per_seed]
+        known = [value for value in values if value is not None]
+        mean[key] = round(sum(known) / len(known), 4 if key == "best_val_acc" else 1) if known else None
+    return mean | {"per_seed": per_seed}
+
+
 def compare(summary: dict, pruned: str, unpruned: str) -> dict:
-    """Pruning's share of the unpruned wall time, and its best val accuracy minus the unpruned one, in points."""
+    """Pruning's share of the unpruned wall time, and its best val accuracy minus the unpruned one, in points,
+    from the means over seeds."""
     with_pruning, without = summary[pruned], summary[unpruned]
     share = round(with_pruning["seconds"] / without["seconds"], 3)
     both = with_pruning["best_val_acc"] is not None and without["best_val_acc"] is not None
@@ -85,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--quick", action="store_true", help="12 trials of at most 4 epochs")
     modes.add_argument("--smoke", action="store_true", help="5 trials, a few batches: checks the table")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S", help="sampler seeds (default 0 1 2)"
+    )
     parser.add_argument("--set", type=int, default=6, metavar="N", help="suggestions per fused set (default 6)")
     parser.add_argument("--json", metavar="PATH", help="also write the summary and its provenance here")
     return parser
@@ -101,24 +118,34 @@ def main(argv: list[str] | None = None) -> None:
         *settings["extra"],
     ]
     summary = {"mode": mode, "data": "mnist_sample", "epochs": settings["epochs"], "fused_set": args.set}
+    summary["seeds"] = args.seeds
     with tempfile.TemporaryDirectory() as root:
         for way, overrides in WAYS.items():
             batch = [f"hydra.sweeper.n_jobs={args.set}"] if way.startswith("fused") else []
-            summary[way] = figures(run_study(Path(root) / way, [*common, *overrides, *batch]))
+            per_seed = []
+            for seed in args.seeds:
+                seeded = [*common, *overrides, *batch, f"hydra.sweeper.sampler.seed={seed}"]
+                per_seed.append(figures(run_study(Path(root) / f"{way}_{seed}", seeded)))
+            summary[way] = mean_over_seeds(per_seed)
     summary["one_at_a_time"] = compare(summary, "pruned", "unpruned")
+    summary["successive_halving"] = compare(summary, "halving", "unpruned")
     summary["fused"] = compare(summary, "fused_pruned", "fused_unpruned")
     print(
         f"sweep=optuna (TPE) on {summary['data']} ({mode}): {settings['trials']} trials of at most "
-        f"{settings['epochs']} epochs; fused sets of {args.set}"
+        f"{settings['epochs']} epochs; fused sets of {args.set}; means over sampler seeds {args.seeds}"
     )
     for way in WAYS:
         s = summary[way]
         best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
         print(
-            f"  {way:15s} {s['seconds']:8.1f} s  {s['pruned']:3d} pruned  {s['diverged']:3d} diverged  "
-            f"{s['trial_epochs']:4d} trial-epochs  best val acc {best}"
+            f"  {way:15s} {s['seconds']:8.1f} s  {s['pruned']:5.1f} pruned  {s['diverged']:5.1f} diverged  "
+            f"{s['trial_epochs']:6.1f} trial-epochs  best val acc {best}"
         )
-    for label, key in (("one trial at a time", "one_at_a_time"), ("fused", "fused")):
+    for label, key in (
+        ("one at a time", "one_at_a_time"),
+        ("successive halving", "successive_halving"),
+        ("fused", "fused"),
+    ):
         share, points = summary[key]["time_share"], summary[key]["best_val_acc_points"]
         print(f"  {label}: pruning takes {share:.2f} of the time, best val acc {points} points")
     print(json.dumps(summary))

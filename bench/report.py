@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from report_fashion import fashion_table
+from report_fashion import FASHION_TARGETS, fashion_table
+from report_pruning import pruning_table
 from tables import not_measured, origin, percent, table
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,8 +69,8 @@ def recipe(preset: str) -> str:
     return " ".join(parts)
 
 
-def runs_of(preset: str) -> list[dict]:
-    record = load("presets")
+def runs_of(preset: str, name: str = "presets") -> list[dict]:
+    record = load(name)
     return [run for run in record["summary"]["runs"] if run["preset"] == preset] if record else []
 
 
@@ -91,20 +92,32 @@ def presets_note() -> str:
 
 
 def presets_best() -> str:
-    record = load("presets")
+    return best_table("presets", ["best_mlp", "best_cnn", "best_lstm"], "python bench/presets.py")
+
+
+def presets_fashion() -> str:
+    """The best_*_fashion presets, each beside its target and the closest entry of the dataset's table."""
+    return best_table("presets_fashion", list(FASHION_TARGETS), "python bench/presets.py --fashion", FASHION_TARGETS)
+
+
+def best_table(name: str, presets: list[str], command: str, compared: dict[str, str] | None = None) -> str:
+    """Each preset's settings, best val acc per seed, test acc over the seeds and time, from bench/results/NAME.json."""
+    record = load(name)
     if record is None:
-        return not_measured("python bench/presets.py --json bench/results/presets.json")
+        return not_measured(f"{command} --json bench/results/{name}.json")
     rows = []
-    for preset in ("best_mlp", "best_cnn", "best_lstm"):
-        runs = runs_of(preset)
+    for preset in presets:
+        runs = runs_of(preset, name)
         if not runs:
             continue
         vals = " / ".join(f"{percent(r['best_val_acc'])} (seed {r['seed']})" for r in runs)
         tests = [r["test_acc"] for r in runs]
         test = f"{100 * statistics.mean(tests):.1f} ± {100 * (max(tests) - min(tests)) / 2:.1f}%"
         seconds = statistics.median(r["seconds"] for r in runs)
-        rows.append([f"`experiment={preset}`", f"`{recipe(preset)}`", vals, test, f"{seconds:.0f}"])
+        row = [f"`experiment={preset}`", f"`{recipe(preset)}`", vals, test, f"{seconds:.0f}"]
+        rows.append(row + ([compared[preset]] if compared else []))
     header = ["preset", "its settings", "best val acc per seed", "test acc: mean ± half-range", "seconds (median)"]
+    header += ["target (Fashion-MNIST's table)"] if compared else []
     return table(header, rows) + "\n" + origin(record)
 
 
@@ -189,35 +202,8 @@ def step_table(s: dict) -> str:
     return table(header, [row])
 
 
-def pruning_table() -> str:
-    record = load("pruning")
-    if record is None:
-        return not_measured("python bench/pruning.py --json bench/results/pruning.json")
-    s = record["summary"]
-    header = ["sweep=optuna (TPE)", "wall time", "pruned", "trial-epochs", "best val acc", "time against no pruner"]
-    rows = []
-    for way, label in (("unpruned", "one at a time, no pruner"), ("pruned", "one at a time, median pruner")):
-        rows.append(pruning_row(s, way, label, s["one_at_a_time"]))
-    for way, label in (("fused_unpruned", "fused, no pruner"), ("fused_pruned", "fused, median pruner")):
-        rows.append(pruning_row(s, way, f"{label} (sets of {s['fused_set']})", s["fused"]))
-    space = f"{s['pruned']['trials']} trials of at most {s['epochs']} epochs on {s['data']}"
-    return f"{space}.\n\n" + table(header, rows) + "\n" + origin(record)
-
-
-def pruning_row(s: dict, way: str, label: str, comparison: dict) -> list[str]:
-    figures = s[way]
-    against = "-"
-    if "unpruned" not in way:
-        points = comparison["best_val_acc_points"]
-        against = f"{comparison['time_share']:.2f} of the time, best val acc {points:+.2f} points"
-    return [
-        label,
-        f"{figures['seconds']:.1f} s",
-        str(figures["pruned"]),
-        str(figures["trial_epochs"]),
-        percent(figures["best_val_acc"]),
-        against,
-    ]
+def pruning() -> str:
+    return pruning_table(load("pruning"))
 
 
 def fashion_defaults() -> str:
@@ -233,7 +219,8 @@ RENDERERS = {
     "presets_best": presets_best,
     "epoch": epoch_table,
     "sweep": sweep_table,
-    "pruning": pruning_table,
+    "pruning": pruning,
+    "presets_fashion": presets_fashion,
     "fashion_defaults": fashion_defaults,
 }
 

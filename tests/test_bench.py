@@ -93,24 +93,42 @@ def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell
     assert "doing work" in docs_table and "a bare batched loop" in docs_table
 
 
-@pytest.mark.slow  # four sweep=optuna commands
-def test_pruning_bench_smoke_mode_runs_the_four_studies_and_compares_them(tmp_path, monkeypatch):
-    command = [sys.executable, str(REPO / "bench" / "pruning.py"), "--smoke", "--json", str(tmp_path / "pruning.json")]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+@pytest.mark.slow  # five sweep=optuna commands
+def test_pruning_bench_smoke_mode_runs_the_studies_and_compares_them(tmp_path, monkeypatch):
+    command = [sys.executable, str(REPO / "bench" / "pruning.py"), "--smoke", "--seeds", "3"]
+    done = subprocess.run(
+        [*command, "--json", str(tmp_path / "pruning.json")], capture_output=True, text=True, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = recorded(tmp_path / "pruning.json", done)
-    ways = ("pruned", "unpruned", "fused_pruned", "fused_unpruned")
-    assert all(summary[way]["trials"] == 5 for way in ways)
+    ways = ("pruned", "unpruned", "halving", "fused_pruned", "fused_unpruned")
+    assert summary["seeds"] == [3] and all(summary[way]["trials"] == 5 for way in ways)
     assert summary["unpruned"]["pruned"] == summary["fused_unpruned"]["pruned"] == 0  # pruner=none prunes nothing
     assert all(summary[way]["trial_epochs"] <= 5 * 3 for way in ways)
-    for key, pruned, unpruned in (("one_at_a_time", "pruned", "unpruned"), ("fused", "fused_pruned", "fused_unpruned")):
+    comparisons = (("one_at_a_time", "pruned", "unpruned"), ("successive_halving", "halving", "unpruned"))
+    for key, pruned, unpruned in (*comparisons, ("fused", "fused_pruned", "fused_unpruned")):
         share = summary[pruned]["seconds"] / summary[unpruned]["seconds"]
         assert summary[key]["time_share"] == pytest.approx(share, abs=0.01)
         points = 100 * (summary[pruned]["best_val_acc"] - summary[unpruned]["best_val_acc"])
         assert summary[key]["best_val_acc_points"] == pytest.approx(points, abs=0.01)
-    docs_table = rendered("pruning_table", tmp_path, monkeypatch)
-    assert "5 trials of at most 3 epochs on mnist_sample" in docs_table
-    assert "fused, median pruner (sets of 6)" in docs_table and "bench/pruning.py --smoke --json" in docs_table
+    docs_table = rendered("pruning", tmp_path, monkeypatch)
+    assert "5 trials of at most 3 epochs on mnist_sample; means over sampler seeds 3" in docs_table
+    assert "fused, median pruner (sets of 6)" in docs_table and "bench/pruning.py --smoke --seeds 3" in docs_table
+    assert "one at a time, successive halving" in docs_table and "of the trial-epochs), best val acc" in docs_table
+
+
+def test_pruning_bench_averages_each_way_over_its_seeds():
+    sys.path.insert(0, str(REPO / "bench"))
+    from pruning import mean_over_seeds
+
+    seeds = [
+        {"seconds": 10.0, "trials": 30, "pruned": 19, "diverged": 5, "trial_epochs": 87, "best_val_acc": 0.946},
+        {"seconds": 20.0, "trials": 30, "pruned": 16, "diverged": 4, "trial_epochs": 123, "best_val_acc": None},
+    ]
+    mean = mean_over_seeds(seeds)
+    assert mean["seconds"] == 15.0 and mean["pruned"] == 17.5 and mean["trial_epochs"] == 105.0
+    assert mean["best_val_acc"] == 0.946  # a seed without a finished trial has no best to average
+    assert mean["per_seed"] == seeds
 
 
 @pytest.mark.slow
