@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_bad_inputs import FIXTURE_CKPT, CreatesAFile
+from test_bad_files import FIXTURE_CKPT, CreatesAFile
 
 PREDICT_CASES = {
     "missing image": (lambda d: d / "missing.png", "does not exist"),
