@@ -2,6 +2,7 @@
 
     python bench/presets.py --json bench/results/presets.json            # every preset; best_* over 3 seeds
     python bench/presets.py --only best_cnn --seeds 42 --json /tmp/p.json  # one preset, one seed
+    python bench/presets.py --fashion --json bench/results/presets_fashion.json  # the best_*_fashion presets, 3 seeds
 
 Each run is one real `python train.py experiment=NAME ...` command in a fresh folder, timed as a whole.
 The note's presets whose dataset must be downloaded (FashionMNIST, CIFAR-10) run on the embedded sample,
@@ -22,6 +23,11 @@ from provenance import write_result
 REPO = Path(__file__).resolve().parents[1]
 NOTE = ["note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", "note_rnn_rows", "note_lstm_rows", "note_gru_rows"]
 BEST = ["best_mlp", "best_cnn", "best_lstm"]
+FASHION = [
+    "best_mlp_fashion",
+    "best_lenet_fashion",
+    "best_lstm_fashion",
+]  # on the full Fashion-MNIST: Debian's package (apt-get install -y dataset-fashion-mnist)
 SCRATCH = "scratch"  # python -m experiments.scratch: the note's NumPy net
 OFFLINE = ["data=mnist_sample"]  # the note presets' own datasets are downloads
 
@@ -59,6 +65,7 @@ def run_preset(preset: str, seed: int) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", metavar="PRESET", help="these presets only (default: all, and scratch)")
+    parser.add_argument("--fashion", action="store_true", help="the best_*_fashion presets instead, on the real set")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 0, 1], help="seeds of the best_* presets")
     parser.add_argument("--json", metavar="PATH", help="write the runs and their provenance here")
     return parser
@@ -66,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    presets = args.only or [*NOTE, SCRATCH, *BEST]
+    presets = args.only or (FASHION if args.fashion else [*NOTE, SCRATCH, *BEST])
     runs = []
     for preset in presets:
-        for seed in args.seeds if preset in BEST else [42 if preset != SCRATCH else 0]:
+        for seed in args.seeds if preset in BEST + FASHION else [42 if preset != SCRATCH else 0]:
             run = run_preset(preset, seed)
             runs.append(run)
             accuracy = run.get("test_acc")
