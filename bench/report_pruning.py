@@ -3,12 +3,12 @@ the sampler seeds, with each seed's best val accuracy beside them."""
 
 from tables import not_measured, origin, percent, table
 
-ROWS = [  # (way, label, the comparison it is read against)
+ROWS = [  # (way, label, the way without a pruner it is read against)
     ("unpruned", "one at a time, no pruner", None),
-    ("pruned", "one at a time, median pruner", "one_at_a_time"),
-    ("halving", "one at a time, successive halving", "successive_halving"),
+    ("pruned", "one at a time, median pruner", "unpruned"),
+    ("halving", "one at a time, successive halving", "unpruned"),
     ("fused_unpruned", "fused, no pruner", None),
-    ("fused_pruned", "fused, median pruner", "fused"),
+    ("fused_pruned", "fused, median pruner", "fused_unpruned"),
 ]
 
 
@@ -26,27 +26,25 @@ def pruning_table(record: dict | None) -> str:
         "against no pruner",
     ]
     rows = []
-    for way, label, comparison in ROWS:
-        if way not in s:
-            continue
+    for way, label, unpruned in ROWS:
         shown = f"{label} (sets of {s['fused_set']})" if way.startswith("fused") else label
-        against = s["fused_unpruned" if way.startswith("fused") else "unpruned"]
-        rows.append(pruning_row(s[way], shown, s[comparison] if comparison else None, against))
+        rows.append(pruning_row(s[way], shown, s[unpruned] if unpruned else None))
     seeds = ", ".join(str(seed) for seed in s["seeds"])
     space = f"{s['pruned']['trials']:g} trials of at most {s['epochs']} epochs on {s['data']}"
     space += f"; means over sampler seeds {seeds}"
     return f"{space}.\n\n" + table(header, rows) + "\n" + origin(record)
 
 
-def pruning_row(figures: dict, label: str, comparison: dict | None, unpruned: dict) -> list[str]:
+def pruning_row(figures: dict, label: str, unpruned: dict | None) -> list[str]:
     """A way's row; a pruned way's last cell is its share of the unpruned time and of the trial-epochs (what
     the time would be were a trial's start and end free), and its difference in best val accuracy."""
     against = "-"
-    if comparison:
-        points = comparison["best_val_acc_points"]
+    if unpruned:
+        share = figures["seconds"] / unpruned["seconds"]
         epochs = figures["trial_epochs"] / unpruned["trial_epochs"]
-        against = f"{comparison['time_share']:.2f} of the time ({epochs:.2f} of the trial-epochs), "
-        against += f"best val acc {points:+.2f} points"
+        both = figures["best_val_acc"] is not None and unpruned["best_val_acc"] is not None
+        points = f"{100 * (figures['best_val_acc'] - unpruned['best_val_acc']):+.2f}" if both else "-"
+        against = f"{share:.2f} of the time ({epochs:.2f} of the trial-epochs), best val acc {points} points"
     by_seed = " / ".join(percent(seed["best_val_acc"]) for seed in figures["per_seed"])
     return [
         label,
