@@ -3,6 +3,10 @@
     python bench/presets.py --json bench/results/presets.json            # every preset; best_* over 3 seeds
     python bench/presets.py --only best_cnn --seeds 42 --json /tmp/p.json  # one preset, one seed
     python bench/presets.py --fashion --json bench/results/presets_fashion.json  # the best_*_fashion presets, 3 seeds
+    python bench/presets.py --only best_cnn_fashion --update --json bench/results/presets_fashion.json  # re-measure one
+
+Each run is stored with its own provenance, so `--update` replaces the named presets' runs in an existing
+file and keeps every other preset's runs, each still credited to the command that measured it.
 
 Each run is one real `python train.py experiment=NAME ...` command in a fresh folder, timed as a whole.
 The note's presets whose dataset must be downloaded (FashionMNIST, CIFAR-10) run on the embedded sample,
@@ -18,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import write_result
+from provenance import provenance, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 NOTE = ["note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", "note_rnn_rows", "note_lstm_rows", "note_gru_rows"]
@@ -54,9 +58,14 @@ def run_preset(preset: str, seed: int) -> dict:
     seconds, metrics = timed_run(command)
     keys = ("status", "best_val_acc", "test_acc", "epochs", "train_acc", "val_acc", "data")
     shown = ["python", *(part.replace(str(REPO) + "/", "") for part in command[1:])]
-    return {"preset": preset, "seed": seed, "command": shlex.join(shown), "seconds": round(seconds, 1)} | {
-        key: metrics[key] for key in keys if key in metrics
-    }
+    run = {"preset": preset, "seed": seed, "command": shlex.join(shown), "seconds": round(seconds, 1)}
+    return run | {key: metrics[key] for key in keys if key in metrics} | {"provenance": provenance()}
+
+
+def earlier_runs(record: dict, replaced: list[str]) -> list[dict]:
+    """The runs of every preset not in `replaced`, each with its provenance (the file's, when it has none)."""
+    runs = record["summary"]["runs"]
+    return [{"provenance": record["provenance"]} | run for run in runs if run["preset"] not in replaced]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,12 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fashion", action="store_true", help="the best_*_fashion presets instead, on the real set")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 0, 1], help="seeds of the best_* presets")
     parser.add_argument("--json", metavar="PATH", help="write the runs and their provenance here")
+    parser.add_argument("--update", action="store_true", help="keep the other presets' runs already in --json")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     presets = args.only or (FASHION if args.fashion else [*NOTE, SCRATCH, *BEST])
+    kept = []
+    if args.update:
+        if not (args.json and Path(args.json).is_file()):
+            parser.error(f"--update needs --json naming an existing result file, got {args.json!r}")
+        kept = earlier_runs(json.loads(Path(args.json).read_text()), presets)
     runs = []
     for preset in presets:
         for seed in args.seeds if preset in BEST + FASHION else [42 if preset != SCRATCH else 0]:
@@ -79,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             accuracy = run.get("test_acc")
             print(f"{preset} seed {seed}: test acc {accuracy}, {run['seconds']} s", flush=True)
     if args.json:
-        print(f"written: {write_result(args.json, {'runs': runs})}")
+        print(f"written: {write_result(args.json, {'runs': kept + runs})}")
 
 
 if __name__ == "__main__":

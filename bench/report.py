@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 from report_fashion import FASHION_TARGETS, fashion_table
 from report_pruning import pruning_table
-from tables import not_measured, origin, percent, table
+from tables import not_measured, origin, origins, percent, table
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -78,9 +78,10 @@ def presets_note() -> str:
     record = load("presets")
     if record is None:
         return not_measured("python bench/presets.py --json bench/results/presets.json")
-    rows = []
+    rows, shown = [], []
     for preset, (section, figure) in PUBLISHED.items():
         for run in runs_of(preset):
+            shown.append(run)
             if preset == "scratch":
                 measured = f"{percent(run['train_acc'])} training, {percent(run['test_acc'])} test"
             else:
@@ -88,7 +89,7 @@ def presets_note() -> str:
             data = run.get("data", "mnist_sample")
             rows.append([f"`{run['command']}`", section, figure, measured, data, f"{run['seconds']:.0f}"])
     header = ["command", "the note's section", "published figure", "here: test (best val)", "data", "seconds"]
-    return table(header, rows) + "\n" + origin(record)
+    return table(header, rows) + "\n" + origins(record, shown)
 
 
 def presets_best() -> str:
@@ -105,11 +106,12 @@ def best_table(name: str, presets: list[str], command: str, compared: dict[str, 
     record = load(name)
     if record is None:
         return not_measured(f"{command} --json bench/results/{name}.json")
-    rows = []
+    rows, shown = [], []
     for preset in presets:
         runs = [run for run in record["summary"]["runs"] if run["preset"] == preset]
         if not runs:
             continue
+        shown += runs
         vals = " / ".join(f"{percent(r['best_val_acc'])} (seed {r['seed']})" for r in runs)
         tests = [r["test_acc"] for r in runs]
         # two decimals: a mean just under its target (89.98 against 90.0) must not round up to it
@@ -119,7 +121,7 @@ def best_table(name: str, presets: list[str], command: str, compared: dict[str, 
         rows.append(row + ([compared[preset]] if compared else []))
     header = ["preset", "its settings", "best val acc per seed", "test acc: mean ± half-range", "seconds (median)"]
     header += ["target (Fashion-MNIST's table)"] if compared else []
-    return table(header, rows) + "\n" + origin(record)
+    return table(header, rows) + "\n" + origins(record, shown)
 
 
 def epoch_table() -> str:

@@ -8,6 +8,16 @@ def origin(record: dict) -> str:
     )
 
 
+def origins(record: dict, runs: list[dict]) -> str:
+    """One origin line per distinct provenance of `runs` (a run re-measured by `--update` carries its own)."""
+    seen = []
+    for run in runs:
+        where = run.get("provenance", record["provenance"])
+        if where not in seen:
+            seen.append(where)
+    return "\n".join(origin({"provenance": where}) for where in seen or [record["provenance"]])
+
+
 def not_measured(command: str) -> str:
     return f"_Not measured yet: `{command}` writes these figures._\n"
 

@@ -146,3 +146,28 @@ def test_fashion_bench_smoke_mode_runs_the_first_command_on_the_installed_datase
     docs_table = rendered("fashion_defaults", tmp_path, monkeypatch)
     assert f"| `{run['command']}` | {100 * run['test_acc']:.1f}% (" in docs_table
     assert "2 Conv + pooling: 91.6%" in docs_table and "bench/fashion.py --smoke --only cnn" in docs_table
+
+
+@pytest.mark.slow  # one real run of the note's NumPy net
+def test_presets_bench_update_remeasures_one_preset_and_keeps_the_others_with_their_origin(tmp_path, monkeypatch):
+    earlier = {"date": "2026-01-01", "commit": "abc1234", "machine": "an older machine", "command": "python old"}
+    kept = {"preset": "note_mlp_old", "seed": 42, "command": "python train.py", "seconds": 1.0, "test_acc": 0.5}
+    replaced = {"preset": "scratch", "seed": 0, "command": "python -m experiments.scratch", "test_acc": 0.01}
+    path = tmp_path / "presets.json"
+    path.write_text(json.dumps({"provenance": earlier, "summary": {"runs": [kept, replaced]}}))
+    command = [sys.executable, str(REPO / "bench" / "presets.py"), "--only", "scratch", "--update", "--json", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = {run["preset"]: run for run in json.loads(path.read_text())["summary"]["runs"]}
+    assert set(runs) == {"note_mlp_old", "scratch"}
+    assert runs["note_mlp_old"] == kept | {"provenance": earlier}  # credited to the command that measured it
+    assert runs["scratch"]["test_acc"] > 0.5 and "--only scratch --update" in runs["scratch"]["provenance"]["command"]
+    note_table = rendered("presets_note", tmp_path, monkeypatch)
+    assert "at commit abc1234" not in note_table  # note_mlp_old is not a preset the table shows
+    assert note_table.count("_Measured on") == 1 and "--only scratch --update" in note_table
+
+
+def test_presets_bench_update_needs_an_existing_result_file(tmp_path):
+    command = [sys.executable, str(REPO / "bench" / "presets.py"), "--update", "--json", str(tmp_path / "none.json")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2 and "--update needs --json naming an existing result file" in done.stderr
