@@ -5,6 +5,7 @@ import argparse
 import csv
 import json
 import logging
+import statistics
 import sys
 from pathlib import Path
 
@@ -67,7 +68,7 @@ def write_summary(sweep_dir: Path) -> tuple[dict, list[dict]]:
         writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    (sweep_dir / "summary.md").write_text(_markdown(plan, rows, header))
+    (sweep_dir / "summary.md").write_text(_markdown(plan, rows, header) + _seed_means_markdown(keys, rows))
     best = next((r for r in rows if r["best_val_acc"] is not None), None)
     if best is not None:
         (sweep_dir / "best.yaml").write_text(_best_yaml(plan, best))
@@ -109,6 +110,40 @@ def _markdown(plan: dict, rows: list[dict], header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seed_means(keys: list[str], rows: list[dict]) -> list[dict]:
+    """With `seed` swept beside other keys: each setting of the others with its mean best val acc over the
+    seeds that reached a validation, best mean first (one seed can move val acc by a point on the sample)."""
+    others = [key for key in keys if key != "seed"]
+    if "seed" not in keys or not others:
+        return []
+    settings: dict[tuple, list] = {}
+    for row in rows:
+        settings.setdefault(tuple(row[key] for key in others), []).append(row["best_val_acc"])
+    means = []
+    for setting, accuracies in settings.items():
+        reached = [accuracy for accuracy in accuracies if accuracy is not None]
+        mean = statistics.mean(reached) if reached else None
+        spread = (max(reached) - min(reached)) / 2 if reached else None
+        means.append(
+            dict(zip(others, setting, strict=True))
+            | {"seeds": f"{len(reached)} of {len(accuracies)}", "mean": mean, "half_range": spread}
+        )
+    return sorted(means, key=lambda m: (m["mean"] is None, -(m["mean"] or 0.0)))
+
+
+def _seed_means_markdown(keys: list[str], rows: list[dict]) -> str:
+    means = seed_means(keys, rows)
+    if not means:
+        return ""
+    header = [key for key in keys if key != "seed"] + ["seeds", "mean best val acc", "half-range"]
+    lines = ["", "## Mean over seeds", "", "Best mean first.", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "---|" * len(header))
+    for mean in means:
+        cells = [str(value) for value in list(mean.values())[:-2]] + [_show(mean["mean"]), _show(mean["half_range"])]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _best_yaml(plan: dict, best: dict) -> str:
     # A preset (sweep=lr_wd) only makes sense with -m, so the rerun spells out the settings it made.
     chosen = [o for o in best["overrides"] if override_key(o) not in NOT_IN_RERUN]
@@ -147,6 +182,17 @@ def print_summary(plan_name: str, rows: list[dict], keys: list[str]) -> None:
         shown = [*values, status, *(_show(row[c], c) for c in figures)]
         table.add_row(*(escape(str(text)) for text in shown))  # swept values such as [256,128] are text
     Console().print(table)
+    means = seed_means(keys, rows)
+    if means:
+        others = [key for key in keys if key != "seed"]
+        averaged = Table(title="mean over seeds, best first", header_style="bold")
+        for column in (*short_keys(others).values(), "seeds", "mean best val acc", "half-range"):
+            averaged.add_column(column)
+        for mean in means:
+            values = [format_value(str(mean[key])) for key in others]
+            shown = [*values, mean["seeds"], _show(mean["mean"]), _show(mean["half_range"])]
+            averaged.add_row(*(escape(text) for text in shown))
+        Console().print(averaged)
 
 
 def main(argv: list[str] | None = None) -> int:
