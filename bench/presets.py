@@ -26,9 +26,9 @@ from provenance import provenance, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 NOTE = ["note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", "note_rnn_rows", "note_lstm_rows", "note_gru_rows"]
-BEST = ["best_mlp", "best_cnn", "best_lstm"]
+BEST = ["best_mlp", "best_cnn", "best_cnn_wide", "best_lstm"]
 # On the full Fashion-MNIST: Debian's package (apt-get install -y dataset-fashion-mnist)
-FASHION = ["best_mlp_fashion", "best_lenet_fashion", "best_lstm_fashion"]
+FASHION = ["best_mlp_fashion", "best_lenet_fashion", "best_cnn_fashion", "best_lstm_fashion"]
 SCRATCH = "scratch"  # python -m experiments.scratch: the note's NumPy net
 OFFLINE = ["data=mnist_sample"]  # the note presets' own datasets are downloads
 

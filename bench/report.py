@@ -93,7 +93,7 @@ def presets_note() -> str:
 
 
 def presets_best() -> str:
-    return best_table("presets", ["best_mlp", "best_cnn", "best_lstm"], "python bench/presets.py")
+    return best_table("presets", ["best_mlp", "best_cnn", "best_cnn_wide", "best_lstm"], "python bench/presets.py")
 
 
 def presets_fashion() -> str:
