@@ -11,7 +11,7 @@ def test_the_note_and_the_recipes_have_presets():
     rows = {f"note_{cell}_rows" for cell in ("rnn", "lstm", "gru")}
     notes = {"note_quickstart", "note_mnist_mlp", "note_lenet_cifar10", *rows}
     assert notes <= set(PRESETS)
-    assert {"best_mlp", "best_cnn", "best_lstm"} <= set(PRESETS)
+    assert {"best_mlp", "best_cnn", "best_cnn_wide", "best_lstm"} <= set(PRESETS)
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,7 @@ def test_the_recipes_compose_to_what_the_sweeps_chose():
     chosen = {
         "best_mlp": {"model.hidden_sizes": [512, 512], "optimizer.lr": 0.001, "regularization.weight_decay": 0.0001},
         "best_cnn": {"model._target_": "experiments.models.cnn.LeNet", "optimizer.lr": 0.003},
+        "best_cnn_wide": {"model.conv_channels": [32, 64], "model.hidden_sizes": [256], "optimizer.lr": 0.003},
         "best_lstm": {"model.cell": "lstm", "model.hidden_size": 256, "optimizer.lr": 0.003},
     }
     for preset, expected in chosen.items():
@@ -47,6 +48,33 @@ def test_the_recipes_compose_to_what_the_sweeps_chose():
         assert {key: OmegaConf.select(cfg, key) for key in expected} == expected
         assert cfg.data._target_.endswith("MNISTSampleDataModule") and cfg.regularization.augment.enabled
         assert cfg.scheduler._target_.endswith("OneCycleLR")
+
+
+def test_the_fashion_recipes_compose_to_what_their_sweeps_chose():
+    from omegaconf import OmegaConf
+
+    chosen = {
+        "best_mlp_fashion": {
+            "model.hidden_sizes": [1024, 1024],
+            "regularization.dropout": 0.2,
+            "trainer.max_epochs": 30,
+        },
+        "best_lenet_fashion": {
+            "model.conv_channels": [6, 16],
+            "model.hidden_sizes": [120, 84],
+            "trainer.max_epochs": 40,
+        },
+        "best_cnn_fashion": {
+            "model.conv_channels": [32, 64],
+            "model.hidden_sizes": [256],
+            "regularization.dropout": 0.2,
+        },
+        "best_lstm_fashion": {"model.cell": "lstm", "model.hidden_size": 128, "regularization.augment.enabled": False},
+    }
+    for preset, expected in chosen.items():
+        cfg = compose_config(f"experiment={preset}")
+        assert {key: OmegaConf.select(cfg, key) for key in expected} == expected
+        assert cfg.data.name == "fashion_mnist" and cfg.scheduler._target_.endswith("OneCycleLR")
 
 
 def test_a_preset_gives_way_to_what_is_typed_after_it():
