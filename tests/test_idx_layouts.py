@@ -65,3 +65,17 @@ def test_a_gzipped_file_damaged_inside_is_one_line(tmp_path):
     path.unlink()
     with pytest.raises(UserError, match=r"t10k-images-idx3-ubyte.gz does not read back"):
         splits_of("mnist", tmp_path)
+
+
+def test_a_file_read_again_in_one_process_is_decoded_once_and_a_changed_file_is_read_anew(tmp_path):
+    from experiments.data.idx_files import read_idx
+
+    write_mnist_family(tmp_path, "MNIST", flat=True, gzipped=True)
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    first = read_idx(path)
+    assert read_idx(path) is first  # a sweep's trials in one process share the decoded array
+    changed = gzip.decompress(path.read_bytes())
+    changed = changed[:8] + bytes((label + 1) % 10 for label in changed[8:])  # IDX labels: 8-byte header
+    path.write_bytes(gzip.compress(changed))
+    again = read_idx(path)
+    assert torch.equal(again, (first + 1) % 10)

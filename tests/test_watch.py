@@ -5,6 +5,7 @@ import math
 import random
 
 import pytest
+import torch
 from conftest import SMOKE, run_here
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -140,3 +141,31 @@ def test_a_run_whose_weights_become_nan_still_ends_with_its_verdicts(tmp_path):
     # with the 3x rule off, the NaN loss still stops the run: its NaN weights reach no checkpoint
     assert metrics["status"] == "diverged" and metrics["loss_curve"]["verdict"] == "exploded"
     assert metrics["loss_curve"]["evidence"]["final_loss"] is None  # NaN has no JSON form
+
+
+def test_the_inputs_picture_depends_on_the_data_and_its_augmentation_only_and_is_drawn_once(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from experiments.data.mnist_sample import MNISTSampleDataModule
+    from experiments.pictures import training_inputs
+
+    drawn = []
+    monkeypatch.setattr(training_inputs, "_drawn", {})  # none drawn yet in this process
+    render = training_inputs.render
+    monkeypatch.setattr(training_inputs, "render", lambda figure: drawn.append(figure) or render(figure))
+    augment = {"enabled": True, "hflip": None, "crop_padding": 4, "translate": 0.1, "rotate": 10.0}
+    augment |= {"shear": 5.0, "scale": 0.1}
+
+    def picture(folder, **changes):
+        module = MNISTSampleDataModule(augment={**augment, **changes}).load()
+        before = torch.get_rng_state()
+        path = training_inputs.draw_training_inputs(module, [str(d) for d in range(10)], [], tmp_path / folder)
+        assert torch.equal(torch.get_rng_state(), before)  # training after it draws what it would have drawn
+        return np.asarray(Image.open(path))
+
+    torch.manual_seed(1)
+    first = picture("a")
+    torch.manual_seed(2)  # another seed, another model: the same picture, not drawn again
+    assert np.array_equal(picture("b"), first) and len(drawn) == 1
+    assert not np.array_equal(picture("c", rotate=30.0), first) and len(drawn) == 2

@@ -3,6 +3,7 @@ files straight in ROOT, gzipped or not. They are read in place, never unpacked i
 be read-only (Debian's dataset packages are root-owned). Each file is checked before it is read: its
 header, and its length against what the header promises."""
 
+import functools
 import gzip
 import logging
 import struct
@@ -125,7 +126,15 @@ def check_idx_files(folder: Path, found: dict[str, Path], name: str, names: list
 
 
 def read_idx(path: Path):
-    """The file's array as a uint8 tensor of the shape its header gives."""
+    """The file's array as a uint8 tensor of the shape its header gives. Kept per process, keyed by the
+    file's identity, so the trials of a sweep in one process decode a 30 MB .gz once; callers copy before
+    they change it (indexing and float conversion do)."""
+    stat = path.stat()
+    return _read_idx(path.resolve(), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)  # one dataset's four files, twice over
+def _read_idx(path: Path, inode: int, mtime_ns: int, size: int):
     import torch
 
     dims, shape, _ = idx_header(path)
