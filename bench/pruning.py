@@ -46,6 +46,12 @@ WAYS = {  # name -> overrides
     "fused_unpruned": ["hydra/launcher=fused", "hydra.sweeper.pruner.name=none"],
 }
 
+COMPARED = {  # what the summary compares: (pruned way, unpruned way)
+    "one_at_a_time": ("pruned", "unpruned"),
+    "successive_halving": ("halving", "unpruned"),
+    "fused": ("fused_pruned", "fused_unpruned"),
+}
+
 
 def run_study(workdir: Path, overrides: list[str]) -> dict:
     """One timed sweep=optuna command in its own folder: its trials' metrics.json and the time."""
@@ -103,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S", help="sampler seeds (default 0 1 2)"
     )
     parser.add_argument("--set", type=int, default=6, metavar="N", help="suggestions per fused set (default 6)")
+    parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS), help="which ways (default all)")
+    parser.add_argument("overrides", nargs="*", help="more overrides for every way (KEY=VALUE)")
     parser.add_argument("--json", metavar="PATH", help="also write the summary and its provenance here")
     return parser
 
@@ -116,25 +124,27 @@ def main(argv: list[str] | None = None) -> None:
         f"hydra.sweeper.n_trials={settings['trials']}",
         f"trainer.max_epochs={settings['epochs']}",
         *settings["extra"],
+        *args.overrides,
     ]
     summary = {"mode": mode, "data": "mnist_sample", "epochs": settings["epochs"], "fused_set": args.set}
-    summary["seeds"] = args.seeds
+    summary["seeds"], summary["overrides"] = args.seeds, args.overrides
     with tempfile.TemporaryDirectory() as root:
-        for way, overrides in WAYS.items():
+        for way in args.ways:
+            overrides = WAYS[way]
             batch = [f"hydra.sweeper.n_jobs={args.set}"] if way.startswith("fused") else []
             per_seed = []
             for seed in args.seeds:
                 seeded = [*common, *overrides, *batch, f"hydra.sweeper.sampler.seed={seed}"]
                 per_seed.append(figures(run_study(Path(root) / f"{way}_{seed}", seeded)))
             summary[way] = mean_over_seeds(per_seed)
-    summary["one_at_a_time"] = compare(summary, "pruned", "unpruned")
-    summary["successive_halving"] = compare(summary, "halving", "unpruned")
-    summary["fused"] = compare(summary, "fused_pruned", "fused_unpruned")
+    for key, (pruned, unpruned) in COMPARED.items():
+        if pruned in summary and unpruned in summary:
+            summary[key] = compare(summary, pruned, unpruned)
     print(
         f"sweep=optuna (TPE) on {summary['data']} ({mode}): {settings['trials']} trials of at most "
         f"{settings['epochs']} epochs; fused sets of {args.set}; means over sampler seeds {args.seeds}"
     )
-    for way in WAYS:
+    for way in args.ways:
         s = summary[way]
         best = "-" if s["best_val_acc"] is None else f"{s['best_val_acc']:.4f}"
         print(
@@ -146,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
         ("successive halving", "successive_halving"),
         ("fused", "fused"),
     ):
+        if key not in summary:
+            continue
         share, points = summary[key]["time_share"], summary[key]["best_val_acc_points"]
         print(f"  {label}: pruning takes {share:.2f} of the time, best val acc {points} points")
     print(json.dumps(summary))
