@@ -267,3 +267,14 @@ def test_horizontal_flip_defaults_off_for_digits_and_on_for_cifar():
         return any("HorizontalFlip" in type(step).__name__ for step in steps)
 
     assert not has_flip(False) and has_flip(True) and has_flip(False, hflip=True)
+
+
+def test_random_erasing_blanks_one_rectangle_of_2_to_33_percent_per_image():
+    from experiments.data.augment import build_augmenter
+
+    only_erase = {**AUGMENT, "hflip": False, "crop_padding": 0, "translate": 0.0, "rotate": 0.0, "shear": 0.0}
+    steps = build_augmenter({**only_erase, "scale": 0.0, "erase": 1.0}, False, (28, 28))
+    erased = steps(torch.ones(64, 1, 28, 28))
+    blanked = (erased == 0).flatten(1).float().mean(dim=1)
+    assert ((blanked >= 0.015) & (blanked <= 0.34)).all()  # one patch, never the whole image
+    assert len(set(blanked.tolist())) > 10  # each image its own rectangle

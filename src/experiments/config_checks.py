@@ -141,6 +141,7 @@ RULES: dict[str, Rule] = {
     "regularization.augment.rotate": number(0),
     "regularization.augment.shear": number(0),
     "regularization.augment.scale": number(0, 1, high_open=True),
+    "regularization.augment.erase": number(0, 1),
     "check": choice("none", "procedure"),
     "checks.during_training": Rule(
         "a list of initial_loss, regularization, overfit (e.g. [initial_loss] or [])",

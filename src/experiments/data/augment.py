@@ -6,8 +6,8 @@ from experiments.errors import UserError
 
 
 def build_augmenter(options: dict, hflip_default: bool, image_size: tuple[int, int]) -> nn.Module | None:
-    """Flips, random crop with padding and a random affine map (translate, rotate, shear, scale),
-    each switchable; None when augmentation is off."""
+    """Flips, random crop with padding, a random affine map (translate, rotate, shear, scale) and random
+    erasing, each switchable; None when augmentation is off."""
     if not options.get("enabled"):
         return None
     import kornia.augmentation as K
@@ -28,6 +28,8 @@ def build_augmenter(options: dict, hflip_default: bool, image_size: tuple[int, i
                 p=1.0,
             )
         )
+    if options.get("erase", 0.0) > 0:  # last: a blanked patch, not one moved about by the affine map
+        steps.append(K.RandomErasing(p=options["erase"], value=0.0))
     if not steps:
         raise UserError("regularization.augment.enabled=true but every transform is off: turn one on")
     return nn.Sequential(*steps)
