@@ -62,7 +62,7 @@ def test_the_fashion_recipes_compose_to_what_their_sweeps_chose():
         "best_lenet_fashion": {
             "model.conv_channels": [6, 16],
             "model.hidden_sizes": [120, 84],
-            "trainer.max_epochs": 40,
+            "trainer.max_epochs": 80,
         },
         "best_cnn_fashion": {
             "model.conv_channels": [32, 64],
