@@ -23,6 +23,7 @@ BAD_INPUTS = [
     (["data.val_fraction=1.5"], ["data.val_fraction=1.5", "(0, 1)"]),
     (["trainer.max_epochs=two"], ["trainer.max_epochs='two'", "integer"]),
     (["seed=-3"], ["seed=-3", ">= 0"]),
+    (["model=cnn", "model.padding=-1"], ["model.padding=-1", "an integer >= 0"]),
     (["model=rnn", "model.bidirectional=maybe"], ["model.bidirectional='maybe'", "true or false"]),
     (["model.hidden_sizes=[512,0]"], ["model.hidden_sizes=[512, 0]", "integers >= 1"]),
     (["optimizer.lrr=1"], ["optimizer.lrr", "lr", "_partial_"]),

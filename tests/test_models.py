@@ -24,6 +24,16 @@ def test_lenet_computes_its_flatten_size(shape, flat):
 def test_lenet_refuses_images_too_small():
     with pytest.raises(UserError, match="at least 16x16"):
         LeNet((1, 12, 12), num_classes=10)
+    with pytest.raises(UserError, match="kernel_size=3 and padding=1 needs images of at least 4x4"):
+        LeNet((1, 3, 3), num_classes=10, kernel_size=3, padding=1)
+
+
+def test_kernel_size_and_padding_set_both_convolutions_and_the_flatten_size():
+    net = LeNet((1, 28, 28), num_classes=10, conv_channels=(32, 64), kernel_size=3, padding=1)
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv2d)]
+    assert [(m.kernel_size, m.padding) for m in convs] == [((3, 3), (1, 1))] * 2
+    assert net.classifier[0].in_features == 64 * 7 * 7  # 28 -> 28 -> pool 14 -> 14 -> pool 7
+    assert net(torch.randn(2, 1, 28, 28)).shape == (2, 10)
 
 
 def test_mlp_hidden_sizes_and_input_from_shape():

@@ -100,6 +100,8 @@ RULES: dict[str, Rule] = {
     "model.conv_channels": Rule(
         "a list of two integers >= 1, e.g. [6,16]", lambda v: SIZE_LIST.accepts(v) and len(v) == 2
     ),
+    "model.kernel_size": integer(1),
+    "model.padding": integer(0),
     "model.cell": choice("rnn", "lstm", "gru"),
     "model.hidden_size": integer(1),
     "model.num_layers": integer(1),
