@@ -4,6 +4,7 @@ only what it reached before it exploded, and runs that resume in place."""
 import contextlib
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -168,6 +169,32 @@ def test_a_run_killed_while_writing_a_checkpoint_keeps_the_previous_one_and_resu
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not list((run_dir / "checkpoints").glob("*.partial"))
     assert_same_as_unbroken(run_dir, tmp_path / "unbroken", unbroken)
+
+
+@pytest.mark.slow
+def test_a_stop_at_an_epochs_last_step_keeps_that_epochs_validation_and_timing(tmp_path, unbroken_four_epochs):
+    """Ctrl-C just before the last batch of epoch 2: resumed from that step, Lightning would skip the epoch's
+    validation and end; the run finishes the epoch first, and the resumed run matches the unbroken one."""
+    run_dir = tmp_path / "stopped"
+    last_step_of_epoch_2 = ["+callbacks.stop._target_=signal_at.SignalAtBatch", "+callbacks.stop.epoch=1"]
+    last_step_of_epoch_2 += ["+callbacks.stop.batch=19"]  # FOUR_EPOCHS trains 20 batches an epoch
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures")}
+    stopped = train(tmp_path, *FOUR_EPOCHS, *last_step_of_epoch_2, f"hydra.run.dir={run_dir}", env=env)
+    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr[-2000:]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 40
+    resumed = train(tmp_path, f"resume={run_dir}", env=env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    unbroken_dir, unbroken = unbroken_four_epochs
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {k: v for k, v in metrics.items() if k not in TIMINGS} == {
+        k: v for k, v in unbroken.items() if k not in TIMINGS
+    }
+    assert len(metrics["epoch_seconds"]) == len(metrics["train_epoch_seconds"]) == 4
+    # every curve step by step; the HParams tab also holds the interrupted part's own row
+    curves = [
+        {k: v for k, v in logged_scalars(d).items() if not k.startswith("hparams/")} for d in (run_dir, unbroken_dir)
+    ]
+    assert curves[0] == curves[1] and len(curves[0]["val/acc"]) == 4
 
 
 @pytest.mark.slow

@@ -5,11 +5,12 @@ The signal handler only records the request, so it can never be lost in a window
 would be swallowed (a destructor, a library's cleanup). `StopAtStep` acts on it after the next training
 step: it saves checkpoints/last.ckpt (written atomically), then raises `Interrupted` out of the fit; the
 run records the status `interrupted`, exits with 128 + the signal's number, and resumes with
-`python train.py resume=RUN_DIR`. During validation or testing one process stops after the batch (DDP
-ranks at their next training step), and the last epoch's checkpoint stays the newest. A second Ctrl-C
-quits at once. Under DDP the ranks agree at every step (one tiny all-reduce): a signal that reaches one
-rank stops them all at the same step, where a rank stopping alone would leave the others waiting in
-their next collective.
+`python train.py resume=RUN_DIR`. A stop asked at an epoch's last training step waits for that epoch's
+validation and end instead: Lightning, resumed from that step, would count the epoch done without them.
+During validation or testing one process stops after the batch (DDP ranks at their next training step),
+and the last epoch's checkpoint stays the newest. A second Ctrl-C quits at once. Under DDP the ranks agree
+at every step (one tiny all-reduce): a signal that reaches one rank stops them all at the same step, where
+a rank stopping alone would leave the others waiting in their next collective.
 """
 
 import logging
@@ -64,19 +65,33 @@ def install_stop_handlers() -> None:
 class StopAtStep(L.Callback):
     def __init__(self, last_checkpoint: Path):
         self.last_checkpoint = last_checkpoint
+        self.stop_after_epoch = False  # asked at an epoch's last step: finish the epoch, then stop
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx) -> None:
-        if stop_agreed(trainer):
-            loader = trainer.train_dataloader
-            if hasattr(loader, "stop_mid_epoch") and batch_idx + 1 < trainer.num_training_batches:
-                loader.stop_mid_epoch(batch_idx + 1)  # the fast data path resumes at the next batch
+        if not stop_agreed(trainer):
+            return
+        if batch_idx + 1 >= trainer.num_training_batches:
+            self.stop_after_epoch = True
+            return
+        loader = trainer.train_dataloader
+        if hasattr(loader, "stop_mid_epoch"):
+            loader.stop_mid_epoch(batch_idx + 1)  # the fast data path resumes at the next batch
+        trainer.save_checkpoint(self.last_checkpoint)
+        raise Interrupted(f"{StopRequest.received.name} at step {trainer.global_step}")
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.stop_after_epoch:
+            trainer.should_stop = True  # the epoch's own hooks and logging still run; fit ends after them
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.stop_after_epoch:  # saved with the epoch complete: the resumed run starts the next one
             trainer.save_checkpoint(self.last_checkpoint)
-            raise Interrupted(f"{StopRequest.received.name} at step {trainer.global_step}")
+            raise Interrupted(f"{StopRequest.received.name} at the end of epoch {trainer.current_epoch}")
 
     # Under DDP, ranks may hold one evaluation batch more than others, so no collective here: they stop
     # together at the next training step instead.
     def on_validation_batch_end(self, trainer: L.Trainer, *args) -> None:
-        if trainer.world_size == 1 and StopRequest.pending():
+        if trainer.world_size == 1 and StopRequest.pending() and not self.stop_after_epoch:
             raise Interrupted(f"{StopRequest.received.name} during validation")
 
     def on_test_batch_end(self, trainer: L.Trainer, *args) -> None:
