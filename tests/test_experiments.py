@@ -67,6 +67,8 @@ def test_the_fashion_recipes_compose_to_what_their_sweeps_chose():
         "best_cnn_fashion": {
             "model.conv_channels": [32, 64],
             "model.hidden_sizes": [256],
+            "model.kernel_size": 3,
+            "model.padding": 1,
             "regularization.dropout": 0.2,
         },
         "best_lstm_fashion": {"model.cell": "lstm", "model.hidden_size": 128, "regularization.augment.enabled": False},
