@@ -151,15 +151,9 @@ def main(argv: list[str] | None = None) -> None:
             f"  {way:15s} {s['seconds']:8.1f} s  {s['pruned']:5.1f} pruned  {s['diverged']:5.1f} diverged  "
             f"{s['trial_epochs']:6.1f} trial-epochs  best val acc {best}"
         )
-    for label, key in (
-        ("one at a time", "one_at_a_time"),
-        ("successive halving", "successive_halving"),
-        ("fused", "fused"),
-    ):
-        if key not in summary:
-            continue
+    for key in (key for key in COMPARED if key in summary):
         share, points = summary[key]["time_share"], summary[key]["best_val_acc_points"]
-        print(f"  {label}: pruning takes {share:.2f} of the time, best val acc {points} points")
+        print(f"  {key.replace('_', ' ')}: pruning takes {share:.2f} of the time, best val acc {points} points")
     print(json.dumps(summary))
     if args.json:
         sys.path.insert(0, str(Path(__file__).parent))
