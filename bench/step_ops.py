@@ -98,7 +98,7 @@ def fused_step_operations(trials: int, root: Path) -> float:
 
 def lone_step_operations(root: Path) -> float:
     from experiments.run import build_data, build_module, prepare_process
-    from experiments.trainer import build_trainer
+    from experiments.training.trainer import build_trainer
 
     cfg = composed()
     prepare_process(cfg)

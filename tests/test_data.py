@@ -4,11 +4,11 @@ import pytest
 import torch
 from conftest import SMOKE, compose_config, run_here, train
 
+from experiments.config.errors import UserError
 from experiments.data.in_memory import stratified_split
 from experiments.data.mnist_sample import MNISTSampleDataModule
 from experiments.data.synthetic_files import write_cifar10
 from experiments.data.torchvision_sets import TorchvisionDataModule
-from experiments.errors import UserError
 
 EXPECTED = {  # name: (input shape, classes, official train size, official test size) of the written files
     "mnist": ((1, 28, 28), 10, 120, 40),

@@ -3,7 +3,7 @@
 import pytest
 from conftest import compose_config, run_here, train
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 from experiments.fused.train import check_fusable
 
 SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"]

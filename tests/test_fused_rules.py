@@ -9,13 +9,13 @@ import pytest
 import torch
 from conftest import compose_config, run_here
 
-from experiments.callbacks.divergence import Diverged, DivergenceAbort, loss_limit, within_limit
-from experiments.callbacks.max_norm import MaxNorm, clamp_unit_norms
 from experiments.fused.records import TrialRecord
 from experiments.fused.stack import TrialStack
 from experiments.fused.train import train_fused
 from experiments.fused.trial_logs import TrialLog
 from experiments.models.mlp import MLP
+from experiments.training.callbacks.divergence import Diverged, DivergenceAbort, loss_limit, within_limit
+from experiments.training.callbacks.max_norm import MaxNorm, clamp_unit_norms
 
 CURVES = [[1.0, 2.0, 2.9, 3.0, 3.01, 1.0], [1.0, math.nan, 1.0], [1.0, 0.5, math.inf], [math.inf, 1.0], [2.0, 5.9, 0.1]]
 

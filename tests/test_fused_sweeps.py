@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, train
 
-from experiments.errors import UserError
-from experiments.resume import expand_resume
+from experiments.checkpoints.resume import expand_resume
+from experiments.config.errors import UserError
 
 GRID = ["optimizer.lr=0.001,0.0003,20", "trainer.max_epochs=2", "watch.pictures=false", "model.hidden_sizes=[64]"]
 GRID += ["trainer.limit_train_batches=20", "trainer.limit_test_batches=2"]  # the path is what is tested

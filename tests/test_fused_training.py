@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import compose_config, logged_scalars, run_here
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 from experiments.fused.train import check_fusable, train_fused
 
 SHORT = ["trainer.max_epochs=2", "watch.pictures=false", "model.hidden_sizes=[64]"]  # a small MLP: the same path

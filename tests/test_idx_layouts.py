@@ -6,9 +6,9 @@ import gzip
 import pytest
 import torch
 
+from experiments.config.errors import UserError
 from experiments.data.synthetic_files import write_mnist_family
 from experiments.data.torchvision_sets import TorchvisionDataModule
-from experiments.errors import UserError
 
 
 def listing(folder) -> dict[str, tuple[int, int]]:

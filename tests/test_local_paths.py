@@ -52,7 +52,7 @@ def test_the_output_root_holds_the_runs_the_sweeps_and_the_trackers_stores(tmp_p
 
 
 def test_a_requeued_slurm_job_looks_for_its_run_under_the_output_root(tmp_path):
-    from experiments.slurm import runs_folder
+    from experiments.checkpoints.slurm_requeue import runs_folder
 
     conf = tmp_path / "conf"
     (conf / "local").mkdir(parents=True)

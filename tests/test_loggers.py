@@ -13,7 +13,7 @@ from conftest import REPO, SMOKE, train
 from documented import documented_commands
 from test_reliability import checkpoint_writes, start, wait_for
 
-from experiments.tracking.build import kept_rows
+from experiments.records.tracking.build import kept_rows
 
 SHORT = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
 

@@ -6,7 +6,7 @@ from conftest import run_here, train
 from documented import documented
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 
 def test_the_search_alone_saves_its_curve_and_trains_nothing(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import SMOKE, run_here
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 from experiments.models.cnn import LeNet
 from experiments.models.mlp import MLP
 from experiments.models.recurrent import RecurrentClassifier
@@ -81,7 +81,7 @@ def test_stacked_bidirectional_options_from_the_command_line(tmp_path):
 
 
 def test_a_wider_cnn_from_the_command_line_keeps_lenets_shape(tmp_path):
-    from experiments.checkpoints import load_module
+    from experiments.checkpoints.reading import load_module
 
     metrics = run_here(
         tmp_path, "model=cnn", "model.conv_channels=[32,64]", "model.hidden_sizes=[256]", "regularization=batchnorm",

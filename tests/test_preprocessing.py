@@ -5,7 +5,7 @@ import torch
 from conftest import compose_config, run_here, train
 from PIL import Image
 
-from experiments.checkpoints import load_module
+from experiments.checkpoints.reading import load_module
 from experiments.data.mnist_sample import MNISTSampleDataModule
 from experiments.data.preprocessing import PREPROCESSING, InputTransform
 from experiments.predict import predict

@@ -8,9 +8,9 @@ import torch
 from conftest import SMOKE, compose_config, run_here, train
 from documented import documented
 
-from experiments.module import ClassifierModule
 from experiments.procedure.sanity import initial_loss, regularization_raises_loss
 from experiments.run import build_data, build_module, check_procedure
+from experiments.training.module import ClassifierModule
 
 MODELS = ["mlp", "cnn", "rnn", "lstm", "gru"]
 

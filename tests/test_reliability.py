@@ -15,7 +15,7 @@ import pytest
 import torch
 from conftest import REPO, logged_scalars, run_here, train
 
-from experiments.checkpoint_io import AtomicCheckpointIO
+from experiments.checkpoints.atomic_io import AtomicCheckpointIO
 
 # SGD at lr 0.8 on the sample validates once (epoch 1 of 3) and explodes at step 23, in epoch 2.
 EXPLODES_IN_EPOCH_2 = [

@@ -10,7 +10,7 @@ from conftest import REPO, compose_config, run_here, train
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 QUICK = ["trainer.limit_train_batches=10", "trainer.limit_val_batches=4", "watch.pictures=false"]
 
@@ -132,7 +132,7 @@ def test_runs_started_together_get_their_own_directories(tmp_path):
 
 
 def test_the_metrics_table_prints_values_as_text_not_rich_markup(capsys):
-    from experiments.reporting import print_metrics_table
+    from experiments.records.metrics import print_metrics_table
 
     advice = "stop earlier or regularize more: regularization=[early_stopping], dropout or l2"
     print_metrics_table({"loss_curve": {"advice": advice}}, title="final metrics")

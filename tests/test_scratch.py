@@ -80,7 +80,7 @@ def test_a_wrong_gradient_is_caught():
 
 def test_the_framework_mlp_takes_the_same_steps_as_the_numpy_net(tmp_path):
     from experiments.run import build_data, build_module, fit, prepare_process
-    from experiments.trainer import build_trainer
+    from experiments.training.trainer import build_trainer
 
     overrides = [
         "model.hidden_sizes=[10]",

@@ -9,8 +9,8 @@ import torch
 from conftest import SMOKE, run_here
 
 from experiments.data.in_memory import TensorBatches
-from experiments.lean_profiler import LeanPassThroughProfiler
-from experiments.module import ClassifierModule
+from experiments.training.lean_profiler import LeanPassThroughProfiler
+from experiments.training.module import ClassifierModule
 
 
 class Loader:
@@ -54,8 +54,8 @@ def test_epoch_metrics_from_kept_step_outputs_equal_a_direct_computation():
 
 
 def test_progress_bar_shows_the_live_step_loss_from_the_step_outputs(tmp_path):
-    from experiments.callbacks.divergence import DivergenceAbort
-    from experiments.callbacks.progress import SteadyRichProgressBar
+    from experiments.training.callbacks.divergence import DivergenceAbort
+    from experiments.training.callbacks.progress import SteadyRichProgressBar
 
     torch.manual_seed(0)
     module = ClassifierModule(

@@ -5,13 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from experiments.callbacks.max_norm import MaxNorm, hidden_weight_names
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 from experiments.models.cnn import LeNet
 from experiments.models.layers import Maxout
 from experiments.models.mlp import MLP
 from experiments.models.recurrent import RecurrentClassifier
-from experiments.module import ClassifierModule
+from experiments.training.callbacks.max_norm import MaxNorm, hidden_weight_names
+from experiments.training.module import ClassifierModule
 
 SHAPE = (1, 8, 8)
 

@@ -7,7 +7,7 @@ import warnings
 import pytest
 from conftest import logged_scalars, run_here
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 SMALL = ["trainer.limit_train_batches=10", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"]
 SMALL += ["trainer.log_every_n_steps=1"]  # the learning rate at every step
@@ -106,7 +106,7 @@ def session_hparams(run_dir) -> dict:
 
 
 def test_a_finished_run_is_refused_with_the_command_that_trains_it_on(tmp_path):
-    from experiments.resume import expand_resume
+    from experiments.checkpoints.resume import expand_resume
 
     run_dir = tmp_path / "outputs" / "runs" / "finished"  # what a finished run leaves, as resume= reads it
     (run_dir / ".hydra").mkdir(parents=True)

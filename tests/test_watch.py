@@ -148,7 +148,7 @@ def test_the_inputs_picture_depends_on_the_data_and_its_augmentation_only_and_is
     from PIL import Image
 
     from experiments.data.mnist_sample import MNISTSampleDataModule
-    from experiments.pictures import training_inputs
+    from experiments.records.pictures import training_inputs
 
     drawn = []
     monkeypatch.setattr(training_inputs, "_drawn", {})  # none drawn yet in this process

@@ -18,13 +18,13 @@ from hydra.errors import ConfigCompositionException, HydraException, MissingConf
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from experiments.config_checks import check_config
-from experiments.errors import TrialsFailed, UserError
-from experiments.resume import expand_resume
-from experiments.slurm import expand_requeued, run_name
+from experiments.checkpoints.resume import expand_resume
+from experiments.checkpoints.slurm_requeue import expand_requeued, run_name
+from experiments.config.errors import TrialsFailed, UserError
+from experiments.config.rules import check_config
+from experiments.records.status import user_error_in
+from experiments.records.tracking.checks import unchosen_logger
 from experiments.sweeps.logspace import expand_logspace
-from experiments.sweeps.status import user_error_in
-from experiments.tracking.checks import unchosen_logger
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def run_job(cfg: DictConfig) -> float | None:
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     if not in_sweep:
         return _run_single(cfg)
-    from experiments.sweeps.status import record_failed, record_failure, record_finished, write_status
+    from experiments.records.status import record_failed, record_failure, record_finished, write_status
     from experiments.sweeps.trials import resume_restarted_trial
 
     trial_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -177,7 +177,7 @@ def run_job(cfg: DictConfig) -> float | None:
         record_failed(trial_dir, _failed_checks_line(metrics))
         return None
     objective = record_finished(trial_dir, metrics)
-    from experiments.callbacks.interrupt import StopRequest  # loaded by the run already
+    from experiments.training.callbacks.interrupt import StopRequest  # loaded by the run already
 
     if StopRequest.pending():  # Ctrl-C or SIGTERM: the sweep stops here; rerunning it resumes this trial
         log.error(f"sweep interrupted: trial {trial_dir.name} is {metrics['status']}; rerun the same command to resume")
@@ -201,7 +201,7 @@ def _run_single(cfg: DictConfig) -> float | None:
         print(f"error: {_failed_checks_line(metrics)}", file=sys.stderr)
         sys.exit(1)
     if metrics.get("status") == "interrupted":
-        from experiments.callbacks.interrupt import StopRequest  # loaded by the run already
+        from experiments.training.callbacks.interrupt import StopRequest  # loaded by the run already
 
         print(f"interrupted: continue with `python train.py resume={metrics['run_dir']}`", file=sys.stderr)
         sys.exit(StopRequest.exit_code())
@@ -219,11 +219,11 @@ def _run_in_job(cfg: DictConfig) -> dict:
     from omegaconf import open_dict
 
     hydra = HydraConfig.get()
-    from experiments.before_run import prepare_run, threads_per_trial
+    from experiments.preflight import prepare_run, threads_per_trial
 
     choices = prepare_run(cfg, _command_line_overrides(), OmegaConf.to_container(hydra.runtime.choices))
-    from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.run import check_procedure, run  # heavy: torch, Lightning, torchvision
+    from experiments.training.callbacks.interrupt import install_stop_handlers
 
     install_stop_handlers()  # Ctrl-C and SIGTERM: stop at the next step with a checkpoint
     if cfg.torch_threads is None:

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from lightning.pytorch.loggers import TensorBoardLogger
 
-    from experiments.figures import publish, tile_figure
+    from experiments.records.figures import publish, tile_figure
 
     columns = ["original", *(f"{name}\n({SIGNED[name]})" if name in SIGNED else name for name in KERNELS)]
     figure = tile_figure(

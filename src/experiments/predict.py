@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -114,7 +114,7 @@ def predict(
 
     import torch
 
-    from experiments.checkpoints import load_module, read_hparams
+    from experiments.checkpoints.reading import load_module, read_hparams
 
     hparams = read_hparams(checkpoint)
     module = load_module(checkpoint)

@@ -23,21 +23,22 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.callbacks.divergence import Diverged
-from experiments.callbacks.interrupt import Interrupted, StopRequest
-from experiments.callbacks.prediction_figures import PredictionFigures
-from experiments.checkpoints import check_fits_data, check_resumable, check_same_setup, load_module, read_hparams
+from experiments.checkpoints.reading import (
+    check_fits_data,
+    check_resumable,
+    check_same_setup,
+    load_module,
+    read_hparams,
+)
+from experiments.checkpoints.slurm_requeue import requeue
+from experiments.config.devices import check_device
 from experiments.data.in_memory import InMemoryDataModule
 from experiments.data.preprocessing import InputTransform
-from experiments.devices import check_device
-from experiments.module import ClassifierModule
-from experiments.pictures.first_layer import draw_first_layer
-from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
 from experiments.procedure.sanity import CheckResult, run_checks
-from experiments.reporting import (
+from experiments.records.metrics import (
     best_epoch,
     chosen_hparams,
     print_metrics_table,
@@ -45,9 +46,14 @@ from experiments.reporting import (
     varied_columns,
     write_metrics_json,
 )
-from experiments.slurm import requeue
-from experiments.tracking.publish import publish_final
-from experiments.trainer import RunCallbacks, build_trainer
+from experiments.records.pictures.first_layer import draw_first_layer
+from experiments.records.pictures.training_inputs import draw_training_inputs
+from experiments.records.tracking.publish import publish_final
+from experiments.training.callbacks.divergence import Diverged
+from experiments.training.callbacks.interrupt import Interrupted, StopRequest
+from experiments.training.callbacks.prediction_figures import PredictionFigures
+from experiments.training.module import ClassifierModule
+from experiments.training.trainer import RunCallbacks, build_trainer
 
 log = logging.getLogger(__name__)
 

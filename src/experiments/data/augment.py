@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 
 def build_augmenter(options: dict, hflip_default: bool, image_size: tuple[int, int]) -> nn.Module | None:

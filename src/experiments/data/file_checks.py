@@ -12,8 +12,8 @@ from pathlib import Path
 from torchvision import datasets
 from torchvision.datasets.utils import check_integrity
 
+from experiments.config.errors import UserError
 from experiments.data.idx_files import check_idx_files, file_names, locate, packaged_copy, redo
-from experiments.errors import UserError
 
 DATASET_CLASSES = {
     "mnist": datasets.MNIST,

@@ -10,7 +10,7 @@ import struct
 import zlib
 from pathlib import Path
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ import torch
 from torch import Tensor
 from torchvision import transforms
 
-from experiments.config_checks import check_value
+from experiments.config.errors import UserError
+from experiments.config.rules import check_value
 from experiments.data.augment import build_augmenter
 from experiments.data.per_sample import PerSampleDataset, PerSampleLoader, ShuffledOrder
-from experiments.errors import UserError
 
 Split = tuple[Tensor, Tensor]  # images uint8 (N, C, H, W), labels int64 (N,)
 

@@ -8,7 +8,7 @@ hyperparameters, and training, evaluation, `predict` and the pictures all go thr
 import torch
 from torch import Tensor, nn
 
-from experiments.config_checks import RULES, check_value
+from experiments.config.rules import RULES, check_value
 
 PREPROCESSING = RULES["data.preprocess"].options
 CHUNK = 4096  # rows per covariance product: bounded memory for 50k x 3072 CIFAR

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from experiments.config_checks import check_value
+from experiments.config.errors import UserError
+from experiments.config.rules import check_value
 from experiments.data.file_checks import DATASET_CLASSES, check_dataset_files
 from experiments.data.idx_files import install_hint, locate, packaged_copy, read_idx
 from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
-from experiments.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, run_job
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from experiments.config_checks import check_config
-from experiments.errors import UserError
-from experiments.sweeps.status import record_failure, record_finished, write_status
+from experiments.config.errors import UserError
+from experiments.config.rules import check_config
+from experiments.records.status import record_failure, record_finished, write_status
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ class PreparedJob:
 def launch_fused(
     launcher, job_overrides, initial_job_idx: int, max_trials: int, submitit: dict | None = None
 ) -> list[JobReturn]:
-    from experiments.callbacks.interrupt import install_stop_handlers
     from experiments.fused.train import check_fusable, fusion_key
+    from experiments.training.callbacks.interrupt import install_stop_handlers
 
     install_stop_handlers()  # Ctrl-C and SIGTERM stop a fused set at its next step
 
@@ -130,7 +130,7 @@ class LoneTrial:
 
 def train_set_here(jobs: list[PreparedJob]) -> None:
     """Train one fused set in this process; Ctrl-C or SIGTERM stops the sweep, as for a lone trial."""
-    from experiments.callbacks.interrupt import StopRequest
+    from experiments.training.callbacks.interrupt import StopRequest
 
     objectives = train_set([job.cfg for job in jobs], [job.trial_dir for job in jobs], jobs[0].choices)
     for job, objective in zip(jobs, objectives, strict=True):
@@ -188,7 +188,7 @@ def job_failed(job, err: Exception, trial_dirs: list[Path]) -> None:
 
 def train_set_in_job(cfgs: list[DictConfig], trial_dirs: list[Path], choices: dict) -> list[float | None]:
     """What a submitted job runs: one fused set, stopped at a step by SIGTERM or SIGUSR1 (a pre-emption)."""
-    from experiments.callbacks.interrupt import install_stop_handlers
+    from experiments.training.callbacks.interrupt import install_stop_handlers
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # into the job's own log (submitit's .err file)
     install_stop_handlers()
@@ -198,8 +198,8 @@ def train_set_in_job(cfgs: list[DictConfig], trial_dirs: list[Path], choices: di
 def train_set(cfgs: list[DictConfig], trial_dirs: list[Path], choices: dict) -> list[float | None]:
     """Train one fused set; every trial records its status, as job.run_job would. Returns the trials'
     objectives (None: the trial failed or was interrupted; rerunning the sweep trains it again)."""
-    from experiments.callbacks.interrupt import Interrupted
     from experiments.fused.train import train_fused
+    from experiments.training.callbacks.interrupt import Interrupted
 
     names = ", ".join(trial_dir.name for trial_dir in trial_dirs)
     log.info(f"fused set of {len(cfgs)} trials: {names}")

@@ -24,12 +24,12 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 from omegaconf import DictConfig
 
-from experiments.callbacks.epoch_timer import EpochTimer
-from experiments.callbacks.histograms import WeightHistograms
 from experiments.fused.watch import reading_medians
-from experiments.module import ClassifierModule
 from experiments.procedure.loss_curve import warmup_steps
-from experiments.trainer import build_trainer
+from experiments.training.callbacks.epoch_timer import EpochTimer
+from experiments.training.callbacks.histograms import WeightHistograms
+from experiments.training.module import ClassifierModule
+from experiments.training.trainer import build_trainer
 
 LOOPS = ("fit_loop", "validate_loop", "test_loop", "predict_loop")
 

@@ -22,14 +22,14 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
-from experiments.callbacks.divergence import loss_limit, within_limit
-from experiments.callbacks.interrupt import Interrupted, StopRequest
-from experiments.callbacks.max_norm import clamp_unit_norms
 from experiments.fused.optimizers import StackedAdam, StackedRMSprop, StackedSGD
 from experiments.fused.records import TrialRecord
 from experiments.fused.schedules import TrialSchedules
 from experiments.fused.stack import TrialStack
-from experiments.module import ClassifierModule
+from experiments.training.callbacks.divergence import loss_limit, within_limit
+from experiments.training.callbacks.interrupt import Interrupted, StopRequest
+from experiments.training.callbacks.max_norm import clamp_unit_norms
+from experiments.training.module import ClassifierModule
 
 FLUSH_STEPS = 50  # steps between two transfers of the step losses to the host
 EARLY_FLUSHES = (2, 4, 8, 16, 32)  # and after these steps

@@ -15,8 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from experiments.callbacks.max_norm import hidden_weight_names
 from experiments.models.mlp import MLP
+from experiments.training.callbacks.max_norm import hidden_weight_names
 
 # Layers without parameters that act on each element alone: over [trials, batch, units] as over [batch, units]
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU)

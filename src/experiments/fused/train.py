@@ -17,22 +17,22 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.callbacks.epoch_timer import EpochTimer
-from experiments.callbacks.progress import SteadyRichProgressBar
-from experiments.callbacks.update_ratio import UpdateRatio
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 from experiments.fused.lone_runs import LoneRun, LoneRunsAtEpochEnd, build_lone_runs
 from experiments.fused.module import OPTIMIZERS, FusedModule
 from experiments.fused.records import TrialRecord
 from experiments.fused.trial_logs import LiveTrialLogs, TrialLog
 from experiments.fused.watch import TrialUpdateRatios, reading_medians
-from experiments.pictures.first_layer import draw_first_layer
-from experiments.pictures.training_inputs import draw_training_inputs
 from experiments.procedure.loss_curve import report_loss_curve
-from experiments.reporting import best_epoch, chosen_hparams, swept_keys, varied_columns, write_metrics_json
+from experiments.records.metrics import best_epoch, chosen_hparams, swept_keys, varied_columns, write_metrics_json
+from experiments.records.pictures.first_layer import draw_first_layer
+from experiments.records.pictures.training_inputs import draw_training_inputs
+from experiments.records.tracking.publish import publish_final
 from experiments.run import build_data, build_module, check_before_training, prepare_process, test
-from experiments.tracking.publish import publish_final
-from experiments.trainer import trainer_options
+from experiments.training.callbacks.epoch_timer import EpochTimer
+from experiments.training.callbacks.progress import SteadyRichProgressBar
+from experiments.training.callbacks.update_ratio import UpdateRatio
+from experiments.training.trainer import trainer_options
 
 FUSED = (
     "optimizer.lr",

@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import Logger
 
 from experiments.fused.records import TrialRecord
 from experiments.fused.watch import finished_readings
-from experiments.tracking.publish import flush, publish_scalars
+from experiments.records.tracking.publish import flush, publish_scalars
 
 
 class TrialLog:

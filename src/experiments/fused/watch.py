@@ -13,7 +13,7 @@ import statistics
 import lightning as L
 import torch
 
-from experiments.callbacks.update_ratio import finite_readings, update_ratios
+from experiments.training.callbacks.update_ratio import finite_readings, update_ratios
 
 
 def lone_name(name: str) -> str:

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 from experiments.models.layers import Activation, hidden_block, initialize
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from experiments.config_checks import check_value
+from experiments.config.rules import check_value
 
 # Each activation's usual alpha when model.activation_alpha is null.
 DEFAULT_ALPHA = {"leaky_relu": 0.01, "prelu": 0.25, "elu": 1.0}

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from experiments.config_checks import check_recurrent_options, check_value
+from experiments.config.rules import check_recurrent_options, check_value
 from experiments.models.layers import initialize
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -156,8 +156,8 @@ def report_loss_curve(
     and train/loss_curve in each logger)."""
     found = diagnose(history["train_steps"], history["train_epoch"], history["val_epoch"], diverged, warmup_until)
     if run_dir is not None and history["train_steps"]:
-        from experiments.figures import publish
-        from experiments.pictures.loss_curve import curve_figure
+        from experiments.records.figures import publish
+        from experiments.records.pictures.loss_curve import curve_figure
 
         figure = curve_figure(history["train_steps"], history["val_epoch"], found)
         publish(figure, "train/loss_curve", list(loggers), run_dir, step)

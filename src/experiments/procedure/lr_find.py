@@ -13,11 +13,11 @@ import lightning as L
 from lightning.pytorch.tuner import Tuner
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from experiments.config.errors import UserError
 from experiments.data.in_memory import InMemoryDataModule
-from experiments.errors import UserError
-from experiments.figures import plt, publish
-from experiments.module import ClassifierModule
 from experiments.procedure.quiet import quiet_lightning
+from experiments.records.figures import plt, publish
+from experiments.training.module import ClassifierModule
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from lightning.pytorch.callbacks import EarlyStopping
 from omegaconf import DictConfig
 
 from experiments.data.in_memory import InMemoryDataModule, Split, TensorBatches
-from experiments.module import ClassifierModule
 from experiments.procedure.quiet import quiet_lightning
+from experiments.training.module import ClassifierModule
 
 # What a failure of each check usually means, for the table.
 FAILURE_MEANS = {

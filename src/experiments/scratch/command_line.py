@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 # data.* keys that mean nothing here: the note's net trains full batch on pixels / 255.
@@ -52,7 +52,7 @@ def compose_data_config(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from experiments.config_checks import check_config
+    from experiments.config.rules import check_config
     from experiments.job import describe_hydra_error
 
     for override in overrides:

@@ -4,8 +4,8 @@ printed. Nothing is written."""
 
 from pathlib import Path
 
+from experiments.records.status import FINISHED, read_status
 from experiments.sweeps.naming import override_key
-from experiments.sweeps.status import FINISHED, read_status
 
 DRY_RUN = "dry_run"
 

@@ -11,7 +11,7 @@ import os
 import socket
 from pathlib import Path
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 LOCK = "sweep.lock"
 log = logging.getLogger(__name__)

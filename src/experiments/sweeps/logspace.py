@@ -9,7 +9,7 @@ one value per decade; with it, COUNT values evenly spaced in log10 between the b
 import math
 import re
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 EXPRESSION = re.compile(r"^(?P<key>[^=]+)=logspace\((?P<args>[^()]*)\)$")
 

@@ -5,8 +5,8 @@ import subprocess
 
 from hydra.core.override_parser.types import Override
 
-from experiments.config_checks import check_config
-from experiments.errors import UserError
+from experiments.config.errors import UserError
+from experiments.config.rules import check_config
 
 
 def check_launcher(master_config) -> None:

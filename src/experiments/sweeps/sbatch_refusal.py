@@ -1,7 +1,7 @@
 """A job that SLURM refuses at submission (a partition it does not have, GPUs on a cluster without them): one
 line naming the launcher key to change and its value, instead of submitit's traceback."""
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 # sbatch's message (Slurm 22.05 and later) -> the setting behind it, as submitit names it
 CAUSES = (

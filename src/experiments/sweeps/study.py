@@ -9,7 +9,7 @@ import math
 import warnings
 from pathlib import Path
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 LINK = "optuna.json"  # in the sweep's folder: where its study is, and how its trials are pruned
 TRIAL = "optuna_trial.json"  # in a trial's folder: its number in the study

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import matplotlib
 
-from experiments.figures import plt
+from experiments.records.figures import plt
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import statistics
 import sys
 from pathlib import Path
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
+from experiments.records.status import read_status
 from experiments.sweeps.naming import format_value, override_key, short_keys
-from experiments.sweeps.status import read_status
 
 PLAN = "sweep.json"  # written by the sweeper before any trial starts: the trials it means to run
 NOT_IN_RERUN = ("sweep", "sweep_name", "ckpt_path")

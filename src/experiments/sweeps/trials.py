@@ -11,10 +11,10 @@ from hydra.core.override_parser.types import Override
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
+from experiments.records.status import FINISHED, read_status
 from experiments.sweeps.naming import override_key, quoted, short_keys, sweep_name, trial_name
 from experiments.sweeps.sbatch_refusal import refused_job
-from experiments.sweeps.status import FINISHED, read_status
 from experiments.sweeps.summary import PLAN
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 import logging
 
-from experiments.errors import TrialsFailed
+from experiments.config.errors import TrialsFailed
 from experiments.sweeps.summary import print_summary, write_summary
 
 log = logging.getLogger(__name__)

@@ -29,12 +29,12 @@ class FusedLauncher(Launcher):
         from omegaconf import OmegaConf
 
         if not isinstance(max_trials, int) or isinstance(max_trials, bool) or max_trials < 1:
-            from experiments.errors import UserError
+            from experiments.config.errors import UserError
 
             raise UserError(f"hydra.launcher.max_trials={max_trials} is not allowed: it must be an integer >= 1")
         clusters = ("local", "slurm")
         if submitit is not None and (not OmegaConf.is_dict(submitit) or submitit.get("cluster") not in clusters):
-            from experiments.errors import UserError
+            from experiments.config.errors import UserError
 
             raise UserError(
                 f"hydra.launcher.submitit={submitit} is not allowed: null, or {{cluster: local | slurm, folder: ...}} "

@@ -27,11 +27,11 @@ ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweepe
 
 class GridSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
+        from experiments.records.tracking.sweep_runs import SweepTrackers
         from experiments.sweeps.lock import SweepLock
         from experiments.sweeps.preflight import check_trials
         from experiments.sweeps.trials import SweepPlan, TrialLauncher, params_as_arguments, parse
         from experiments.sweeps.wrapup import finish_sweep
-        from experiments.tracking.sweep_runs import SweepTrackers
 
         everything = params_as_arguments(self.params) + list(arguments)
         swept, fixed = parse(everything)

@@ -79,7 +79,7 @@ class OptunaTrialsSweeper(Sweeper):
             return self.search(plan, space, sampler, pruner, fixed)
 
     def check_settings(self) -> None:
-        from experiments.errors import UserError
+        from experiments.config.errors import UserError
 
         if self.direction not in ("maximize", "minimize"):
             raise UserError(f"hydra.sweeper.direction={self.direction} is not allowed: expected maximize or minimize")
@@ -95,11 +95,11 @@ class OptunaTrialsSweeper(Sweeper):
     def search(self, plan, space: dict, sampler, pruner, fixed) -> list:
         import optuna
 
+        from experiments.records.tracking.sweep_runs import SweepTrackers
         from experiments.sweeps.study import open_storage, storage_url, write_link
         from experiments.sweeps.study_figures import FIGURES, draw_study_figures
         from experiments.sweeps.trials import TrialLauncher, fixed_strings
         from experiments.sweeps.wrapup import finish_sweep
-        from experiments.tracking.sweep_runs import SweepTrackers
 
         parallel = not str(self.config.hydra.launcher.get("_target_", "")).endswith("BasicLauncher")
         url = storage_url(plan.dir, self.storage, parallel)
@@ -146,7 +146,7 @@ class OptunaTrialsSweeper(Sweeper):
     def tell(self, study, trial, trial_dir, result) -> None:
         from optuna.trial import TrialState
 
-        from experiments.sweeps.status import read_status
+        from experiments.records.status import read_status
         from experiments.sweeps.study import objective
 
         status = read_status(trial_dir)["status"]
@@ -166,7 +166,7 @@ class OptunaTrialsSweeper(Sweeper):
 
 def trial_statuses(plan) -> dict[int, str]:
     """Each trial's status in its folder, by its number in the study (its folder's NNN_ prefix)."""
-    from experiments.sweeps.status import read_status
+    from experiments.records.status import read_status
 
     return {int(trial["name"][:3]): read_status(plan.dir / trial["name"])["status"] for trial in plan.trials}
 
@@ -180,7 +180,7 @@ def fail_killed_trials(study, storage, sweep_dir) -> None:
     and interrupted in their folders, with why; new ones are asked instead."""
     from optuna.trial import TrialState
 
-    from experiments.sweeps.status import write_status
+    from experiments.records.status import write_status
 
     reason = "its sweep was stopped while it ran"
     study_id = storage.get_study_id_from_name(study.study_name)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -110,6 +110,6 @@ def load_module(path: str | Path):
     """The ClassifierModule saved in a checkpoint (check it with read_hparams first), on the CPU, in eval
     mode, preprocessing as it did in training. weights_only=True: this project's checkpoints hold plain
     containers only, so nothing in the file gets unpickled into code."""
-    from experiments.module import ClassifierModule  # torch and Lightning: loaded only when needed
+    from experiments.training.module import ClassifierModule  # torch and Lightning: loaded only when needed
 
     return ClassifierModule.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()

@@ -14,7 +14,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, TensorBoa
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
-from experiments.tracking.sweep_runs import RUN_IDS, SweepTrackers, absolute_tracking_uri, default_artifacts
+from experiments.records.tracking.sweep_runs import RUN_IDS, SweepTrackers, absolute_tracking_uri, default_artifacts
 
 
 def build_loggers(cfg: DictConfig, run_dir: Path, resumed_step: int | None) -> list[Logger]:

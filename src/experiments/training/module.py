@@ -8,10 +8,10 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from experiments.checkpoints.train_on import adopt_settings, forget_saved_schedule, new_schedule_length
 from experiments.data.preprocessing import InputTransform
 from experiments.procedure.loss_curve import warmup_steps
-from experiments.tracking.publish import flush, publish_scalars
-from experiments.train_on import adopt_settings, forget_saved_schedule, new_schedule_length
+from experiments.records.tracking.publish import flush, publish_scalars
 
 STAGES = ("train", "val", "test")
 

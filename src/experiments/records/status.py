@@ -5,7 +5,7 @@ import time
 import traceback
 from pathlib import Path
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 STATUS = "status.json"
 FINISHED = ("completed", "diverged", "pruned")  # a rerun of the sweep skips these; failed and running ones run again

@@ -17,8 +17,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from experiments.errors import UserError
-from experiments.resume import FINISHED, LAST, run_status
+from experiments.checkpoints.resume import FINISHED, LAST, run_status
+from experiments.config.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ import lightning as L
 import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from experiments.figures import plt, publish, tile_figure
+from experiments.records.figures import plt, publish, tile_figure
 
 GRID = 32  # sample images shown, in a 4 x 8 grid
 MISTAKES = 16  # the most confidently misclassified test images, in a 4 x 4 grid

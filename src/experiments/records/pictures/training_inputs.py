@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from experiments.figures import plt, publish_pixels, render, tile_figure
+from experiments.records.figures import plt, publish_pixels, render, tile_figure
 
 PER_CLASS = 8
 MAX_CLASSES = 10  # CIFAR-100 shows its first ten classes

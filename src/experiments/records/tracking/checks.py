@@ -10,7 +10,7 @@ from functools import lru_cache
 
 from omegaconf import DictConfig
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 LOGGERS = ("tensorboard", "csv", "mlflow", "wandb")
 PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}  # logger -> the module it needs, and the extra that brings it

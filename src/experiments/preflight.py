@@ -11,12 +11,12 @@ def prepare_run(cfg: DictConfig, typed: list[str], choices: dict) -> dict:
     """What a run settles before Lightning is imported: the device is there, the checkpoint is readable
     and safe, a run from a checkpoint takes its configuration (checkpoint_config.py), and the dataset's
     files are whole. Returns the config-group choices the run records."""
-    from experiments.devices import check_device  # torch only: a missing GPU is named before Lightning loads
+    from experiments.config.devices import check_device  # torch only: a missing GPU is named before Lightning loads
 
     check_device(cfg.trainer.accelerator, str(cfg.trainer.precision))
     if cfg.ckpt_path:
-        from experiments.checkpoint_config import adopt_checkpoint_config, check_trains_more
-        from experiments.checkpoints import read_hparams
+        from experiments.checkpoints.adopt_config import adopt_checkpoint_config, check_trains_more
+        from experiments.checkpoints.reading import read_hparams
 
         saved = read_hparams(cfg.ckpt_path)
         if not cfg.get("resume"):  # resume= composes the run's own overrides: its config is the checkpoint's

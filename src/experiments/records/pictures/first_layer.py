@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from experiments.figures import plt, publish, tile_figure
+from experiments.records.figures import plt, publish, tile_figure
 
 UNITS = 64  # dense units shown, in an 8 x 8 grid
 

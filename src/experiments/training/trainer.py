@@ -21,19 +21,19 @@ from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.callbacks.divergence import DivergenceAbort
-from experiments.callbacks.epoch_timer import EpochTimer
-from experiments.callbacks.histograms import WeightHistograms
-from experiments.callbacks.interrupt import StopAtStep
-from experiments.callbacks.max_norm import MaxNorm
-from experiments.callbacks.progress import SteadyRichProgressBar
-from experiments.callbacks.report_to_study import ReportToStudy
-from experiments.callbacks.update_ratio import UpdateRatio
-from experiments.checkpoint_io import AtomicCheckpointIO
-from experiments.checkpoints import load_checkpoint
-from experiments.extra_callbacks import build_extra_callbacks
-from experiments.lean_profiler import LeanPassThroughProfiler
-from experiments.tracking.build import build_loggers
+from experiments.checkpoints.atomic_io import AtomicCheckpointIO
+from experiments.checkpoints.reading import load_checkpoint
+from experiments.records.tracking.build import build_loggers
+from experiments.sweeps.report_to_study import ReportToStudy
+from experiments.training.callbacks.divergence import DivergenceAbort
+from experiments.training.callbacks.epoch_timer import EpochTimer
+from experiments.training.callbacks.histograms import WeightHistograms
+from experiments.training.callbacks.interrupt import StopAtStep
+from experiments.training.callbacks.max_norm import MaxNorm
+from experiments.training.callbacks.progress import SteadyRichProgressBar
+from experiments.training.callbacks.update_ratio import UpdateRatio
+from experiments.training.extra_callbacks import build_extra_callbacks
+from experiments.training.lean_profiler import LeanPassThroughProfiler
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import inspect
 
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 TRAINER = "lightning.pytorch.Trainer"
 BUILT = ("trainer", "optimizer", "scheduler", "model", "data")  # sections passed to a class as its arguments

@@ -15,7 +15,7 @@ import statistics
 import lightning as L
 import torch
 
-from experiments.tracking.publish import publish_scalars
+from experiments.records.tracking.publish import publish_scalars
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from functools import cache
 
 import torch
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 log = logging.getLogger(__name__)
 

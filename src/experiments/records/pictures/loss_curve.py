@@ -1,8 +1,8 @@
 """The training-loss curve with its verdict, as the note draws it: every step's loss, a moving average,
 validation loss at each epoch's end, and the flat stretch shaded when there is one."""
 
-from experiments.figures import plt
 from experiments.procedure.loss_curve import smooth
+from experiments.records.figures import plt
 
 
 def curve_figure(step_losses: list[float], val_epoch: list[float], found: dict) -> plt.Figure:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 log = logging.getLogger(__name__)
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"
 SECTIONS = ("model", "optimizer", "scheduler", "regularization")
 PREPROCESSING = ("preprocess", "whiten_epsilon")  # data.* keys the module carries
 # regularization= members, by the setting each switches on: the members a saved configuration has on
@@ -106,7 +106,7 @@ def _check_rate_takes_effect(cfg: DictConfig, typed: list[str], saved: dict) -> 
 
 def check_trains_more(cfg: DictConfig) -> None:
     """A new run from a finished checkpoint must ask for more epochs than it holds, or it would train none."""
-    from experiments.checkpoints import load_checkpoint, trained_epochs  # torch only
+    from experiments.checkpoints.reading import load_checkpoint, trained_epochs  # torch only
 
     done = trained_epochs(load_checkpoint(cfg.ckpt_path))
     if cfg.train and cfg.tune == "none" and done is not None and cfg.trainer.max_epochs <= done:

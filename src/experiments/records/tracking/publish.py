@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger
 
-from experiments.tracking.outlets import outlet
+from experiments.records.tracking.outlets import outlet
 
 # Tags of the final metrics beside the hyperparameters; separate from the per-epoch curves they summarize.
 FINAL_METRICS = {

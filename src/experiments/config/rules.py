@@ -14,10 +14,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from experiments.added_keys import check_added_keys
-from experiments.errors import UserError
-from experiments.extra_callbacks import check_extra_callbacks
-from experiments.tracking.checks import check_loggers
+from experiments.config.added_keys import check_added_keys
+from experiments.config.errors import UserError
+from experiments.records.tracking.checks import check_loggers
+from experiments.training.extra_callbacks import check_extra_callbacks
 
 
 @dataclass(frozen=True)

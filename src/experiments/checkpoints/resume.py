@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
+from experiments.records.status import read_status
 from experiments.sweeps.naming import quoted
-from experiments.sweeps.status import read_status
 
 LAST = Path("checkpoints") / "last.ckpt"
 FINISHED = ("completed", "diverged", "pruned", "searched")  # metrics.json statuses with nothing left to resume

@@ -6,7 +6,7 @@ Gradients are taken just before the epoch's last optimizer step, while they stil
 import lightning as L
 import torch
 
-from experiments.tracking.publish import publish_histograms
+from experiments.records.tracking.publish import publish_histograms
 
 
 class WeightHistograms(L.Callback):

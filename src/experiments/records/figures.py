@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # headless: figures go to files and TensorBoard, never to
 import matplotlib.pyplot as plt  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
-from experiments.tracking.publish import publish_image  # noqa: E402
+from experiments.records.tracking.publish import publish_image  # noqa: E402
 
 
 def publish(figure: plt.Figure, tag: str, loggers: list, run_dir: str | Path, step: int = 0) -> Path:

@@ -9,7 +9,7 @@ import inspect
 
 from omegaconf import DictConfig
 
-from experiments.errors import UserError
+from experiments.config.errors import UserError
 
 EXAMPLE = "lightning.pytorch.callbacks.StochasticWeightAveraging"
 
@@ -21,7 +21,7 @@ def check_extra_callbacks(cfg: DictConfig) -> None:
     import lightning as L
     from hydra.utils import get_class
 
-    from experiments.added_keys import class_arguments
+    from experiments.config.added_keys import class_arguments
 
     for name, spec in entries.items():
         where = f"callbacks.{name}"
@@ -52,7 +52,7 @@ def check_one_state_each(cfg: DictConfig) -> None:
 
     import lightning as L
 
-    from experiments.trainer import build_callbacks
+    from experiments.training.trainer import build_callbacks
 
     extra = build_extra_callbacks(cfg)
     every = build_callbacks(cfg, Path("outputs")).all()  # built, not run: nothing is written
