@@ -71,14 +71,12 @@ def run_here(run_dir: Path, *overrides: str) -> dict:
     does, the same preparation (a checkpoint's configuration adopted), then the same `experiments.run.run`.
     For tests of what an option does; it saves the imports a subprocess pays. The command line itself is
     driven by the tests that call `train`. Pictures are off unless the overrides turn them on."""
-    from experiments.config.rules import check_config
-    from experiments.preflight import prepare_run
+    from experiments.preflight import preflight
     from experiments.run import run
 
     overrides = ("watch.pictures=false", *overrides)  # 0.5-1 s a run to draw; tests of pictures turn them on
     cfg, choices = composed_with_choices(*overrides)
-    check_config(cfg, list(overrides))
-    return run(cfg, run_dir, prepare_run(cfg, list(overrides), choices))
+    return run(cfg, run_dir, preflight(cfg, list(overrides), choices))
 
 
 def logged_scalars(run_dir: Path) -> dict[str, list[float]]:

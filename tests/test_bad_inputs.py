@@ -169,7 +169,7 @@ def test_user_errors_raised_inside_hydra_instantiate_are_found():
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
-    from experiments.records.status import user_error_in
+    from experiments.config.errors import user_error_in
 
     try:
         instantiate({"_target_": "experiments.models.cnn.LeNet", "input_shape": (1, 8, 8), "num_classes": 2})

@@ -81,7 +81,7 @@ def test_stacked_bidirectional_options_from_the_command_line(tmp_path):
 
 
 def test_a_wider_cnn_from_the_command_line_keeps_lenets_shape(tmp_path):
-    from experiments.checkpoints.reading import load_module
+    from experiments.training.module import load_module
 
     metrics = run_here(
         tmp_path, "model=cnn", "model.conv_channels=[32,64]", "model.hidden_sizes=[256]", "regularization=batchnorm",

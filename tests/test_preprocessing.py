@@ -5,10 +5,10 @@ import torch
 from conftest import compose_config, run_here, train
 from PIL import Image
 
-from experiments.checkpoints.reading import load_module
 from experiments.data.mnist_sample import MNISTSampleDataModule
 from experiments.data.preprocessing import PREPROCESSING, InputTransform
 from experiments.predict import predict
+from experiments.training.module import load_module
 
 WHITENING = ("pca_whiten", "zca_whiten")
 

@@ -221,7 +221,7 @@ def test_killed_sweep_resumes_skipping_finished_trials(tmp_path):
 def test_threads_per_trial_share_the_cores_among_parallel_trials():
     from omegaconf import OmegaConf
 
-    from experiments.preflight import threads_per_trial
+    from experiments.config.devices import threads_per_trial
 
     def joblib(n_jobs):
         target = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"

@@ -1,4 +1,4 @@
-"""The Hydra job around `run`: what `train.py` calls inside Hydra. It validates the config, reads what
+"""The Hydra job around `run`: what `train.py` calls inside Hydra. It runs the preflight, reads what
 a run needs from Hydra's job state (run directory, group choices, the launcher's parallelism) and hands
 it to `experiments.run.run` as arguments, then turns bad input into one line.
 
@@ -14,16 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.errors import OmegaConfBaseException
 
 from experiments.checkpoints.resume import expand_resume
 from experiments.checkpoints.slurm_requeue import expand_requeued, run_name
-from experiments.config.errors import TrialsFailed, UserError
-from experiments.config.rules import check_config
-from experiments.records.status import user_error_in
-from experiments.records.tracking.checks import unchosen_logger
+from experiments.config.errors import TrialsFailed, UserError, user_error_in
+from experiments.preflight import describe_hydra_error, preflight
 from experiments.sweeps.logspace import expand_logspace
 
 log = logging.getLogger(__name__)
@@ -97,42 +95,7 @@ def check_printed_config(arguments: list[str], conf_dir: Path) -> None:
 
     with initialize_config_dir(config_dir=str(conf_dir.resolve()), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
-    check_config(cfg, overrides)
-
-
-def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
-    """One line naming the key, the value and what is allowed."""
-    user_error = user_error_in(err)  # raised by a plugin's constructor, wrapped by hydra.utils.instantiate
-    if user_error is not None:
-        return str(user_error)
-    if isinstance(err, MissingConfigException) and err.missing_cfg_file:
-        group, _, name = err.missing_cfg_file.rpartition("/")
-        # Hydra lists the options for a single choice but not for a member of a list like [l2,foo].
-        options = err.options or sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
-        return f"{group}={name} is not available: choose from {', '.join(options)}"
-    cause = err.__cause__
-    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
-        chosen = [str(name) for name in cause.parent_node] if cause.parent_node else []
-        unchosen = unchosen_logger(cause.full_key, chosen)  # logger.mlflow.X=... without logger=[...,mlflow]
-        if unchosen is not None:
-            return unchosen
-        parent_key, _, key = cause.full_key.rpartition(".")
-        known = ", ".join(str(k) for k in cause.parent_node) if cause.parent_node else ""
-        where = f"{parent_key} has" if parent_key else "the config has"
-        return f"{cause.full_key} is not a known key: {where} {known} (prefix + to add a new key)"
-    if isinstance(err, ConfigCompositionException) and isinstance(cause, ValidationError):
-        return f"{str(err).splitlines()[0].removeprefix('Error merging override ')}: {cause.msg.splitlines()[0]}"
-    if isinstance(err, OverrideParseException):
-        reason = err.message.splitlines()[0]
-        key, _, value = (err.override or "").partition("=")
-        if "=" in value:  # a path such as a sweep trial's folder: Hydra reads its = and , as syntax
-            return (
-                f"cannot parse override {err.override!r}: its value holds '=', which Hydra reads as syntax; "
-                f"quote the value inside the override: \"{key}='{value}'\""
-            )
-        return f"cannot parse override {err.override!r}: {reason}; expected key=value"
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return "; ".join(line for line in lines if not line.startswith("full_key"))
+    preflight(cfg, overrides, here=False)  # a printed config checks the config; the run checks the rest
 
 
 def register_resolvers() -> None:
@@ -159,16 +122,16 @@ def run_job(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     in_sweep = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if not in_sweep:
-        return _run_single(cfg)
+    return _run_trial(cfg, Path(HydraConfig.get().runtime.output_dir)) if in_sweep else _run_single(cfg)
+
+
+def _run_trial(cfg: DictConfig, trial_dir: Path) -> float | None:
     from experiments.records.status import record_failed, record_failure, record_finished, write_status
     from experiments.sweeps.trials import resume_restarted_trial
 
-    trial_dir = Path(HydraConfig.get().runtime.output_dir)
     resume_restarted_trial(cfg, trial_dir)
     write_status(trial_dir, "running", fresh=True, resumed_from=cfg.ckpt_path, pid=os.getpid(), started=time.time())
     try:
-        check_config(cfg, _command_line_overrides())
         metrics = _run_in_job(cfg)
     except Exception as err:
         log.error(f"trial failed: {record_failure(trial_dir, err)}")
@@ -187,7 +150,6 @@ def run_job(cfg: DictConfig) -> float | None:
 
 def _run_single(cfg: DictConfig) -> float | None:
     try:
-        check_config(cfg, _command_line_overrides())
         _refuse_sweep_keys_without_multirun(cfg)
         metrics = _run_in_job(cfg)
     except Exception as err:
@@ -214,15 +176,16 @@ def _failed_checks_line(metrics: dict) -> str:
 
 
 def _run_in_job(cfg: DictConfig) -> dict:
-    """`run` with what it needs from Hydra's job state passed in."""
+    """The preflight, then `run` with what it needs from Hydra's job state passed in."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    hydra = HydraConfig.get()
-    from experiments.preflight import prepare_run, threads_per_trial
+    from experiments.config.devices import threads_per_trial
 
-    choices = prepare_run(cfg, _command_line_overrides(), OmegaConf.to_container(hydra.runtime.choices))
+    hydra = HydraConfig.get()
+    choices = preflight(cfg, _command_line_overrides(), OmegaConf.to_container(hydra.runtime.choices))
     from experiments.run import check_procedure, run  # heavy: torch, Lightning, torchvision
+    from experiments.sweeps.report_to_study import ReportToStudy
     from experiments.training.callbacks.interrupt import install_stop_handlers
 
     install_stop_handlers()  # Ctrl-C and SIGTERM: stop at the next step with a checkpoint
@@ -238,13 +201,13 @@ def _run_in_job(cfg: DictConfig) -> dict:
             "failed_checks": [result.label for result in results if not result.passed],
             "checks_file": str(run_dir / "checks.json"),
         }
-    return run(cfg, run_dir, choices)
+    return run(cfg, run_dir, choices, pruning=ReportToStudy.for_trial(run_dir))  # a sweep=optuna trial reports
 
 
 def _refuse_sweep_keys_without_multirun(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    if cfg.get("dry_run"):
+    if cfg.get("dry_run") is True:  # checked before the rule table: any other value is its error
         raise UserError(
             "dry_run=true previews a sweep: add -m; for one run, --cfg job prints its config and trains nothing"
         )

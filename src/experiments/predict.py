@@ -114,7 +114,8 @@ def predict(
 
     import torch
 
-    from experiments.checkpoints.reading import load_module, read_hparams
+    from experiments.checkpoints.reading import read_hparams
+    from experiments.training.module import load_module
 
     hparams = read_hparams(checkpoint)
     module = load_module(checkpoint)

@@ -25,15 +25,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.checkpoints.reading import (
     check_fits_data,
-    check_resumable,
-    check_same_setup,
-    load_module,
     read_hparams,
 )
 from experiments.checkpoints.slurm_requeue import requeue
-from experiments.config.devices import check_device
+from experiments.config.rules import CHECKS, PREPROCESSING_KEYS  # check=procedure runs all CHECKS, in order
 from experiments.data.in_memory import InMemoryDataModule
-from experiments.data.preprocessing import InputTransform
 from experiments.procedure.loss_curve import report_loss_curve
 from experiments.procedure.lr_find import find_learning_rate
 from experiments.procedure.report import report_checks, warn_failures
@@ -52,26 +48,24 @@ from experiments.records.tracking.publish import publish_final
 from experiments.training.callbacks.divergence import Diverged
 from experiments.training.callbacks.interrupt import Interrupted, StopRequest
 from experiments.training.callbacks.prediction_figures import PredictionFigures
-from experiments.training.module import ClassifierModule
+from experiments.training.module import ClassifierModule, load_module
 from experiments.training.trainer import RunCallbacks, build_trainer
 
 log = logging.getLogger(__name__)
 
-PREPROCESSING_KEYS = ("preprocess", "whiten_epsilon")  # data.* keys that configure the module, not the data
-CHECKS = ("initial_loss", "regularization", "overfit")  # check=procedure runs all three, in the note's order
 
-
-def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None) -> dict:
+def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, pruning: L.Callback | None = None) -> dict:
     """Train and test (or only evaluate) one configuration; returns the metrics written to metrics.json.
 
-    `choices` are the config-group names picked (model=mlp, data=...), recorded in TensorBoard's HParams."""
+    `choices` are the config-group names picked (model=mlp, data=...), recorded in TensorBoard's HParams;
+    `pruning` a sweep trial's study reporter (build_trainer)."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
     seed = prepare_process(cfg)
     datamodule = build_data(cfg)
     module = build_module(cfg, datamodule)
     checked = check_before_training(cfg, module, datamodule)
-    trainer, callbacks = build_trainer(cfg, run_dir)
+    trainer, callbacks = build_trainer(cfg, run_dir, pruning)
     tuned = find_learning_rate(cfg, trainer, module, datamodule) if cfg.tune == "lr_find" else {}
     trained = fit(cfg, trainer, module, datamodule, callbacks) if trains(cfg) else {}
     try:
@@ -99,8 +93,8 @@ def check_procedure(cfg: DictConfig, run_dir: str | Path) -> list[CheckResult]:
 
 
 def prepare_process(cfg: DictConfig) -> int:
-    """Check the device, seed every RNG, set the torch thread count and route library logging; returns the seed."""
-    check_device(cfg.trainer.accelerator, str(cfg.trainer.precision))  # before any data is read
+    """Seed every RNG, set the torch thread count and route library logging; returns the seed. The device was
+    checked by the preflight (preflight.py)."""
     _quiet_library_noise()
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)  # `is not None`: 0 is a seed
     L.seed_everything(seed, verbose=False)
@@ -141,12 +135,9 @@ def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> ClassifierM
         "num_classes": datamodule.num_classes,
         "data": {**datamodule.describe(), "preprocess": preprocess, "whiten_epsilon": epsilon},
     }
-    if saved:
-        check_same_setup(cfg.ckpt_path, saved, hparams)
-        check_resumable(cfg.ckpt_path)
+    if saved:  # the preflight checked that it has this model, this preprocessing and its optimizer's state
         return ClassifierModule(**hparams)  # an empty transform of the right shape, filled by the checkpoint
-    transform = InputTransform.fit(preprocess, datamodule.train_images, epsilon)
-    return ClassifierModule(**hparams, input_transform=transform)
+    return ClassifierModule.fitted(datamodule.train_images, **hparams)
 
 
 def trains(cfg: DictConfig) -> bool:

@@ -4,20 +4,20 @@ A section typed on the command line (`optimizer.lr=...`, `scheduler=step`, a pre
 checkpoint's for training. So training on without retyping a preset trains with the preset's settings, and
 metrics.json and the HParams row name what was used, never the composed defaults.
 
-Kept free of torch imports: it runs before Lightning is imported (job.py)."""
+Kept free of torch imports: it runs before Lightning is imported (preflight.py)."""
 
 import logging
-from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.config.errors import UserError
+from experiments.config.overrides import override_key
+from experiments.config.paths import CONF_DIR
+from experiments.config.rules import PREPROCESSING_KEYS
 
 log = logging.getLogger(__name__)
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
 SECTIONS = ("model", "optimizer", "scheduler", "regularization")
-PREPROCESSING = ("preprocess", "whiten_epsilon")  # data.* keys the module carries
 # regularization= members, by the setting each switches on: the members a saved configuration has on
 MEMBERS = {
     "l2": lambda r: (r.get("weight_decay") or 0) > 0,
@@ -32,11 +32,32 @@ MEMBERS = {
 CARRY_ON = ("StepLR", "ReduceLROnPlateau")  # schedules that continue from the checkpoint's rate
 
 
+def check_checkpoint(cfg: DictConfig, typed: list[str], choices: dict) -> dict:
+    """ckpt_path: the file reads back as this project's checkpoint, and a new run from it takes its
+    configuration and asks for more epochs than it holds. Returns the group choices the run records."""
+    if not cfg.ckpt_path:
+        return choices
+    from experiments.checkpoints.reading import check_resumable, check_same_setup, read_hparams  # torch only
+
+    saved = read_hparams(cfg.ckpt_path)
+    if not cfg.get("resume"):  # resume= composes the run's own overrides: its config is the checkpoint's
+        choices = adopt_checkpoint_config(cfg, saved, typed, choices)
+        check_trains_more(cfg)
+    if cfg.train:  # training on needs the checkpoint's architecture, preprocessing and optimizer state
+        wanted = {
+            "model": OmegaConf.to_container(cfg.model, resolve=True),
+            "data": {key: cfg.data.get(key) for key in PREPROCESSING_KEYS},
+        }
+        check_same_setup(cfg.ckpt_path, saved, wanted)
+        check_resumable(cfg.ckpt_path)
+    return choices
+
+
 def adopt_checkpoint_config(cfg: DictConfig, saved: dict, typed: list[str], choices: dict) -> dict:
     """Set cfg's sections to the checkpoint's, each with the keys typed on the command line on top (all of
     them the checkpoint's when evaluating); a typed group choice (`scheduler=cosine`) or preset keeps the
     composed section. Returns the group choices to record, the adopted sections named as the checkpoint's."""
-    keys = [override.lstrip("+~").split("=", 1)[0] for override in typed] if cfg.train else []
+    keys = [override_key(override) for override in typed] if cfg.train else []
     adopted = []
     with open_dict(cfg):
         for section in SECTIONS:
@@ -53,7 +74,7 @@ def adopt_checkpoint_config(cfg: DictConfig, saved: dict, typed: list[str], choi
             cfg[section] = node
             choices = {**choices, section: choice}
             adopted.append(section)
-        for key in PREPROCESSING:
+        for key in PREPROCESSING_KEYS:
             if f"data.{key}" not in keys and "experiment" not in keys and saved["data"].get(key) is not None:
                 cfg.data[key] = saved["data"][key]
     if cfg.train and adopted:
@@ -70,7 +91,7 @@ def adopt_checkpoint_config(cfg: DictConfig, saved: dict, typed: list[str], choi
 
 def _links(section: str, choice: str) -> dict:
     """The keys the option's yaml ties to another key (`max_lr: ${optimizer.lr}`), as those interpolations."""
-    path = CONF / section / f"{choice}.yaml"
+    path = CONF_DIR / section / f"{choice}.yaml"
     if not path.is_file():
         return {}
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
@@ -84,7 +105,7 @@ def saved_choice(section: str, settings: dict) -> str | list[str]:
         return [name for name, is_on in MEMBERS.items() if is_on(settings)]
     if not settings:
         return "none"
-    for path in sorted((CONF / section).glob("*.yaml")):
+    for path in sorted((CONF_DIR / section).glob("*.yaml")):
         option = OmegaConf.to_container(OmegaConf.load(path))
         if option and option.get("_target_") == settings.get("_target_") and option.get("cell") == settings.get("cell"):
             return path.stem
@@ -94,7 +115,7 @@ def saved_choice(section: str, settings: dict) -> str | list[str]:
 def _check_rate_takes_effect(cfg: DictConfig, typed: list[str], saved: dict) -> None:
     """Step and plateau schedules carry on from the checkpoint's rate: another typed optimizer.lr would do nothing."""
     target = str((cfg.scheduler or {}).get("_target_", ""))
-    rate = next((o for o in typed if o.lstrip("+~").split("=", 1)[0] == "optimizer.lr"), None)
+    rate = next((o for o in typed if override_key(o) == "optimizer.lr"), None)
     changed = rate is not None and cfg.optimizer.get("lr") != (saved.get("optimizer") or {}).get("lr")
     if changed and target.endswith(CARRY_ON):
         schedule = saved_choice("scheduler", OmegaConf.to_container(cfg.scheduler))

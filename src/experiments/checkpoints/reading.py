@@ -1,6 +1,6 @@
 """Reading this project's checkpoints safely (weights_only) and checking they fit the data at hand.
-Only torch is imported here: an unreadable checkpoint is refused before Lightning loads (job.py).
-Writing them: checkpoint_io.py."""
+Only torch is imported here: an unreadable checkpoint is refused before Lightning loads (preflight.py).
+Writing them: atomic_io.py; the module they hold: training.module.load_module."""
 
 import functools
 from pathlib import Path
@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from experiments.config.errors import UserError
+from experiments.config.rules import PREPROCESSING_KEYS
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -84,7 +85,8 @@ def check_fits_data(path: str | Path, hparams: dict, input_shape: tuple, num_cla
 
 
 def check_same_setup(path: str | Path, saved: dict, wanted: dict) -> None:
-    """Resuming needs the architecture and the preprocessing the checkpoint was trained with."""
+    """Resuming needs the architecture and the preprocessing the checkpoint was trained with. `wanted`: the
+    run's model section and its data preprocessing keys, as a checkpoint's hyperparameters hold them."""
     if saved["model"] != wanted["model"]:
         before, now = saved["model"], wanted["model"]
         if before["_target_"] != now["_target_"]:
@@ -98,18 +100,9 @@ def check_same_setup(path: str | Path, saved: dict, wanted: dict) -> None:
         raise UserError(
             f"ckpt_path={path} was trained with {trained}, not {given}; pass the same model options to resume"
         )
-    for key in ("preprocess", "whiten_epsilon"):
+    for key in PREPROCESSING_KEYS:
         before, now = saved["data"].get(key), wanted["data"][key]
         if before is not None and before != now:
             raise UserError(
                 f"ckpt_path={path} was trained with data.{key}={before}, not {now}; pass data.{key}={before} to resume"
             )
-
-
-def load_module(path: str | Path):
-    """The ClassifierModule saved in a checkpoint (check it with read_hparams first), on the CPU, in eval
-    mode, preprocessing as it did in training. weights_only=True: this project's checkpoints hold plain
-    containers only, so nothing in the file gets unpickled into code."""
-    from experiments.training.module import ClassifierModule  # torch and Lightning: loaded only when needed
-
-    return ClassifierModule.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()

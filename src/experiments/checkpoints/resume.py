@@ -15,8 +15,8 @@ from omegaconf.errors import OmegaConfBaseException
 from yaml import YAMLError
 
 from experiments.config.errors import UserError
+from experiments.config.overrides import override_key, quoted
 from experiments.records.status import read_status
-from experiments.sweeps.naming import quoted
 
 LAST = Path("checkpoints") / "last.ckpt"
 FINISHED = ("completed", "diverged", "pruned", "searched")  # metrics.json statuses with nothing left to resume
@@ -73,7 +73,7 @@ def saved_overrides(run_dir: Path, extra: list[str] = ()) -> list[str]:
     if not isinstance(overrides, list) or not all(isinstance(item, str) for item in overrides):
         raise UserError(f"resume={run_dir}: {overrides_file} is not a list of overrides; was it edited?")
     # a run resumed before records where it resumed from: the newest checkpoint decides now
-    return [item for item in overrides if item.split("=", 1)[0].lstrip("+~") not in ("resume", "ckpt_path")]
+    return [item for item in overrides if override_key(item) not in ("resume", "ckpt_path")]
 
 
 def check_trains_on(run_dir: Path, status: str, extra: list[str]) -> None:

@@ -14,10 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from experiments.config.added_keys import check_added_keys
 from experiments.config.errors import UserError
-from experiments.records.tracking.checks import check_loggers
-from experiments.training.extra_callbacks import check_extra_callbacks
+from experiments.config.overrides import override_key
 
 
 @dataclass(frozen=True)
@@ -73,6 +71,7 @@ BATCH_LIMIT = Rule(
 )
 
 CHECKS = ("initial_loss", "regularization", "overfit")  # the note's steps 3, 4 and 5
+PREPROCESSING_KEYS = ("preprocess", "whiten_epsilon")  # data.* keys that configure the module, not the data
 
 RULES: dict[str, Rule] = {
     "seed": integer(0, nullable=True),
@@ -200,18 +199,15 @@ def check_recurrent_options(cell: str, num_layers: int, dropout: float, batchnor
         raise UserError(f"regularization.batchnorm=true applies to model=mlp and model=cnn, not model={cell}")
 
 
-def check_config(cfg: DictConfig, overrides: list[str] = ()) -> None:
-    """Raise UserError for the first value that breaks a rule, or for inconsistent settings.
+def check_values(cfg: DictConfig, overrides: list[str] = ()) -> None:
+    """Raise UserError for the first value that breaks a rule, or for keys that do not go together.
 
     `overrides` are the command-line overrides, to tell what the user typed from what is a default."""
     for key in RULES:
         value = OmegaConf.select(cfg, key, default=_MISSING)
         if value is not _MISSING:
             check_value(key, value)
-    check_added_keys(cfg, list(overrides))
-    check_extra_callbacks(cfg)
-    check_loggers(cfg)
-    keys = [(o, o.lstrip("+~").split("=", 1)[0]) for o in overrides]
+    keys = [(o, override_key(o)) for o in overrides]
     model_overrides = [o for o, key in keys if key.split(".")[0] == "model"]
     preprocess_overrides = [o for o, key in keys if key in ("data.preprocess", "data.whiten_epsilon")]
     _check_cross_keys(cfg, model_overrides, preprocess_overrides)
@@ -254,20 +250,6 @@ def _check_cross_keys(cfg: DictConfig, model_overrides: list[str], preprocess_ov
         )
     if not cfg.train and not cfg.test:
         raise UserError("train=false with test=false does nothing: set one of them to true")
-    _check_procedure_keys(cfg)
-
-
-def _check_procedure_keys(cfg: DictConfig) -> None:
-    if cfg.check == "procedure" and cfg.tune != "none":
-        raise UserError(f"check=procedure with tune={cfg.tune}: run one of them per command")
-    if cfg.check == "procedure" and not cfg.train:
-        raise UserError("check=procedure with train=false: the checks build an untrained model; drop train=false")
-    if cfg.tune == "lr_find" and not cfg.train:
-        raise UserError("tune=lr_find with train=false: the search trains; drop train=false")
-    if cfg.tune == "lr_find" and cfg.optimizer._target_.endswith("LBFGS"):
-        raise UserError("tune=lr_find with optimizer=lbfgs: the search steps one rate per batch; use another optimizer")
-    if cfg.tune == "lr_find" and cfg.lr_find.min_lr >= cfg.lr_find.max_lr:
-        raise UserError(f"lr_find.min_lr={cfg.lr_find.min_lr} must be below lr_find.max_lr={cfg.lr_find.max_lr}")
 
 
 _MISSING = object()

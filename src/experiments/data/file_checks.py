@@ -3,24 +3,35 @@
 torchvision answers a truncated MNIST file with a reshape error and a CIFAR file that fails its md5 with
 "not found or corrupted", and both send the caller to a download that, offline, fails for a reason that
 has nothing to do with the file. These checks run only when the files are present, and before
-Lightning is imported (job.py): a bad file is named in about two seconds instead of five.
+Lightning is imported (preflight.py): a bad file is named in about two seconds instead of five.
 """
 
 import pickle
 from pathlib import Path
 
-from torchvision import datasets
-from torchvision.datasets.utils import check_integrity
+from omegaconf import DictConfig
 
 from experiments.config.errors import UserError
 from experiments.data.idx_files import check_idx_files, file_names, locate, packaged_copy, redo
 
-DATASET_CLASSES = {
-    "mnist": datasets.MNIST,
-    "fashion_mnist": datasets.FashionMNIST,
-    "cifar10": datasets.CIFAR10,
-    "cifar100": datasets.CIFAR100,
-}
+
+def dataset_class(name: str):
+    """torchvision's class for data.name, imported only for a torchvision set (the embedded sample needs none)."""
+    from torchvision import datasets
+
+    classes = {
+        "mnist": datasets.MNIST,
+        "fashion_mnist": datasets.FashionMNIST,
+        "cifar10": datasets.CIFAR10,
+        "cifar100": datasets.CIFAR100,
+    }
+    return classes[name]
+
+
+def check_data_files(cfg: DictConfig) -> None:
+    """The files of a torchvision set (data.name and data.root) that are there but wrong; nothing for the sample."""
+    if "name" in cfg.data and "root" in cfg.data:
+        check_dataset_files(cfg.data.name, Path(cfg.data.root).expanduser().resolve(), cfg.data.verify_checksums)
 
 
 def check_dataset_files(name: str, root: Path, verify_checksums: bool) -> None:
@@ -28,7 +39,7 @@ def check_dataset_files(name: str, root: Path, verify_checksums: bool) -> None:
     line naming the file. A root that is a file is refused too."""
     if root.is_file():
         raise UserError(f"data.root={root} is a file, not a folder: point it at the folder that holds the dataset")
-    cls = DATASET_CLASSES[name]
+    cls = dataset_class(name)
     if hasattr(cls, "resources"):  # the MNIST family: four IDX files, in torchvision's layout or not
         if located := locate(root, cls) or packaged_copy(name, cls):
             check_idx_files(*located, name, file_names(cls))
@@ -39,6 +50,8 @@ def check_dataset_files(name: str, root: Path, verify_checksums: bool) -> None:
 
 def check_cifar_files(folder: Path, name: str, files: list[tuple[str, str | None]], verify: bool) -> None:
     """Each batch file present, passing its md5 (unless data.verify_checksums=false) and unpickling."""
+    from torchvision.datasets.utils import check_integrity
+
     present = [file for file, _ in files if (folder / file).is_file()]
     if not present:
         return

@@ -11,7 +11,7 @@ import torch
 
 from experiments.config.errors import UserError
 from experiments.config.rules import check_value
-from experiments.data.file_checks import DATASET_CLASSES, check_dataset_files
+from experiments.data.file_checks import check_dataset_files, dataset_class
 from experiments.data.idx_files import install_hint, locate, packaged_copy, read_idx
 from experiments.data.in_memory import InMemoryDataModule, Split, stratified_split
 
@@ -52,7 +52,7 @@ class TorchvisionDataModule(InMemoryDataModule):
         self.root = Path(root).expanduser().resolve()
         self.download = download
         self.verify_checksums = verify_checksums
-        self.dataset_class = DATASET_CLASSES[name]
+        self.dataset_class = dataset_class(name)
         if not verify_checksums and hasattr(self.dataset_class, "meta"):
             self.dataset_class = without_md5(self.dataset_class)
         self.val_fraction = val_fraction

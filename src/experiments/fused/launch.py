@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, run_job
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.config.errors import UserError
-from experiments.config.rules import check_config
+from experiments.preflight import preflight
 from experiments.records.status import record_failure, record_finished, write_status
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class PreparedJob:
         self.cfg, self.trial_dir = cfg, Path(hydra.runtime.output_dir)
         self.choices = OmegaConf.to_container(hydra.runtime.choices)
         try:
-            check_config(cfg, list(hydra.overrides.task))
+            preflight(cfg, list(hydra.overrides.task), here=False)  # the sweep's preflight checked this machine
         except UserError as err:
             self.error = str(err)
         write_status(self.trial_dir, "running", fresh=True, fused=True)

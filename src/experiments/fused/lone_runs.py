@@ -25,10 +25,10 @@ from lightning.pytorch.utilities.types import LRSchedulerConfig
 from omegaconf import DictConfig
 
 from experiments.fused.watch import reading_medians
-from experiments.procedure.loss_curve import warmup_steps
+from experiments.sweeps.report_to_study import ReportToStudy
 from experiments.training.callbacks.epoch_timer import EpochTimer
 from experiments.training.callbacks.histograms import WeightHistograms
-from experiments.training.module import ClassifierModule
+from experiments.training.module import ClassifierModule, warmup_steps
 from experiments.training.trainer import build_trainer
 
 LOOPS = ("fit_loop", "validate_loop", "test_loop", "predict_loop")
@@ -39,7 +39,7 @@ class LoneRun(L.Callback):
     (their progress and the data loader's state); its own Trainer never ran them."""
 
     def __init__(self, cfg: DictConfig, run_dir: Path, module: ClassifierModule, datamodule: L.LightningDataModule):
-        self.trainer, self.callbacks = build_trainer(cfg, Path(run_dir))
+        self.trainer, self.callbacks = build_trainer(cfg, Path(run_dir), ReportToStudy.for_trial(Path(run_dir)))
         self.module = module
         self.optimizer = instantiate(module.hparams.optimizer)(module.optimizer_groups())
         self.parameters = dict(module.named_parameters())

@@ -17,6 +17,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from experiments.config.devices import check_device
 from experiments.config.errors import UserError
 from experiments.fused.lone_runs import LoneRun, LoneRunsAtEpochEnd, build_lone_runs
 from experiments.fused.module import OPTIMIZERS, FusedModule
@@ -83,6 +84,7 @@ def train_fused(
     """Train the trials `cfgs` as one model; each writes its results to its own run dir. Returns their metrics.
     `callbacks`: more for the set's fit (bench/step_ops.py counts a step's operations with one)."""
     check_fusable(cfgs)
+    check_device(cfgs[0].trainer.accelerator, str(cfgs[0].trainer.precision))  # a SLURM node's too
     started = time.perf_counter()
     seed = prepare_process(cfgs[0])
     datamodule = build_data(cfgs[0])

@@ -39,11 +39,10 @@ ADVICE = {
 }
 
 
-def warmup_steps(scheduler: dict | None, total_steps: int) -> int | None:
-    """Where a schedule's warm-up ends (one-cycle's rising rate: pct_start of its steps); None without one."""
-    if not scheduler or not str(scheduler.get("_target_", "")).endswith("OneCycleLR"):
-        return None
-    return int(scheduler.get("pct_start", 0.3) * total_steps)
+def moving_average(step_losses: list[float]) -> tuple[int, list[float]]:
+    """The window the verdict reads the step losses through (2% of the steps, at least 3), and the curve."""
+    window = max(3, len(step_losses) // 50)
+    return window, smooth(step_losses, window)
 
 
 def smooth(values: list[float], window: int) -> list[float]:
@@ -67,8 +66,7 @@ def diagnose(
     if len(step_losses) < 20 and not diverged:
         return _verdict(["too short to tell"], {"steps": len(step_losses)})
     found, evidence = [], {"steps": len(step_losses)}
-    window = max(3, len(step_losses) // 50)
-    curve = smooth(step_losses, window)
+    window, curve = moving_average(step_losses)
     start = statistics.median(step_losses[:window])
     final = curve[-1] if curve and math.isfinite(curve[-1]) else None  # JSON has no NaN
     evidence |= {"start_loss": round(start, 4), "final_loss": round(final, 4) if final is not None else None}
@@ -159,7 +157,8 @@ def report_loss_curve(
         from experiments.records.figures import publish
         from experiments.records.pictures.loss_curve import curve_figure
 
-        figure = curve_figure(history["train_steps"], history["val_epoch"], found)
+        window, smoothed = moving_average(history["train_steps"])
+        figure = curve_figure(history["train_steps"], smoothed, window, history["val_epoch"], found)
         publish(figure, "train/loss_curve", list(loggers), run_dir, step)
     line = f"loss curve: {found['verdict']} ({_numbers(found['evidence'])}); {found['advice']}"
     urgent = found["verdict"] in ("exploded", "flat, then decreasing", "flat throughout", "overfitting")

@@ -56,14 +56,16 @@ class CheckResult:
 def run_checks(names: Iterable[str], cfg: DictConfig, module: ClassifierModule, data: InMemoryDataModule) -> list:
     """The named checks, in the note's order, on an untrained module. The global RNG is restored
     afterwards, so a training run that follows draws what it would have drawn without them."""
+    sizes = {"initial_loss": data.batch_size, "regularization": data.batch_size, "overfit": cfg.checks.overfit_examples}
+    batches = {name: data.probe_batch(size) for name, size in sizes.items() if name in names}  # fixed examples
     results: list[CheckResult] = []
     with torch.random.fork_rng(devices=[]):
-        if "initial_loss" in names:
-            results.append(initial_loss(module, data.probe_batch(data.batch_size), cfg.checks.initial_loss_tolerance))
-        if "regularization" in names:
-            results += regularization_raises_loss(module, data.probe_batch(data.batch_size), cfg)
-        if "overfit" in names:
-            results.append(overfit_tiny_subset(module, data.probe_batch(cfg.checks.overfit_examples), cfg))
+        if "initial_loss" in batches:
+            results.append(initial_loss(module, batches["initial_loss"], cfg.checks.initial_loss_tolerance))
+        if "regularization" in batches:
+            results += regularization_raises_loss(module, batches["regularization"], cfg)
+        if "overfit" in batches:
+            results.append(overfit_tiny_subset(module, batches["overfit"], cfg))
     return results
 
 

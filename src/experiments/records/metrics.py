@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+PLAN = "sweep.json"  # written by the sweeper before any trial starts: the trials it means to run
+
 # Config keys whose HParams column has a shorter name; any other key's column is the key itself.
 HPARAM_NAMES = {
     "optimizer.lr": "lr",
@@ -20,7 +22,7 @@ HPARAM_NAMES = {
 def swept_keys(run_dir: Path) -> list[str]:
     """The keys a sweep trial's sweep varies (from the sweep's sweep.json, the folder above the trial);
     none for a run outside a sweep."""
-    plan = Path(run_dir).parent / "sweep.json"
+    plan = Path(run_dir).parent / PLAN
     return list(json.loads(plan.read_text()).get("swept_keys", [])) if plan.is_file() else []
 
 

@@ -5,7 +5,7 @@ import time
 import traceback
 from pathlib import Path
 
-from experiments.config.errors import UserError
+from experiments.config.errors import user_error_in
 
 STATUS = "status.json"
 FINISHED = ("completed", "diverged", "pruned")  # a rerun of the sweep skips these; failed and running ones run again
@@ -25,15 +25,6 @@ def write_status(trial_dir: Path, status: str, fresh: bool = False, **fields) ->
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(record, indent=2))
     temporary.replace(path)  # atomic: a kill never leaves half a status file
-
-
-def user_error_in(err: BaseException | None) -> UserError | None:
-    """The UserError behind an exception; hydra.utils.instantiate wraps what a constructor raises."""
-    while err is not None:
-        if isinstance(err, UserError):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
 
 
 def record_failure(trial_dir: Path, err: BaseException) -> str:

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from experiments.config.errors import UserError
+from experiments.config.overrides import override_key
+from experiments.config.paths import CONF_DIR
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 # data.* keys that mean nothing here: the note's net trains full batch on pixels / 255.
 NOT_USED = {
     "data.batch_size": "the note's net trains full batch",
@@ -52,11 +53,10 @@ def compose_data_config(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from experiments.config.rules import check_config
-    from experiments.job import describe_hydra_error
+    from experiments.preflight import describe_hydra_error, preflight
 
     for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
+        key = override_key(override)
         if "=" not in override or not (key == "data" or key.startswith("data.")):
             raise UserError(f"{override}: these commands take data=NAME and data.KEY=VALUE; see --help for the rest")
         if key in NOT_USED:
@@ -68,7 +68,7 @@ def compose_data_config(overrides: list[str]):
             cfg = compose("config", overrides=list(overrides))
     except HydraException as err:
         raise UserError(describe_hydra_error(err, CONF_DIR)) from None
-    check_config(cfg, overrides)
+    preflight(cfg, overrides)
     return cfg
 
 

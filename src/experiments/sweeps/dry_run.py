@@ -4,8 +4,8 @@ printed. Nothing is written."""
 
 from pathlib import Path
 
+from experiments.config.overrides import override_key
 from experiments.records.status import FINISHED, read_status
-from experiments.sweeps.naming import override_key
 
 DRY_RUN = "dry_run"
 

@@ -39,17 +39,7 @@ def sweep_name(label: str, fixed_overrides: list[str]) -> str:
     return UNSAFE.sub("_", name)[:150]
 
 
-def override_key(override: str) -> str:
-    return override.lstrip("+~").split("=", 1)[0]
-
-
 def _last_part(override: str) -> str:
     """`trainer.max_epochs=2` -> `max_epochs=2`: directory names stay short; sweep.json keeps the full form."""
     key, separator, value = override.partition("=")
     return f"{key.rsplit('.', 1)[-1]}{separator}{value}"
-
-
-def quoted(value) -> str:
-    """A value as a Hydra override takes it verbatim: `=` and `,` in a path or trial name would be syntax."""
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
-    return f"'{text}'"

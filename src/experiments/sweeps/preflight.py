@@ -1,4 +1,5 @@
-"""Before any trial runs: every trial's config composes and passes the same checks a single run does."""
+"""Before any trial runs: the launcher can reach what it needs, and every trial's config composes and passes
+the same preflight a single run does (experiments/preflight.py)."""
 
 import shutil
 import subprocess
@@ -6,19 +7,16 @@ import subprocess
 from hydra.core.override_parser.types import Override
 
 from experiments.config.errors import UserError
-from experiments.config.rules import check_config
+from experiments.preflight import preflight
 
 
 def check_launcher(master_config) -> None:
     """A SLURM launcher on a machine without SLURM, or asking for what the cluster lacks: one line, before
     anything is written (sbatch would accept a job too large for every node and leave it pending forever)."""
+    if not runs_on_slurm(master_config):
+        return
     launcher = master_config.hydra.launcher
     submitit = launcher.get("submitit")  # the fused launcher's presets
-    on_slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher") or (
-        submitit is not None and submitit.get("cluster") == "slurm"
-    )
-    if not on_slurm:
-        return
     name, local = ("fused_slurm", "fused_local") if submitit is not None else ("slurm", "local")
     if shutil.which("sbatch") is None:
         raise UserError(
@@ -31,6 +29,15 @@ def check_launcher(master_config) -> None:
     else:
         settings, prefix, partition_key = launcher, "hydra.launcher", "partition"
     check_request(nodes, settings, prefix, partition_key)
+
+
+def runs_on_slurm(master_config) -> bool:
+    """Whether the trials run on SLURM's nodes (hydra/launcher=slurm or fused_slurm), not on this machine."""
+    launcher = master_config.hydra.launcher
+    submitit = launcher.get("submitit")
+    return str(launcher.get("_target_", "")).endswith("SlurmLauncher") or (
+        submitit is not None and submitit.get("cluster") == "slurm"
+    )
 
 
 def cluster_nodes(name: str, local: str) -> list[dict]:
@@ -85,15 +92,17 @@ def check_trials(hydra_context, master_config, swept: list[Override], jobs: list
             raise UserError(f"{override.input_line} is an empty range: a sweep needs at least one value per key")
     if not jobs:
         raise UserError("the sweep has no trials: give at least one value for each swept key")
+    here = not dry_run and not runs_on_slurm(master_config)
     for job in jobs:
-        check_job(hydra_context, master_config, job)
+        check_job(hydra_context, master_config, job, here)
 
 
-def check_job(hydra_context, master_config, job: list[str]) -> None:
-    """Compose one trial's config as its launcher will; unknown keys raise Hydra's own errors, which
-    train.py turns into one line, and bad values raise UserError."""
+def check_job(hydra_context, master_config, job: list[str], here: bool) -> None:
+    """Compose one trial's config as its launcher will and run the preflight on it; unknown keys raise Hydra's
+    own errors, which train.py turns into one line, and bad values raise UserError. `here`: the trial runs on
+    this machine, so its device and data files are checked too (not for a preview, nor on SLURM's nodes)."""
     config = hydra_context.config_loader.load_sweep_config(master_config, list(job))
-    check_config(config, list(job))
+    preflight(config, list(job), here=here)
     trainer = config.trainer
     if trainer.get("strategy") == "ddp" or trainer.get("devices", 1) * trainer.get("num_nodes", 1) > 1:
         raise UserError(
@@ -119,4 +128,4 @@ def check_optuna_space(
             job.append(f"{key}={value.start}")
         else:
             job.append(f"{key}={next(iter(override.sweep_string_iterator()))}")
-    check_job(hydra_context, master_config, job)
+    check_job(hydra_context, master_config, job, here=not dry_run and not runs_on_slurm(master_config))

@@ -1,13 +1,14 @@
 """A `sweep=optuna` trial reports its objective to the study after every validation, and stops when the
 study's pruner says so: the epoch ends, its last checkpoint is written, and the trial is `pruned`. The
-trial is found from its folder (sweeps/study.py), so it works in any process a launcher starts."""
+trial is found from its folder (sweeps/study.py), so it works in any process a launcher starts; the job hands
+it to the run (job.py), so training knows nothing of studies."""
 
 import math
 from pathlib import Path
 
 import lightning as L
 
-from experiments.sweeps.study import linked_trial
+from experiments.sweeps.study import LINK, TRIAL, linked_trial
 
 
 class ReportToStudy(L.Callback):
@@ -16,11 +17,11 @@ class ReportToStudy(L.Callback):
         self.trial, self.metric = None, None
         self.pruned_epoch: int | None = None  # the epoch it stopped after, from 0 as Lightning counts
 
-    @staticmethod
-    def wanted(run_dir: Path) -> bool:
-        from experiments.sweeps.study import LINK, TRIAL
-
-        return (Path(run_dir).parent / LINK).is_file() and (Path(run_dir) / TRIAL).is_file()
+    @classmethod
+    def for_trial(cls, run_dir: Path) -> "ReportToStudy | None":
+        """The callback for a run in a `sweep=optuna` trial's folder; None for any other run."""
+        linked = (Path(run_dir).parent / LINK).is_file() and (Path(run_dir) / TRIAL).is_file()
+        return cls(run_dir) if linked else None
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking or self.pruned_epoch is not None:

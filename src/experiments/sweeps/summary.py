@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 from experiments.config.errors import UserError
+from experiments.config.overrides import override_key
+from experiments.records.metrics import PLAN
 from experiments.records.status import read_status
-from experiments.sweeps.naming import format_value, override_key, short_keys
+from experiments.sweeps.naming import format_value, short_keys
 
-PLAN = "sweep.json"  # written by the sweeper before any trial starts: the trials it means to run
 NOT_IN_RERUN = ("sweep", "sweep_name", "ckpt_path")
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.config.errors import UserError
+from experiments.config.overrides import override_key, quoted
+from experiments.records.metrics import PLAN
 from experiments.records.status import FINISHED, read_status
-from experiments.sweeps.naming import override_key, quoted, short_keys, sweep_name, trial_name
+from experiments.sweeps.naming import short_keys, sweep_name, trial_name
 from experiments.sweeps.sbatch_refusal import refused_job
-from experiments.sweeps.summary import PLAN
 
 log = logging.getLogger(__name__)
 

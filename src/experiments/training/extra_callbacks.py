@@ -1,6 +1,6 @@
 """More Lightning callbacks from the config, without editing code. Each entry of `callbacks:` (in a yaml, or
 `+callbacks.NAME._target_=CLASS` with `+callbacks.NAME.ARGUMENT=VALUE` on the command line) is one callback,
-built by Hydra and added to the run's Trainer after the built-in ones.
+built by Hydra (training/trainer.py) and added to the run's Trainer after the built-in ones.
 
 Checked before anything runs: the class imports, is a Lightning Callback, takes every argument given, and
 accepts their values (each is built once, then dropped)."""
@@ -52,7 +52,7 @@ def check_one_state_each(cfg: DictConfig) -> None:
 
     import lightning as L
 
-    from experiments.training.trainer import build_callbacks
+    from experiments.training.trainer import build_callbacks, build_extra_callbacks
 
     extra = build_extra_callbacks(cfg)
     every = build_callbacks(cfg, Path("outputs")).all()  # built, not run: nothing is written
@@ -65,21 +65,3 @@ def check_one_state_each(cfg: DictConfig) -> None:
                 f"callbacks.{name}: the run has a {kind} with the same settings already, and Lightning keeps one "
                 f"state per {kind} and settings: give it others (a ModelCheckpoint: a monitor, or every_n_train_steps)"
             )
-
-
-def build_extra_callbacks(cfg: DictConfig) -> list:
-    """The callbacks `callbacks:` names, in its order."""
-    return [built(name, spec) for name, spec in (cfg.get("callbacks") or {}).items()]
-
-
-def built(name: str, spec: DictConfig):
-    """One callback from its entry; a value its class refuses is one line naming the entry and the cause."""
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(spec)
-    except Exception as err:
-        cause = str(err.__cause__ or err).strip()  # Hydra wraps the class's own error
-        reason = cause.splitlines()[0] if cause else type(err.__cause__ or err).__name__
-        message = f"callbacks.{name}: {spec._target_.rsplit('.', 1)[-1]} refused its arguments: {reason}"
-        raise UserError(message) from err

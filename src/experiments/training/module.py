@@ -1,6 +1,8 @@
 """ClassifierModule: pixels -> its own preprocessing -> any backbone, with cross-entropy, torchmetrics
 accuracy and a config-built optimizer."""
 
+from pathlib import Path
+
 import lightning as L
 import torch
 from hydra.utils import instantiate
@@ -10,10 +12,16 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from experiments.checkpoints.train_on import adopt_settings, forget_saved_schedule, new_schedule_length
 from experiments.data.preprocessing import InputTransform
-from experiments.procedure.loss_curve import warmup_steps
 from experiments.records.tracking.publish import flush, publish_scalars
 
 STAGES = ("train", "val", "test")
+
+
+def warmup_steps(scheduler: dict | None, total_steps: int) -> int | None:
+    """Where a schedule's warm-up ends (one-cycle's rising rate: pct_start of its steps); None without one."""
+    if not scheduler or not str(scheduler.get("_target_", "")).endswith("OneCycleLR"):
+        return None
+    return int(scheduler.get("pct_start", 0.3) * total_steps)
 
 
 class ClassifierModule(L.LightningModule):
@@ -73,6 +81,14 @@ class ClassifierModule(L.LightningModule):
         self.restored: dict | None = None  # the checkpoint a fit goes on from, until its optimizers are built
         self.schedule_restart: dict | None = None  # a new schedule over what remains (train_on.py), for metrics.json
         self.warmup_until: int | None = None  # the step where one-cycle's warm-up ends, for the loss-curve verdict
+
+    @classmethod
+    def fitted(cls, train_images: Tensor, **hparams) -> "ClassifierModule":
+        """A new module whose preprocessing (hparams' data.preprocess) is fitted on the training split's pixels."""
+        data = hparams["data"]
+        return cls(
+            **hparams, input_transform=InputTransform.fit(data["preprocess"], train_images, data["whiten_epsilon"])
+        )
 
     def forward(self, pixels: Tensor) -> Tensor:
         return self.net(self.input_transform(pixels))
@@ -233,3 +249,10 @@ class ClassifierModule(L.LightningModule):
             return self.trainer.state.fn == "fit"
         except RuntimeError:  # not attached to a Trainer: a checkpoint loaded for evaluation or predict
             return False
+
+
+def load_module(path: str | Path) -> ClassifierModule:
+    """The ClassifierModule saved in a checkpoint (check it with read_hparams first), on the CPU, in eval
+    mode, preprocessing as it did in training. weights_only=True: this project's checkpoints hold plain
+    containers only, so nothing in the file gets unpickled into code."""
+    return ClassifierModule.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()

@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments.checkpoints.atomic_io import AtomicCheckpointIO
 from experiments.checkpoints.reading import load_checkpoint
+from experiments.config.errors import UserError
 from experiments.records.tracking.build import build_loggers
-from experiments.sweeps.report_to_study import ReportToStudy
 from experiments.training.callbacks.divergence import DivergenceAbort
 from experiments.training.callbacks.epoch_timer import EpochTimer
 from experiments.training.callbacks.histograms import WeightHistograms
@@ -32,7 +32,6 @@ from experiments.training.callbacks.interrupt import StopAtStep
 from experiments.training.callbacks.max_norm import MaxNorm
 from experiments.training.callbacks.progress import SteadyRichProgressBar
 from experiments.training.callbacks.update_ratio import UpdateRatio
-from experiments.training.extra_callbacks import build_extra_callbacks
 from experiments.training.lean_profiler import LeanPassThroughProfiler
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class RunCallbacks:
     timer: EpochTimer
     divergence: DivergenceAbort | None
     update_ratio: UpdateRatio | None
-    pruning: ReportToStudy | None = None  # a sweep=optuna trial's: reports to its study, stops when pruned
+    pruning: L.Callback | None = None  # a sweep=optuna trial's: reports to its study, stops when pruned
     others: list[L.Callback] = field(default_factory=list)
 
     def all(self) -> list[L.Callback]:
@@ -82,16 +81,20 @@ class RunCallbacks:
         return [callback for callback in reporting if callback is not None] + self.others
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path) -> tuple[L.Trainer, RunCallbacks]:
-    loggers = build_loggers(cfg, run_dir, resumed_global_step(cfg, run_dir))
-    callbacks = build_callbacks(cfg, run_dir)
-    clip = cfg.regularization.grad_clip
+def build_trainer(cfg: DictConfig, run_dir: Path, pruning: L.Callback | None = None) -> tuple[L.Trainer, RunCallbacks]:
+    """`pruning`: a sweep trial's callback that reports to its study and stops the trial when it is pruned
+    (it has `pruned_epoch`, None until then); the job hands it in (sweeps/report_to_study.py)."""
     options, profiler = trainer_options(cfg.trainer)
+    callbacks = build_callbacks(cfg, run_dir, pruning)
+    every_callback = callbacks.all()
+    resumed_step = resumed_global_step(cfg, run_dir)
+    loggers = build_loggers(cfg, run_dir, resumed_step)
+    clip = cfg.regularization.grad_clip
     trainer: L.Trainer = instantiate(
         options,
         **profiler,
         logger=loggers or False,  # logger=[]: none, only the run's own files
-        callbacks=callbacks.all(),
+        callbacks=every_callback,
         default_root_dir=str(run_dir),
         plugins=plugins(),
         enable_model_summary=False,  # run.fit prints the summary: Lightning's callback would be called every step
@@ -109,7 +112,7 @@ def trainer_options(trainer_cfg: DictConfig) -> tuple[DictConfig, dict]:
     return options, {} if "profiler" in trainer_cfg else {"profiler": LeanPassThroughProfiler()}
 
 
-def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
+def build_callbacks(cfg: DictConfig, run_dir: Path, pruning: L.Callback | None = None) -> RunCallbacks:
     """A lone run's callbacks. A fused set builds them too, to write each trial's checkpoints in their format."""
     return RunCallbacks(
         checkpointing=RunCheckpoint(
@@ -125,14 +128,30 @@ def build_callbacks(cfg: DictConfig, run_dir: Path) -> RunCallbacks:
         timer=EpochTimer(run_dir),
         divergence=DivergenceAbort(cfg.divergence_factor),  # with the factor null, it still stops a NaN loss
         update_ratio=UpdateRatio(every) if (every := cfg.watch.update_ratio_every) is not None else None,
-        pruning=ReportToStudy(run_dir) if ReportToStudy.wanted(run_dir) else None,
+        pruning=pruning,
         others=[
             *optional_callbacks(cfg),
-            *build_extra_callbacks(cfg),  # callbacks: from the config (extra_callbacks.py)
+            *build_extra_callbacks(cfg),  # callbacks: from the config, checked by extra_callbacks.py
             StopAtStep(run_dir / "checkpoints" / "last.ckpt"),
             SteadyRichProgressBar(),
         ],
     )
+
+
+def build_extra_callbacks(cfg: DictConfig) -> list:
+    """The callbacks `callbacks:` names, in its order."""
+    return [built(name, spec) for name, spec in (cfg.get("callbacks") or {}).items()]
+
+
+def built(name: str, spec: DictConfig):
+    """One callback from its entry; a value its class refuses is one line naming the entry and the cause."""
+    try:
+        return instantiate(spec)
+    except Exception as err:
+        cause = str(err.__cause__ or err).strip()  # Hydra wraps the class's own error
+        reason = cause.splitlines()[0] if cause else type(err.__cause__ or err).__name__
+        message = f"callbacks.{name}: {spec._target_.rsplit('.', 1)[-1]} refused its arguments: {reason}"
+        raise UserError(message) from err
 
 
 def plugins() -> list:

@@ -1,17 +1,18 @@
 """The training-loss curve with its verdict, as the note draws it: every step's loss, a moving average,
 validation loss at each epoch's end, and the flat stretch shaded when there is one."""
 
-from experiments.procedure.loss_curve import smooth
 from experiments.records.figures import plt
 
 
-def curve_figure(step_losses: list[float], val_epoch: list[float], found: dict) -> plt.Figure:
-    """Every step's training loss (light), its moving average (dark), validation loss at each epoch's end."""
+def curve_figure(
+    step_losses: list[float], smoothed: list[float], window: int, val_epoch: list[float], found: dict
+) -> plt.Figure:
+    """Every step's training loss (light), its moving average over `window` steps (dark, as the verdict
+    `found` read it), validation loss at each epoch's end."""
     figure, ax = plt.subplots(figsize=(8, 4.5))
     steps = range(1, len(step_losses) + 1)
     ax.plot(steps, step_losses, color="tab:blue", alpha=0.25, linewidth=0.8, label="training loss, each step")
-    window = max(3, len(step_losses) // 50)
-    ax.plot(steps, smooth(step_losses, window), color="tab:blue", label=f"moving average ({window} steps)")
+    ax.plot(steps, smoothed, color="tab:blue", label=f"moving average ({window} steps)")
     if val_epoch:
         per_epoch = len(step_losses) / len(val_epoch)
         ends = [round(per_epoch * (epoch + 1)) for epoch in range(len(val_epoch))]

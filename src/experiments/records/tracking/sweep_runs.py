@@ -11,7 +11,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from experiments.sweeps.summary import PLAN
+from experiments.records.metrics import PLAN
 
 RUN_IDS = "trackers.json"  # a run's or a sweep's tracker ids, in its folder
 SUMMARY_FILES = ("summary.csv", "summary.md", "heatmap.png", "best.yaml", PLAN)
