@@ -163,3 +163,12 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path, file_cases, name):
     assert_one_line_refusal(tmp_path, result, expected)
     assert marker.read_text() == "{}" and [p.name for p in result.run_dirs] == ["earlier_run"]
     assert not any(tmp_path.parent.parent.rglob("created-by-unpickling"))  # the payload never ran
+
+
+def test_a_sweep_over_a_damaged_dataset_is_refused_before_any_trial_runs(tmp_path, file_cases):
+    """A sweep's preflight runs a run's whole list for each trial, the dataset's files included: one line, and no
+    sweep folder, instead of every trial failing on its own."""
+    overrides, expected = file_cases["truncated IDX file"]
+    result = train(tmp_path, "-m", *overrides, "optimizer.lr=0.1,0.01")
+    assert_one_line_refusal(tmp_path, result, expected)
+    assert not (tmp_path / "outputs").exists()

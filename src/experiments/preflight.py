@@ -15,9 +15,8 @@ from experiments.checkpoints.adopt_config import check_checkpoint
 from experiments.config.added_keys import check_added_keys
 from experiments.config.devices import check_device
 from experiments.config.errors import user_error_in
-from experiments.config.rules import check_values
+from experiments.config.rules import check_procedure_keys, check_values
 from experiments.data.file_checks import check_data_files
-from experiments.procedure.keys import check_procedure_keys
 from experiments.records.tracking.checks import check_loggers, unchosen_logger
 from experiments.training.extra_callbacks import check_extra_callbacks
 
@@ -36,7 +35,7 @@ def preflight(cfg: DictConfig, typed: list[str], choices: dict | None = None, he
         check_device(cfg.trainer.accelerator, str(cfg.trainer.precision))  # config/devices.py
         choices = check_checkpoint(cfg, typed, choices)  # checkpoints/adopt_config.py
         check_data_files(cfg)  # data/file_checks.py
-    check_procedure_keys(cfg)  # check= and tune= (procedure/keys.py)
+    check_procedure_keys(cfg)  # check= and tune= (config/rules.py)
     return choices
 
 

@@ -1,2 +1,1 @@
-"""Checkpoints: reading them safely, writing them atomically, a run that starts from one (its configuration,
-resume, training on, a requeued SLURM job)."""
+"""Checkpoints: safe reading, atomic writing, a run from a checkpoint, resume, training on, a requeued SLURM job."""

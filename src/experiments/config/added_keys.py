@@ -1,6 +1,6 @@
 """`+key=value` adds a key to the config. Only the sections built from a class take new keys, as arguments of
 that class: the Trainer (`+trainer.profiler=simple`), the optimizer, the scheduler, the model and the
-datamodule; `+callbacks.NAME...` adds a callback (extra_callbacks.py). An added key nothing reads
+datamodule; `+callbacks.NAME...` adds a callback (training/extra_callbacks.py). An added key nothing reads
 (`+lr=0.01`), or an argument the class does not take
 (`+trainer.max_epoch=5`), is refused in one line naming the nearest key that exists, before anything runs.
 

@@ -6,6 +6,7 @@ has nothing to do with the file. These checks run only when the files are presen
 Lightning is imported (preflight.py): a bad file is named in about two seconds instead of five.
 """
 
+import functools
 import pickle
 from pathlib import Path
 
@@ -29,9 +30,25 @@ def dataset_class(name: str):
 
 
 def check_data_files(cfg: DictConfig) -> None:
-    """The files of a torchvision set (data.name and data.root) that are there but wrong; nothing for the sample."""
+    """The files of a torchvision set (data.name and data.root) that are there but wrong; nothing for the sample.
+    A sweep's preflight asks once per trial: files unchanged since they passed are not read again (CIFAR's md5s
+    take about half a second)."""
     if "name" in cfg.data and "root" in cfg.data:
-        check_dataset_files(cfg.data.name, Path(cfg.data.root).expanduser().resolve(), cfg.data.verify_checksums)
+        root = Path(cfg.data.root).expanduser().resolve()
+        _check_unchanged(cfg.data.name, root, cfg.data.verify_checksums, _stamp(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _check_unchanged(name: str, root: Path, verify_checksums: bool, stamp: tuple) -> None:
+    check_dataset_files(name, root, verify_checksums)  # a refusal raises, and is not remembered
+
+
+def _stamp(root: Path) -> tuple:
+    """Every file under root, with its size and time: a file damaged or replaced since changes it."""
+    if not root.is_dir():
+        return ()
+    files = sorted(path for path in root.rglob("*") if path.is_file())
+    return tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in files)
 
 
 def check_dataset_files(name: str, root: Path, verify_checksums: bool) -> None:

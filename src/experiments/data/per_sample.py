@@ -1,7 +1,7 @@
 """The note's per-sample path (data.pipeline=torchvision): a Dataset that turns each uint8 image into a PIL
 image and through a torchvision transform, and a DataLoader that resumes mid-epoch as the fast path does.
 
-A run stopped in the middle of an epoch (Ctrl-C, SIGTERM, SIGUSR1: callbacks/interrupt.py) writes the
+A run stopped in the middle of an epoch (Ctrl-C, SIGTERM, SIGUSR1: training/callbacks/interrupt.py) writes the
 loader's state into its checkpoint: the shuffling generator's state before the epoch's draw and the batches
 done. Lightning hands it back on resume, so the resumed epoch redraws the same order and goes on at the
 next batch, as the unbroken run would. At an epoch's end the state is empty: the datamodule's generator

@@ -117,7 +117,7 @@ class TorchvisionDataModule(InMemoryDataModule):
 
     def _check_files(self) -> None:
         """Files that are there but damaged, cut short or missing one of a set: one line naming the file.
-        (job.py runs the same checks earlier; this covers a data module built any other way.)"""
+        (the preflight runs the same checks earlier; this covers a data module built any other way.)"""
         check_dataset_files(self.name, self.root, self.verify_checksums)
 
     def _missing_message(self, why: str) -> str:

@@ -95,7 +95,7 @@ class FusedModule(L.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
         """Max-norm, then the 3x rule per trial, after the step as in a lone run (on the device)."""
-        if StopRequest.pending():  # Ctrl-C or SIGTERM, at a step boundary (callbacks/interrupt.py)
+        if StopRequest.pending():  # Ctrl-C or SIGTERM, at a step boundary (training/callbacks/interrupt.py)
             raise Interrupted(f"{StopRequest.received.name} at step {self.global_step}")
         if self.schedules is not None and self.schedules.steps_after_batch(self.trainer.is_last_batch):
             self.schedules.step(self.positions)  # after the step, as Lightning steps them

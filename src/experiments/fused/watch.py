@@ -1,6 +1,7 @@
-"""Step 8 of the note for every trial of a fused set: the update/weight ratios (callbacks/update_ratio.py), read
-from the stacked tensors at once and kept in each trial's record; fused/trial_logs.py writes them to the
-trial's own TensorBoard run. (Each trial's histograms are its lone run's own: fused/lone_runs.py.)
+"""Step 8 of the note for every trial of a fused set: the update/weight ratios
+(training/callbacks/update_ratio.py), read from the stacked tensors at once and kept in each trial's record;
+fused/trial_logs.py writes them to the trial's own TensorBoard run. (Each trial's histograms are its lone
+run's own: fused/lone_runs.py.)
 
 A ratio reading copies the stacked weights just before the optimizer step and compares just before the next
 one, after max-norm, as UpdateRatio does, or at the end of the epoch, before a stopped trial leaves the

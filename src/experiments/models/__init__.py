@@ -1,1 +1,1 @@
-"""Backbones. Each takes `input_shape` (C, H, W) and `num_classes` from the datamodule and returns logits."""
+"""Backbones: each takes `input_shape` and `num_classes` from the datamodule and returns logits."""

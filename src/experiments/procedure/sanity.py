@@ -9,7 +9,6 @@
   accuracy reaches 100% or the step budget runs out. Lightning trains it; its EarlyStopping stops at 100%.
 """
 
-import copy
 import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -85,9 +84,11 @@ def initial_loss(module: ClassifierModule, batch: Split, tolerance: float) -> Ch
 
 
 def regularization_raises_loss(module: ClassifierModule, batch: Split, cfg: DictConfig) -> list[CheckResult]:
-    """One row per regularizer: L1, and L2 (weight decay) unless the optimizer takes none (L-BFGS)."""
+    """One row per regularizer: L1, and L2 (weight decay) unless the optimizer takes none (L-BFGS). Each is the
+    same weights and preprocessing, regularized by that setting and nothing else (ClassifierModule.objective)."""
     strength = cfg.checks.regularization_strength
-    baseline = objective(with_regularization(module, {}), batch)
+    unregularized = {**module.hparams.regularization, "weight_decay": 0.0, "l1": 0.0}
+    baseline = module.with_hparams(regularization=unregularized, scheduler=None).objective(batch)
     regularizers = {"L1": {"l1": strength}, "L2": {"weight_decay": strength}}
     if module.hparams.optimizer["_target_"].endswith("LBFGS"):
         del regularizers["L2"]
@@ -95,7 +96,8 @@ def regularization_raises_loss(module: ClassifierModule, batch: Split, cfg: Dict
     zero = all(not w.detach().any() for _, w in module.named_weights())
     results = []
     for name, setting in regularizers.items():
-        raised = objective(with_regularization(module, setting), batch)
+        regularized = module.with_hparams(regularization={**unregularized, **setting}, scheduler=None)
+        raised = regularized.objective(batch)
         passed = math.isfinite(raised) and raised > baseline * (1 + 1e-3)
         results.append(
             CheckResult(
@@ -109,38 +111,12 @@ def regularization_raises_loss(module: ClassifierModule, batch: Split, cfg: Dict
     return results
 
 
-def objective(module: ClassifierModule, batch: Split) -> float:
-    """What training minimizes on this batch: cross-entropy, the module's L1 penalty, and the weight decay
-    of the optimizer it configures, as the penalty (decay / 2) x sum w^2 that decay is the gradient of."""
-    pixels, labels = batch
-    with torch.no_grad(), evaluating(module):
-        loss = module.loss_fn(module(pixels), labels)
-        penalty = module.l1_penalty()
-        optimizer = module.configure_optimizers()["optimizer"]
-        decay = sum(
-            group["weight_decay"] / 2 * sum(float((p**2).sum()) for p in group["params"])
-            for group in optimizer.param_groups
-            if group.get("weight_decay", 0.0) > 0
-        )
-    return float(loss) + (float(penalty) if penalty is not None else 0.0) + decay
-
-
-def with_regularization(module: ClassifierModule, setting: dict) -> ClassifierModule:
-    """The same weights and preprocessing, regularized by `setting` and nothing else."""
-    regularization = {**module.hparams.regularization, "weight_decay": 0.0, "l1": 0.0, **setting}
-    hparams = {**module.hparams, "regularization": regularization, "scheduler": None}
-    twin = type(module)(**hparams, input_transform=copy.deepcopy(module.input_transform))
-    twin.load_state_dict(module.state_dict())
-    return twin
-
-
 def overfit_tiny_subset(module: ClassifierModule, batch: Split, cfg: DictConfig) -> CheckResult:
     """A fresh copy of the model, without regularization, trained by SGD on one fixed batch."""
     checks = cfg.checks
     regularization = {**module.hparams.regularization, **NO_REGULARIZATION}
     sgd = {"_target_": "torch.optim.SGD", "_partial_": True, "lr": checks.overfit_lr, "momentum": 0.9}
-    hparams = {**module.hparams, "optimizer": sgd, "regularization": regularization, "scheduler": None}
-    learner = type(module)(**hparams, input_transform=copy.deepcopy(module.input_transform))
+    learner = module.with_hparams(same_weights=False, optimizer=sgd, regularization=regularization, scheduler=None)
     learner.log_to_logger = False  # its Trainer has none; EarlyStopping reads the values all the same
     examples = len(batch[1])
     # Lightning's EarlyStopping ends the run once training accuracy exceeds this: all examples right.

@@ -1,1 +1,1 @@
-"""Sweeps: stable directories, readable trial names, resume, the 3x divergence rule's bookkeeping, summaries."""
+"""Sweeps: trial folders and names, the sweep's preflight, summaries, heatmaps, Optuna studies, the lock."""

@@ -2,7 +2,7 @@
 the optimization history, the importances of the parameters that varied and, when two or more did, a
 contour plot of the first two. The history and the contour mark the trials the pruner stopped and the ones
 that diverged; the importances are over the finished trials. Each is a PNG in the sweep's folder, which the sweep's
-trackers receive with the summary (tracking/sweep_runs.py)."""
+trackers receive with the summary (records/tracking/sweep_runs.py)."""
 
 import logging
 import warnings

@@ -9,7 +9,7 @@ log = logging.getLogger(__name__)
 
 
 def finish_sweep(plan, trackers=None, interrupted: bool = False) -> None:
-    """`trackers`: the sweep's SweepTrackers, which receive the summary files (tracking/sweep_runs.py)."""
+    """`trackers`: the sweep's SweepTrackers, which receive the summary files (records/tracking/sweep_runs.py)."""
     _, rows = write_summary(plan.dir)
     if trackers is not None:
         trackers.close(interrupted)

@@ -1,1 +1,1 @@
-"""One Lightning fit: the ClassifierModule, the Trainer with this project's callbacks, and the lean profiler."""
+"""One Lightning fit: ClassifierModule, build_trainer and its callbacks, the lean profiler."""

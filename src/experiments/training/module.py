@@ -1,6 +1,7 @@
 """ClassifierModule: pixels -> its own preprocessing -> any backbone, with cross-entropy, torchmetrics
 accuracy and a config-built optimizer."""
 
+import copy
 from pathlib import Path
 
 import lightning as L
@@ -79,7 +80,9 @@ class ClassifierModule(L.LightningModule):
         self.checks_before_training: list[dict] | None = None  # run.check_before_training's rows, for metrics.json
         self.log_to_logger = True  # False for a fit without a logger (the overfit check), which would warn
         self.restored: dict | None = None  # the checkpoint a fit goes on from, until its optimizers are built
-        self.schedule_restart: dict | None = None  # a new schedule over what remains (train_on.py), for metrics.json
+        self.schedule_restart: dict | None = (
+            None  # a new schedule over what remains (checkpoints/train_on.py), for metrics.json
+        )
         self.warmup_until: int | None = None  # the step where one-cycle's warm-up ends, for the loss-curve verdict
 
     @classmethod
@@ -186,6 +189,32 @@ class ClassifierModule(L.LightningModule):
         """regularization.l1 x sum |w| over the weights, which training adds to the loss; None when off."""
         strength = self.regularization.get("l1", 0.0)
         return strength * sum(w.abs().sum() for w in self._weights()) if strength > 0 else None
+
+    def objective(self, batch: tuple[Tensor, Tensor]) -> float:
+        """What training minimizes on this batch, in eval mode: cross-entropy, the L1 penalty, and the weight decay
+        of the optimizer this module configures, as the penalty (decay / 2) x sum w^2 that decay is the gradient of."""
+        pixels, labels = batch
+        was_training = self.training
+        with torch.no_grad():
+            self.eval()
+            loss = self.loss_fn(self(pixels), labels)
+            penalty = self.l1_penalty()
+            optimizer = self.configure_optimizers()["optimizer"]
+            decay = sum(
+                group["weight_decay"] / 2 * sum(float((p**2).sum()) for p in group["params"])
+                for group in optimizer.param_groups
+                if group.get("weight_decay", 0.0) > 0
+            )
+        self.train(was_training)
+        return float(loss) + (float(penalty) if penalty is not None else 0.0) + decay
+
+    def with_hparams(self, same_weights: bool = True, **changes) -> "ClassifierModule":
+        """Another module with these hyperparameters changed (regularization=..., optimizer=...), the same fitted
+        preprocessing, and the same weights, or freshly initialized ones."""
+        twin = type(self)(**{**self.hparams, **changes}, input_transform=copy.deepcopy(self.input_transform))
+        if same_weights:
+            twin.load_state_dict(self.state_dict())
+        return twin
 
     def optimizer_groups(self) -> list[dict]:
         """Weight decay acts on the weights; biases and norm scales sit in a group without it."""

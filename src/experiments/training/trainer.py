@@ -1,6 +1,6 @@
 """build_trainer(cfg, run_dir): Lightning's Trainer with this project's loggers and callbacks.
 
-The loggers are those the `logger` group chose (tracking/build.py). Always on: best and last checkpoints,
+The loggers are those the `logger` group chose (records/tracking/build.py). Always on: best and last checkpoints,
 epoch timing, the note's divergence rule (with divergence_factor=null only a loss that is not finite stops
 the run) and a throttled Rich progress bar. The `watch` keys switch the update/weight ratios and the
 histograms; the regularization and scheduler choices switch on max-norm, early stopping and the
@@ -156,7 +156,8 @@ def built(name: str, spec: DictConfig):
 
 def plugins() -> list:
     """Atomic checkpoint writes: a kill while a checkpoint is written leaves the previous one whole. Inside a
-    SLURM job, Lightning's SLURM environment without its own requeue: trainer=slurm requeues (slurm.py)."""
+    SLURM job, Lightning's SLURM environment without its own requeue: trainer=slurm requeues
+    (checkpoints/slurm_requeue.py)."""
     if SLURMEnvironment.detect():
         return [AtomicCheckpointIO(), SLURMEnvironment(auto_requeue=False)]
     return [AtomicCheckpointIO()]

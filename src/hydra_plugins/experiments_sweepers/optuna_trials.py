@@ -1,6 +1,6 @@
 """`hydra/sweeper=optuna_trials` (used by `sweep=optuna`): this project's own Optuna sweeper, on Optuna's ask
 and tell. Each trial reports its objective after every validation and stops when the pruner says so
-(callbacks/report_to_study.py); the study lives in the sweep's folder, so running the command again
+(experiments/sweeps/report_to_study.py); the study lives in the sweep's folder, so running the command again
 continues it up to n_trials. Trials get numbered, readable folders, are validated before the first starts,
 and end in the same summary files as a grid. Optuna itself is imported only when a sweep starts."""
 
