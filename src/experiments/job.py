@@ -207,7 +207,7 @@ def _run_in_job(cfg: DictConfig) -> dict:
 def _refuse_sweep_keys_without_multirun(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    if cfg.get("dry_run") is True:  # checked before the rule table: any other value is its error
+    if cfg.get("dry_run") is True:  # ahead of the preflight, whose rule table refuses any value but a boolean
         raise UserError(
             "dry_run=true previews a sweep: add -m; for one run, --cfg job prints its config and trains nothing"
         )
