@@ -16,6 +16,7 @@ NO_CLUSTER = os.environ | {"SLURM_CONF": "/dev/null"}
 
 BAD_INPUTS = [
     (["model=foo"], ["model=foo", "choose from", "mlp", "cnn", "gru"]),
+    (["model=LeNet"], ["model=LeNet is not available", "the note's LeNet is model=cnn", "choose from"]),
     (["data=imagenet"], ["data=imagenet", "mnist_sample", "cifar100"]),
     (["optimizer.lr=-1"], ["optimizer.lr=-1", "> 0"]),
     (["optimizer.lr=abc"], ["optimizer.lr='abc'", "number"]),
@@ -102,6 +103,8 @@ BAD_INPUTS = [
     (["logger=[wandb]", "logger.wandb.mode=sometimes"], ["logger.wandb.mode=sometimes", "offline, online"]),
     (["-m", "sweep=optuna", "hydra.sweeper.pruner.name=early"], ["pruner.name=early is not allowed", "hyperband"]),
     (["-m", "sweep=optuna", "hydra.sweeper.sampler.name=bayes"], ["sampler.name=bayes is not allowed", "cmaes"]),
+    (["-m", "sweep=optuna", "hydra.sweeper.pruner=median"], ["pruner=median", "hydra.sweeper.pruner.name=median"]),
+    (["-m", "sweep=optuna", "hydra.sweeper.sampler=random"], ["sampler=random", "hydra.sweeper.sampler.name=random"]),
     (["-m", "sweep=optuna", "hydra.sweeper.direction=up"], ["hydra.sweeper.direction=up", "maximize or minimize"]),
     (["-m", "sweep=optuna", "hydra.sweeper.sampler.name=grid"], ["sampler.name=grid needs a list", "optimizer.lr"]),
     (["-m", "sweep=optuna", "+hydra.sweeper.pruner.median.patience=2"], ["the median pruner takes no patience"]),

@@ -20,6 +20,9 @@ from experiments.data.file_checks import check_data_files
 from experiments.records.tracking.checks import check_loggers, unchosen_logger
 from experiments.training.extra_callbacks import check_extra_callbacks
 
+# What a reader of the note may type for an option that has another name here.
+NOTE_NAMES = {"model": {"lenet": "cnn"}}
+
 
 def preflight(cfg: DictConfig, typed: list[str], choices: dict | None = None, here: bool = True) -> dict:
     """Raise UserError for the first problem, in this order. `typed`: the command line's overrides. `here`:
@@ -48,7 +51,9 @@ def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
         group, _, name = err.missing_cfg_file.rpartition("/")
         # Hydra lists the options for a single choice but not for a member of a list like [l2,foo].
         options = err.options or sorted(p.stem for p in (conf_dir / group).glob("*.yaml"))
-        return f"{group}={name} is not available: choose from {', '.join(options)}"
+        known_as = NOTE_NAMES.get(group, {}).get(name.lower())
+        hint = f"the note's {name} is {group}={known_as}; " if known_as else ""
+        return f"{group}={name} is not available: {hint}choose from {', '.join(options)}"
     cause = err.__cause__
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and cause.full_key:
         chosen = [str(name) for name in cause.parent_node] if cause.parent_node else []

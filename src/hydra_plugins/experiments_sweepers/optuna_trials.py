@@ -41,8 +41,7 @@ ConfigStore.instance().store(
 class OptunaTrialsSweeper(Sweeper):
     def __init__(self, direction, objective, n_trials, n_jobs, sampler, pruner, storage, params) -> None:
         self.direction, self.objective, self.n_trials, self.n_jobs = direction, objective, n_trials, n_jobs
-        self.sampler = OmegaConf.to_container(sampler) if OmegaConf.is_config(sampler) else dict(sampler)
-        self.pruner = OmegaConf.to_container(pruner) if OmegaConf.is_config(pruner) else dict(pruner)
+        self.sampler, self.pruner = chosen("sampler", sampler), chosen("pruner", pruner)
         self.storage, self.params = storage, params
 
     def setup(self, *, hydra_context, task_function, config) -> None:
@@ -162,6 +161,22 @@ class OptunaTrialsSweeper(Sweeper):
             study.tell(trial, state=TrialState.FAIL)
         else:
             study.tell(trial, values=value)
+
+
+def chosen(kind: str, settings: Any) -> dict:
+    """hydra.sweeper.sampler or .pruner: its name and settings. A bare name (`hydra.sweeper.pruner=median`) is
+    refused with the key that takes it, before Hydra's own error about a mapping."""
+    if OmegaConf.is_config(settings):
+        settings = OmegaConf.to_container(settings)
+    if not isinstance(settings, dict):
+        from experiments.config.errors import UserError
+
+        typed, name = ("null", "none") if settings is None else (settings, settings)
+        raise UserError(
+            f"hydra.sweeper.{kind}={typed} is not how a {kind} is chosen: type hydra.sweeper.{kind}.name={name} "
+            f"(its settings go beside it, as hydra.sweeper.{kind}.SETTING=VALUE)"
+        )
+    return settings
 
 
 def trial_statuses(plan) -> dict[int, str]:
