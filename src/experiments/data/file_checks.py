@@ -30,25 +30,9 @@ def dataset_class(name: str):
 
 
 def check_data_files(cfg: DictConfig) -> None:
-    """The files of a torchvision set (data.name and data.root) that are there but wrong; nothing for the sample.
-    A sweep's preflight asks once per trial: files unchanged since they passed are not read again (CIFAR's md5s
-    take about half a second)."""
+    """The files of a torchvision set (data.name and data.root) that are there but wrong; nothing for the sample."""
     if "name" in cfg.data and "root" in cfg.data:
-        root = Path(cfg.data.root).expanduser().resolve()
-        _check_unchanged(cfg.data.name, root, cfg.data.verify_checksums, _stamp(root))
-
-
-@functools.lru_cache(maxsize=8)
-def _check_unchanged(name: str, root: Path, verify_checksums: bool, stamp: tuple) -> None:
-    check_dataset_files(name, root, verify_checksums)  # a refusal raises, and is not remembered
-
-
-def _stamp(root: Path) -> tuple:
-    """Every file under root, with its size and time: a file damaged or replaced since changes it."""
-    if not root.is_dir():
-        return ()
-    files = sorted(path for path in root.rglob("*") if path.is_file())
-    return tuple((str(path), path.stat().st_size, path.stat().st_mtime_ns) for path in files)
+        check_dataset_files(cfg.data.name, Path(cfg.data.root).expanduser().resolve(), cfg.data.verify_checksums)
 
 
 def check_dataset_files(name: str, root: Path, verify_checksums: bool) -> None:
@@ -67,8 +51,6 @@ def check_dataset_files(name: str, root: Path, verify_checksums: bool) -> None:
 
 def check_cifar_files(folder: Path, name: str, files: list[tuple[str, str | None]], verify: bool) -> None:
     """Each batch file present, passing its md5 (unless data.verify_checksums=false) and unpickling."""
-    from torchvision.datasets.utils import check_integrity
-
     present = [file for file, _ in files if (folder / file).is_file()]
     if not present:
         return
@@ -76,7 +58,7 @@ def check_cifar_files(folder: Path, name: str, files: list[tuple[str, str | None
         path = folder / file
         if not path.is_file():
             raise UserError(f"data={name}: {path} is missing; download the dataset again or copy the file there")
-        if verify and md5 and not check_integrity(str(path), md5):
+        if verify and md5 and not md5_matches(str(path), md5, *size_and_time(path)):
             raise UserError(
                 f"data={name}: {path} fails torchvision's md5 check (damaged or altered); {redo(name)}, "
                 "or pass data.verify_checksums=false if you trust this copy"
@@ -91,3 +73,17 @@ def check_cifar_files(folder: Path, name: str, files: list[tuple[str, str | None
                 raise UserError(
                     f"data={name}: {path} does not read back ({type(err).__name__}); {redo(name)}"
                 ) from None
+
+
+def size_and_time(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def md5_matches(path: str, md5: str, size: int, mtime_ns: int) -> bool:
+    """torchvision's md5 check, once per file while its size and time stay the same: a sweep's preflight asks for
+    every trial, and CIFAR's six batches take about half a second to hash."""
+    from torchvision.datasets.utils import check_integrity
+
+    return check_integrity(path, md5)

@@ -195,17 +195,19 @@ class ClassifierModule(L.LightningModule):
         of the optimizer this module configures, as the penalty (decay / 2) x sum w^2 that decay is the gradient of."""
         pixels, labels = batch
         was_training = self.training
-        with torch.no_grad():
-            self.eval()
-            loss = self.loss_fn(self(pixels), labels)
-            penalty = self.l1_penalty()
-            optimizer = self.configure_optimizers()["optimizer"]
-            decay = sum(
-                group["weight_decay"] / 2 * sum(float((p**2).sum()) for p in group["params"])
-                for group in optimizer.param_groups
-                if group.get("weight_decay", 0.0) > 0
-            )
-        self.train(was_training)
+        self.eval()
+        try:
+            with torch.no_grad():
+                loss = self.loss_fn(self(pixels), labels)
+                penalty = self.l1_penalty()
+                optimizer = self.configure_optimizers()["optimizer"]
+                decay = sum(
+                    group["weight_decay"] / 2 * sum(float((p**2).sum()) for p in group["params"])
+                    for group in optimizer.param_groups
+                    if group.get("weight_decay", 0.0) > 0
+                )
+        finally:
+            self.train(was_training)  # the mode it came in
         return float(loss) + (float(penalty) if penalty is not None else 0.0) + decay
 
     def with_hparams(self, same_weights: bool = True, **changes) -> "ClassifierModule":
