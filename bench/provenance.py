@@ -1,16 +1,18 @@
-"""Where a measured figure comes from: the date, the commit, the machine and the command, stored beside it.
+"""Where a measured figure comes from: the date, the commit, the machine and the command, stored beside it
+(read by the same code that records a run's: experiments.records.provenance).
 
 Every result file under bench/results/ carries one of these, and bench/report.py prints it under each table
 it writes into the docs, so a figure never reaches the docs without its origin.
 """
 
 import datetime
-import os
-import platform
 import shlex
-import subprocess
 import sys
 from pathlib import Path
+
+from experiments.records.provenance import commit as code_commit
+from experiments.records.provenance import machine as run_machine
+from experiments.records.provenance import versions
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
@@ -19,39 +21,13 @@ RESULTS = REPO / "bench" / "results"
 def commit() -> str:
     """The short commit, with `+changes` when src/, conf/ or bench/ differ from it (the code measured is not
     exactly that commit)."""
-
-    def git(*arguments: str) -> str:
-        done = subprocess.run(["git", *arguments], cwd=REPO, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--", "src", "conf", "bench", "train.py")
-    measured_code = [line for line in changed.splitlines() if not line.endswith(".json")]
-    return f"{head}+changes" if measured_code else head
+    head, changed = code_commit(("src", "conf", "bench", "train.py"))
+    return f"{(head or 'unknown')[:7]}{'+changes' if changed else ''}"
 
 
 def machine() -> str:
-    """CPU model, cores, memory and GPU: enough to tell two machines apart."""
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        names = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
-        ]
-        cpu = names[0] if names else cpu
-    memory = ""
-    meminfo = Path("/proc/meminfo")
-    if meminfo.is_file():
-        total_kib = int(meminfo.read_text().split()[1])
-        memory = f", {total_kib / 2**20:.0f} GiB"
-    try:
-        import torch
-
-        gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ", no GPU"
-        library = f", torch {torch.__version__.split('+')[0]}"
-    except ImportError:
-        gpu = library = ""
-    return f"{cpu}, {os.cpu_count()} cores{memory}{gpu}{library}"
+    """The run records' machine line, with the torch version the figure was measured on."""
+    return f"{run_machine()}, torch {versions()['torch'].split('+')[0]}"
 
 
 def provenance(command: list[str] | None = None) -> dict:

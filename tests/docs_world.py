@@ -33,6 +33,7 @@ class World:
         if "trainer.max_epochs" not in text:  # resume= continues the stopped run; with more epochs, the finished one
             text = text.replace("resume=outputs/runs/RUN", f"resume=outputs/runs/{self.stopped}")
         text = text.replace("outputs/runs/RUN", f"outputs/runs/{self.run}").replace(HOME, str(self.cwd))
+        text = text.replace("CKPT", f"outputs/runs/{self.run}/{LAST}").replace("IMAGES...", "my_digits/")
         return text.replace("outputs/sweeps/NAME", f"outputs/sweeps/{self.sweep}")
 
 

@@ -1,5 +1,10 @@
 """The commands the docs show: every command line in the fenced blocks of README.md, docs/*.md and
-bench/README.md, with where it is written, its comment, and (in a `$ command` transcript) what it printed."""
+bench/README.md, with where it is written, its comment, and (in a `$ command` transcript) what it printed;
+and every command in their inline code (`python train.py ...` in a sentence or a table).
+
+Placeholders are capital words: RUN, NAME, CKPT and IMAGES... name what the test's folder holds
+(docs_world.World.concrete), and `GROUP=X` in inline code stands for every option of that config group,
+so `python train.py model=X data=fashion_mnist` is checked once per model."""
 
 import re
 import shlex
@@ -23,7 +28,8 @@ class Documented:
     text: str  # the command, continuation lines joined, without its comment
     comment: str
     output: tuple[str, ...] = ()  # what a `$ command` transcript shows it printed
-    context: str = ""  # the sentence before the block, for "On a SLURM cluster:"
+    context: str = ""  # the sentence before the block, for "On a SLURM cluster:"; inline: its own line
+    inline: bool = False  # written in a sentence or a table, not in a fenced block
 
     @property
     def argv(self) -> list[str]:
@@ -83,8 +89,35 @@ def commands_in(path: Path) -> list[Documented]:
     return found
 
 
-def documented_commands() -> list[Documented]:
-    return [command for path in DOCS for command in commands_in(path)]
+def inline_commands_in(path: Path) -> list[Documented]:
+    """Every command in inline code outside the fenced blocks, its templates written out."""
+    found, inside = [], False
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("```"):
+            inside = not inside
+        elif not inside:
+            for code in re.findall(r"`([^`]+)`", line):
+                if code.startswith(STARTS):
+                    where = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path}:{number}"
+                    found += [Documented(where, text, "", (), line, inline=True) for text in written_out(code)]
+    return found
+
+
+def written_out(template: str) -> list[str]:
+    """`GROUP=X` -> one command per option of conf/GROUP; a command without it is itself."""
+    match = re.search(r"(?:^| )(\w+)=X(?= |$)", template)
+    if not match:
+        return [template]
+    group = REPO / "conf" / match.group(1)
+    assert group.is_dir(), f"{template!r}: {match.group(1)}=X names no config group"
+    options = sorted(path.stem for path in group.glob("*.yaml"))
+    return [template.replace(f"{match.group(1)}=X", f"{match.group(1)}={option}") for option in options]
+
+
+def documented_commands(inline: bool = True) -> list[Documented]:
+    """The fenced blocks' commands, then (unless inline=False) the inline ones."""
+    fenced = [command for path in DOCS for command in commands_in(path)]
+    return fenced + [command for path in DOCS for command in inline_commands_in(path)] if inline else fenced
 
 
 def output_paths(argv: list[str]) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from docs_world import HOME, TINY, World, build_world, train_py
-from documented import DOCS, blocks, documented_commands, output_paths
+from documented import DOCS, blocks, documented_commands, inline_commands_in, output_paths
 
 TRACKERS = ("mlflow", "wandb")  # their commands read a tracker's store, which the default run has not
 COMMANDS = documented_commands()
@@ -27,7 +27,7 @@ def world(tmp_path_factory) -> World:
 
 
 def test_the_docs_show_the_commands_of_every_entry_point():
-    assert len(COMMANDS) > 80
+    assert len(COMMANDS) > 250 and sum(c.inline for c in COMMANDS) > 90
     shown = {" ".join(c.argv[:3]) for c in COMMANDS}
     for entry in ("python train.py", "python -m experiments.scratch", "python -m experiments.kernels"):
         assert any(s.startswith(entry) for s in shown), entry
@@ -63,27 +63,50 @@ def test_every_generated_figure_matches_its_result_file():
 
 @pytest.mark.slow
 def test_every_single_run_command_composes_and_passes_the_checks(world, monkeypatch):
+    monkeypatch.chdir(world.cwd)
+    failures = [failure for command in COMMANDS if (failure := single_run_failure(world, command, monkeypatch))]
+    assert not failures, "\n".join(failures)
+
+
+def single_run_failure(world, command, monkeypatch) -> str | None:
+    """What a single `python train.py ...` command the docs show would refuse with, composed and checked as
+    its run would be; None when it passes or is not a single run."""
     from experiments.job import check_printed_config, prepare_arguments
 
-    monkeypatch.chdir(world.cwd)
-    failures = []
-    for command in COMMANDS:
-        argv = world_argv(world, command)
-        if argv[:2] == ["srun", "python"]:
-            argv = argv[1:]
-            monkeypatch.setenv("SLURM_JOB_ID", "4242")  # trainer=slurm reads its job id
-        else:
-            monkeypatch.delenv("SLURM_JOB_ID", raising=False)
-        if argv[:2] != ["python", "train.py"] or "-m" in argv or "--help" in argv or expects_error(command):
-            continue
-        if "tracking_uri=http" in command.text:  # needs a server: test_mlflow_logger.py starts one and runs it
-            continue
-        arguments = [a for a in argv[2:] if a not in ("--cfg", "job")]
-        try:
-            check_printed_config([*prepare_arguments(arguments), "--cfg", "job"], REPO / "conf")
-        except Exception as err:  # UserError, and Hydra's own composition errors
-            failures.append(f"{command.where}: {command.text}\n    {type(err).__name__}: {err}")
-    assert not failures, "\n".join(failures)
+    argv = world_argv(world, command)
+    if argv[:2] == ["srun", "python"]:
+        argv = argv[1:]
+        monkeypatch.setenv("SLURM_JOB_ID", "4242")  # trainer=slurm reads its job id
+    else:
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    if argv[:2] != ["python", "train.py"] or "-m" in argv or "--help" in argv or expects_error(command):
+        return None
+    if "tracking_uri=http" in command.text:  # needs a server: test_mlflow_logger.py starts one and runs it
+        return None
+    arguments = [a for a in argv[2:] if a not in ("--cfg", "job")]
+    try:
+        check_printed_config([*prepare_arguments(arguments), "--cfg", "job"], REPO / "conf")
+    except Exception as err:  # UserError, and Hydra's own composition errors
+        return f"{command.where}: {command.text}\n    {type(err).__name__}: {err}"
+    return None
+
+
+def test_a_typo_in_a_table_of_commands_fails_the_docs_test(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text("| step | command |\n|---|---|\n| 1 | `python train.py experimnt=note_quickstart` |\n")
+    [command] = inline_commands_in(page)
+    world = World(tmp_path, run="r", stopped="s", sweep="w")
+    failure = single_run_failure(world, command, monkeypatch)
+    assert failure and "experimnt" in failure and "page.md:3" in failure
+
+
+def test_inline_templates_are_checked_once_per_option():
+    fashion = [c.text for c in COMMANDS if c.inline and c.where.startswith("docs/results.md:42")]
+    assert sorted(fashion) == [
+        f"python train.py model={m} data=fashion_mnist" for m in ("cnn", "gru", "lstm", "mlp", "rnn")
+    ]
+    readme_table = [c for c in COMMANDS if c.inline and c.where.startswith("README.md:") and "experiment=" in c.text]
+    assert len(readme_table) == 6
 
 
 @pytest.fixture(scope="session")

@@ -82,6 +82,17 @@ def test_the_kernels_command_writes_one_labelled_grid_to_png_and_tensorboard(tmp
     assert "Gaussian blur 5x5" in done.stdout and "sum to 1" in done.stdout and "sum to 0" in done.stdout
 
 
+def test_the_kernels_command_writes_under_paths_output_root(tmp_path):
+    """As train.py's runs do: paths.output_root (this machine's conf/local/, or on the command line)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "experiments.kernels", "paths.output_root=elsewhere", "--images", "1"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "elsewhere" / "runs").glob("*_kernels_mnist_sample_p*/figures/kernels.png"))
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_the_kernels_command_refuses_bad_input_in_one_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "experiments.kernels", "--images", "0"], cwd=tmp_path, capture_output=True, text=True

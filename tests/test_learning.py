@@ -31,7 +31,7 @@ def test_mlp_learns_and_writes_its_outputs(mlp_run):
     run_dir = mlp_run.run_dirs[-1]
     checkpoints = {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert "last.ckpt" in checkpoints and any(name.startswith("best-") for name in checkpoints)
-    assert "final metrics" in mlp_run.stdout and "test_acc" in mlp_run.stdout
+    assert "final metrics" in mlp_run.stdout and "test acc" in mlp_run.stdout
 
 
 def test_evaluating_the_best_checkpoint_reproduces_test_accuracy(mlp_run, tmp_path):

@@ -38,7 +38,7 @@ def test_a_run_reads_back_from_the_sqlite_store(two_epoch_run):
     run_dir = result.run_dirs[-1]
     assert not (run_dir / "tensorboard").exists()  # only the chosen logger
     client = store(cwd)
-    [experiment] = [e for e in client.search_experiments() if e.name == "runs"]
+    [experiment] = [e for e in client.search_experiments() if e.name == "single runs"]
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == run_dir.name and run.info.status == "FINISHED"
     assert json.loads((run_dir / "trackers.json").read_text())["mlflow"] == run.info.run_id
@@ -49,6 +49,9 @@ def test_a_run_reads_back_from_the_sqlite_store(two_epoch_run):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test_acc"])
     assert run.data.metrics["hparams/best_val_acc"] == pytest.approx(metrics["best_val_acc"])
+    tags = run.data.tags  # what made the run, as metrics.json records it
+    assert tags["provenance.commit"] == str(metrics["provenance"]["commit"])
+    assert tags["provenance.command"] == metrics["provenance"]["command"] and "provenance.versions.mlflow" in tags
     assert len(client.get_metric_history(run.info.run_id, "train/loss_epoch")) == 2
     figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
     for name in ("train_loss_curve.png", "test_confusion_matrix.png", "weights_first_layer.png"):
@@ -94,14 +97,14 @@ def stop(server: subprocess.Popen) -> None:
 
 def test_the_documented_mlflow_ui_serves_the_store_over_rest(two_epoch_run):
     cwd, result = two_epoch_run
-    [command] = [c for c in documented_commands() if c.text.startswith("mlflow ui")]
+    [command] = [c for c in documented_commands(inline=False) if c.text.startswith("mlflow ui")]
     port = free_port()
     arguments = [a for a in command.argv[1:] if a not in ("--port", "5000")]
     server = serve(arguments, cwd, port)
     try:
         base = f"http://127.0.0.1:{port}"
         experiments = rest(base, "/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
-        [experiment] = [e for e in experiments if e["name"] == "runs"]
+        [experiment] = [e for e in experiments if e["name"] == "single runs"]
         [run] = rest(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
         assert run["info"]["run_name"] == result.run_dirs[-1].name
     finally:
@@ -118,7 +121,7 @@ def test_a_real_mlflow_server_takes_a_run_and_serves_it_over_rest(tmp_path):
         result = train(tmp_path, *[a.replace(":5000", f":{port}") for a in command], *SMOKE)
         assert result.returncode == 0, result.stderr[-3000:]
         [experiment] = [e for e in rest(base, "/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
-                        if e["name"] == "runs"]  # fmt: skip
+                        if e["name"] == "single runs"]  # fmt: skip
         runs = rest(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
         [run] = runs
         assert run["info"]["run_name"] == result.run_dirs[-1].name and run["info"]["status"] == "FINISHED"

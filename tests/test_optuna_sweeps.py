@@ -105,7 +105,7 @@ def test_the_median_pruner_stops_slow_trials_after_an_epoch_and_the_study_agrees
     assert evaluated.metrics["test_acc"] == pytest.approx(reported["test_acc"])
     assert best.value == pytest.approx(reported["best_val_acc"])
     # The documented optuna-dashboard serves the same study over HTTP.
-    [command] = [c for c in documented_commands() if c.text.startswith("optuna-dashboard")]
+    [command] = [c for c in documented_commands(inline=False) if c.text.startswith("optuna-dashboard")]
     port = free_port()
     argv = [a.replace("outputs/sweeps/NAME", f"outputs/sweeps/{sweep_dir.name}") for a in command.argv]
     dashboard = subprocess.Popen(

@@ -61,6 +61,37 @@ def smoke_run(tmp_path_factory):
     return train(tmp_path_factory.mktemp("smoke"), *overrides)
 
 
+def test_the_run_records_its_code_packages_device_and_command(smoke_run):
+    record = smoke_run.metrics["provenance"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    assert record["commit"] == (head or None) and isinstance(record["uncommitted_changes"], bool)
+    assert record["command"].startswith(f"python {REPO / 'train.py'} trainer.max_epochs=2 optimizer=sgd")
+    assert {"python", "experiments", "torch", "lightning", "hydra-core", "tensorboard"} <= set(record["versions"])
+    assert record["versions"]["torch"] == torch.__version__ and "mlflow" not in record["versions"]  # not chosen
+    assert record["device"] == "cpu" and "cores" in record["machine"]
+
+
+def test_a_default_run_piped_to_a_file_prints_a_screen(tmp_path):
+    """`python train.py > log`: the run, the checks, one line an epoch, the verdict and a table of at most 12
+    rows; not Lightning's device lines, layer table, srun hint (CI has srun installed) or a wrapped bar."""
+    done = train(tmp_path, "trainer.limit_train_batches=3", "trainer.limit_val_batches=2")  # 10 epochs
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = (done.stdout + done.stderr).splitlines()
+    assert len(printed) <= 30, "\n".join(printed)
+    assert printed[0].startswith("MLP (669,706 parameters), 10 epochs on mnist_sample on cpu -> outputs/runs/")
+    assert printed[1] == "check initial loss ≈ ln(C) (step 3): PASS (2.310)"
+    epochs = [line for line in printed if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == [f"{n}/10" for n in range(1, 11)]
+    assert all("train/loss" in line and "val/acc" in line for line in epochs)
+    assert any(line.startswith("loss curve: ") for line in printed)
+    rows = [line for line in printed if line.startswith("│")]
+    assert 8 <= len(rows) <= 12 and rows[-1].split("│")[1].strip() == "run folder"
+    for noise in ("GPU available", "TPU available", "FLOPs", "srun", "Restoring states", "val/loss: "):
+        assert noise not in done.stdout + done.stderr, noise
+    full = train(tmp_path / "full", "final_table=full", "trainer.max_epochs=1", *QUICK)  # the documented switch
+    assert "provenance.commit" in full.stdout and "loss_curve.evidence.steps" in full.stdout
+
+
 def test_checkpoints_load_with_weights_only(smoke_run):
     checkpoint = torch.load(smoke_run.metrics["best_checkpoint"], map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
@@ -135,5 +166,5 @@ def test_the_metrics_table_prints_values_as_text_not_rich_markup(capsys):
     from experiments.records.metrics import print_metrics_table
 
     advice = "stop earlier or regularize more: regularization=[early_stopping], dropout or l2"
-    print_metrics_table({"loss_curve": {"advice": advice}}, title="final metrics")
+    print_metrics_table({"loss_curve": {"advice": advice}}, title="final metrics", full=True)
     assert "regularization=[early_stopping]" in capsys.readouterr().out.replace("\n", " ").replace("│", " ")

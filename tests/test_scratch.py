@@ -4,6 +4,7 @@ framework's MLP, and `python -m experiments.scratch` from the command line."""
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,10 +143,12 @@ def test_the_scratch_command_prints_every_10_iterations_and_writes_its_run(tmp_p
 @pytest.mark.slow
 def test_scratch_options_change_the_net_and_the_data(tmp_path, dataset_root):
     data = ["data=cifar10", f"data.root={dataset_root}", "data.download=false", "data.verify_checksums=false"]
-    done = scratch(tmp_path, *data, "--hidden", "7", "--init", "he", "--iterations", "2", "--lr", "0.05")
+    settings = ["--hidden", "7", "--init", "he", "--iterations", "2", "--lr", "0.05"]
+    done = scratch(tmp_path, *data, "paths.output_root=elsewhere", *settings)
     assert done.returncode == 0, done.stderr
     assert "3072-7-10" in done.stdout and "He normal" in done.stdout
-    [run_dir] = (tmp_path / "outputs" / "runs").glob("*_scratch_mlp_cifar10_p*")
+    [run_dir] = (tmp_path / "elsewhere" / "runs").glob("*_scratch_mlp_cifar10_p*")  # paths.output_root, as train.py
+    assert not (tmp_path / "outputs").exists() and f"--logdir {Path('elsewhere') / 'runs'}" in done.stdout
     assert json.loads((run_dir / "metrics.json").read_text())["settings"]["lr"] == 0.05
 
 
@@ -156,7 +159,7 @@ def test_scratch_options_change_the_net_and_the_data(tmp_path, dataset_root):
         (["--hidden", "ten"], "argument --hidden: 'ten' is not an integer"),
         (["--init", "zeros"], "argument --init: invalid choice: 'zeros'"),
         (["--seed", "-3"], "argument --seed: -3 is not allowed"),
-        (["model=cnn"], "model=cnn: these commands take data=NAME and data.KEY=VALUE"),
+        (["model=cnn"], "model=cnn: these commands take data=NAME, data.KEY=VALUE, paths.data_root=DIR"),
         (["data=imagenet"], "data=imagenet is not available: choose from"),
         (["data.batch_size=64"], "data.batch_size is not used here: the note's net trains full batch"),
         (["data.val_fraction=2"], "data.val_fraction=2"),

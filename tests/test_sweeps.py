@@ -4,6 +4,7 @@ the joblib launcher (the Optuna preset: test_optuna_sweeps.py)."""
 import csv
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -84,6 +85,10 @@ def test_grid_sweep_writes_trials_summary_heatmap_and_best(tmp_path):
     assert f"optimizer.lr={rows[0]['optimizer.lr']}" in best["overrides"]
     assert "best val acc" in result.stdout  # the table printed at the end
     assert yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["trainer"]["max_epochs"] == 2
+    plan = json.loads((sweep_dir / "sweep.json").read_text())  # the sweep names its code and its command
+    typed = shlex.join(["-m", "optimizer.lr=0.001,0.003", "regularization.weight_decay=logspace(1e-5,1e-4)", *QUICK])
+    assert plan["provenance"]["command"].endswith(typed)  # as typed, before logspace( ) is expanded
+    assert "torch" in plan["provenance"]["versions"] and "commit" in plan["provenance"]
     # TensorBoard's HParams tab shows the first five columns it is given: both swept keys are among them
     shown = hparams_columns_shown(sweep_dir)
     assert {"lr", "weight_decay"} <= set(shown[:5]) and shown[:2] == ["lr", "weight_decay"]

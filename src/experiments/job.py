@@ -22,6 +22,7 @@ from experiments.checkpoints.resume import expand_resume
 from experiments.checkpoints.slurm_requeue import expand_requeued, run_name
 from experiments.config.errors import TrialsFailed, UserError, user_error_in
 from experiments.preflight import describe_hydra_error, preflight
+from experiments.records.provenance import remember_command
 from experiments.sweeps.logspace import expand_logspace
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ def run_hydra(hydra_main: Callable[[], Any], conf_dir: Path) -> None:
     """Call a @hydra.main function; composition errors become one line unless HYDRA_FULL_ERROR=1."""
     wants_trace = os.environ.get("HYDRA_FULL_ERROR") == "1"  # Hydra's own meaning; 0 means off
     os.environ["HYDRA_FULL_ERROR"] = "1"  # makes Hydra raise instead of printing its own report
+    remember_command(sys.argv)  # as typed, before resume=RUN is expanded: recorded with the run (provenance)
     try:
         sys.argv[1:] = prepare_arguments(sys.argv[1:], conf_dir)
         check_printed_config(sys.argv[1:], conf_dir)

@@ -17,7 +17,7 @@ from experiments.scratch.fixed_kernels import KERNELS, SIGNED, apply_per_channel
 
 def parse_args(argv: list[str] | None):
     parser = OneLineParser(prog="python -m experiments.kernels", description=__doc__.split("\n\n")[1])
-    parser.add_argument("overrides", nargs="*", help="data=NAME and data.KEY=VALUE, as for train.py")
+    parser.add_argument("overrides", nargs="*", help="data=NAME, data.KEY=VALUE and paths.*=DIR, as for train.py")
     parser.add_argument("--images", type=positive(int), default=4, help="how many images, one per class (default 4)")
     return parser.parse_args(argv)
 
@@ -51,7 +51,7 @@ def kernel_grid(images: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    splits, class_names, data_name = load_arrays(args.overrides)
+    splits, class_names, data_name, output_root = load_arrays(args.overrides)
     images, labels = pick_images(*splits["train"], args.images)
     import torch
     from lightning.pytorch.loggers import TensorBoardLogger
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         row_labels=[class_names[label] for label in labels],
         inches=1.6,
     )
-    run_dir = new_run_dir("kernels", data_name)
+    run_dir = new_run_dir(output_root, "kernels", data_name)
     logger = TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version="")
     path = publish(figure, "kernels", [logger], run_dir)
     logger.finalize("success")

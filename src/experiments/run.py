@@ -13,14 +13,12 @@ a test or a sweep launcher can call `run` outside a Hydra job.
 import logging
 import random
 import time
-import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.utilities.model_summary import ModelSummary
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.checkpoints.reading import (
@@ -44,10 +42,12 @@ from experiments.records.metrics import (
 )
 from experiments.records.pictures.first_layer import draw_first_layer
 from experiments.records.pictures.training_inputs import draw_training_inputs
+from experiments.records.provenance import provenance
 from experiments.records.tracking.publish import publish_final
 from experiments.training.callbacks.divergence import Diverged
 from experiments.training.callbacks.interrupt import Interrupted, StopRequest
 from experiments.training.callbacks.prediction_figures import PredictionFigures
+from experiments.training.console import quiet_library_noise
 from experiments.training.module import ClassifierModule, load_module
 from experiments.training.trainer import RunCallbacks, build_trainer
 
@@ -64,15 +64,18 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, pruni
     seed = prepare_process(cfg)
     datamodule = build_data(cfg)
     module = build_module(cfg, datamodule)
-    checked = check_before_training(cfg, module, datamodule)
     trainer, callbacks = build_trainer(cfg, run_dir, pruning)
+    if trainer.is_global_zero:
+        log.info(describe_run(cfg, module, datamodule, str(trainer.strategy.root_device), run_dir))
+    checked = check_before_training(cfg, module, datamodule)
     tuned = find_learning_rate(cfg, trainer, module, datamodule) if cfg.tune == "lr_find" else {}
     trained = fit(cfg, trainer, module, datamodule, callbacks) if trains(cfg) else {}
     try:
         tested = test(cfg, trainer, module, datamodule, trained)
     except Interrupted:  # Ctrl-C or SIGTERM while testing: resuming tests again
         trained, tested = {**trained, "status": "interrupted"}, {}
-    metrics = collect_metrics(cfg, checked | tuned | trained, tested, seed, run_dir, started)
+    facts = run_facts(cfg, seed, str(trainer.strategy.root_device), run_dir, started)
+    metrics = collect_metrics(cfg, checked | tuned | trained, tested, facts)
     if trainer.is_global_zero:  # under DDP, one process writes what the run leaves behind
         swept = swept_keys(run_dir)
         write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed, swept), swept)
@@ -95,7 +98,7 @@ def check_procedure(cfg: DictConfig, run_dir: str | Path) -> list[CheckResult]:
 def prepare_process(cfg: DictConfig) -> int:
     """Seed every RNG, set the torch thread count and route library logging; returns the seed. The device was
     checked by the preflight (preflight.py)."""
-    _quiet_library_noise()
+    quiet_library_noise()
     seed = cfg.seed if cfg.seed is not None else random.randrange(2**31)  # `is not None`: 0 is a seed
     L.seed_everything(seed, verbose=False)
     if cfg.torch_threads is not None:
@@ -140,6 +143,21 @@ def build_module(cfg: DictConfig, datamodule: InMemoryDataModule) -> ClassifierM
     return ClassifierModule.fitted(datamodule.train_images, **hparams)
 
 
+def describe_run(
+    cfg: DictConfig, module: ClassifierModule, datamodule: InMemoryDataModule, device: str, run_dir: Path
+) -> str:
+    """The run's first line: what it trains (or evaluates) on which data and device, and where its files go."""
+    shown_dir = run_dir.relative_to(Path.cwd()) if run_dir.is_relative_to(Path.cwd()) else run_dir
+    where = f"on {datamodule.name} on {device} -> {shown_dir}"
+    if not cfg.train:
+        return f"evaluating {cfg.ckpt_path} {where}"
+    model = module.hparams.model["_target_"].rsplit(".", 1)[-1]
+    parameters = sum(parameter.numel() for parameter in module.parameters())
+    doing = f"{cfg.trainer.max_epochs} epochs" if trains(cfg) else "a learning-rate search"
+    resuming = f", resuming {cfg.ckpt_path}" if cfg.ckpt_path else ""
+    return f"{model} ({parameters:,} parameters), {doing}{resuming} {where}"
+
+
 def trains(cfg: DictConfig) -> bool:
     """Whether this run trains: not when evaluating, and not when it only searches a learning rate."""
     return cfg.train and (cfg.tune == "none" or cfg.lr_find.then_train)
@@ -164,7 +182,6 @@ def fit(
     """Train (resuming from cfg.ckpt_path when given); returns what training leaves to report. With
     watch.pictures, draws the training inputs per class first and the first layer's weights after."""
     run_dir, names = trainer.default_root_dir, module.hparams.data["class_names"]
-    log.info(f"\n{ModelSummary(module, max_depth=2)}")  # Lightning's summary callback would run on every step
     pictures = cfg.watch.pictures and trainer.is_global_zero  # under DDP, drawn once
     if pictures and not cfg.ckpt_path:
         draw_training_inputs(datamodule, names, trainer.loggers, run_dir)
@@ -231,7 +248,7 @@ def test(
     return {"test_acc": tested["test/acc"], "test_loss": tested["test/loss"]}
 
 
-def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, seed: int, run_dir: Path, started: float) -> dict:
+def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, facts: dict) -> dict:
     """metrics.json's content, in the order people read it: outcome, test figures, training details, run facts."""
     if cfg.train and not trains(cfg):
         metrics = {"status": "searched", **trained}  # tune=lr_find alone: the search is the result
@@ -240,11 +257,18 @@ def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, seed: int, run
         metrics = {**outcome, "test_acc": None, "test_loss": None, **tested, **trained}
     else:
         metrics = {**tested, "evaluated_checkpoint": str(Path(cfg.ckpt_path).resolve())}
-    return metrics | {
+    return metrics | facts
+
+
+def run_facts(cfg: DictConfig, seed: int, device: str, run_dir: Path, started: float) -> dict:
+    """The end of metrics.json: how the run was made (its seed, threads, time and folder, and its code,
+    packages, device and command: records/provenance.py)."""
+    return {
         "seed": seed,
         "torch_threads": torch.get_num_threads(),
         "wall_seconds": round(time.perf_counter() - started, 2),
         "run_dir": str(run_dir),
+        "provenance": provenance(list(cfg.get("logger") or {}), device),
     }
 
 
@@ -257,20 +281,8 @@ def write_results(cfg: DictConfig, trainer: L.Trainer, metrics: dict, hparams: d
         title = "final metrics" if trains(cfg) else "learning-rate search"
     else:
         title = f"evaluation of {cfg.ckpt_path}"
-    print_metrics_table(metrics, title=title)
+    print_metrics_table(metrics, title=title, full=cfg.final_table == "full")
 
 
 def _number(value) -> float | None:
     return float(value) if value is not None else None
-
-
-def _quiet_library_noise() -> None:
-    # Lightning and torchmetrics install console handlers of their own; the job's root handlers already
-    # print each record and file it in train.log, so route everything through those once.
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "torchmetrics"):
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
-    # Advertising tips ("💡 Tip: ... litlogger") come through rank_zero_info; they are not about this run.
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "💡" not in record.getMessage())
-    # Raised inside Lightning's own code against torch >= 2.10; nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")

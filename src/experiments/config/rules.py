@@ -144,6 +144,7 @@ RULES: dict[str, Rule] = {
     "regularization.augment.scale": number(0, 1, high_open=True),
     "regularization.augment.erase": number(0, 1),
     "check": choice("none", "procedure"),
+    "final_table": choice("short", "full"),
     "checks.during_training": Rule(
         "a list of initial_loss, regularization, overfit (e.g. [initial_loss] or [])",
         lambda v: isinstance(v, list | ListConfig) and all(x in CHECKS for x in v),

@@ -29,11 +29,11 @@ from experiments.records.metrics import best_epoch, chosen_hparams, swept_keys, 
 from experiments.records.pictures.first_layer import draw_first_layer
 from experiments.records.pictures.training_inputs import draw_training_inputs
 from experiments.records.tracking.publish import publish_final
-from experiments.run import build_data, build_module, check_before_training, prepare_process, test
+from experiments.run import build_data, build_module, check_before_training, prepare_process, run_facts, test
 from experiments.training.callbacks.epoch_timer import EpochTimer
-from experiments.training.callbacks.progress import SteadyRichProgressBar
+from experiments.training.callbacks.progress import progress_callback
 from experiments.training.callbacks.update_ratio import UpdateRatio
-from experiments.training.trainer import trainer_options
+from experiments.training.trainer import cluster_environment, showing_bar, trainer_options
 
 FUSED = (
     "optimizer.lr",
@@ -105,12 +105,14 @@ def train_fused(
     ]
     live = LiveTrialLogs(logs)
     options, profiler = trainer_options(cfgs[0].trainer)
+    progress = progress_callback()
     trainer: L.Trainer = instantiate(
         options,
         **profiler,
         logger=False,
-        callbacks=[timer, *watching, LoneRunsAtEpochEnd(lone_runs, timer), live, SteadyRichProgressBar()]
-        + list(callbacks or []),
+        callbacks=[timer, *watching, LoneRunsAtEpochEnd(lone_runs, timer), live, progress] + list(callbacks or []),
+        plugins=[environment] if (environment := cluster_environment()) is not None else [],
+        enable_progress_bar=showing_bar([progress]),
         enable_model_summary=False,
         default_root_dir=str(run_dirs[0]),
         gradient_clip_val=cfgs[0].regularization.grad_clip.value,  # FusedModule clips per trial
@@ -119,6 +121,7 @@ def train_fused(
     trainer.fit(fused, datamodule=datamodule)
     seconds = time.perf_counter() - started
     live.write(fused)  # what the last epoch added
+    device = str(trainer.strategy.root_device)
     results = []
     for trial, (cfg, run_dir, lone) in enumerate(zip(cfgs, run_dirs, lone_runs, strict=True)):
         record, run_dir, loggers, module = fused.records[trial], Path(run_dir), lone.trainer.loggers, lone.module
@@ -148,10 +151,8 @@ def train_fused(
                 warmup_until=module.warmup_until,
             ),
             **watched,
-            "seed": seed,
-            "torch_threads": torch.get_num_threads(),
+            **run_facts(cfg, seed, device, run_dir, started),
             "wall_seconds": round(seconds, 2),  # the whole set's: its trials trained together
-            "run_dir": str(run_dir),
         }
         write_metrics_json(run_dir, metrics)
         swept = swept_keys(run_dir)

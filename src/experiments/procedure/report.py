@@ -33,7 +33,9 @@ def report_checks(results: list[CheckResult], run_dir: Path) -> Path:
 def warn_failures(results: list[CheckResult]) -> list[dict]:
     """In a training run the checks only warn; returns their rows for metrics.json."""
     for result in results:
-        if not result.passed:
+        if result.passed:
+            log.info(f"check {result.label}: PASS ({result.measured})")
+        else:
             log.warning(
                 f"check {result.label} failed: measured {result.measured}, expected {result.expected}; "
                 f"this usually means {FAILURE_MEANS[result.check]}"

@@ -79,13 +79,49 @@ def write_metrics_json(run_dir: Path, metrics: dict) -> Path:
     return path
 
 
-def print_metrics_table(metrics: dict, title: str) -> None:
-    table = Table(title=title, show_header=True, header_style="bold")
+def print_metrics_table(metrics: dict, title: str, full: bool = False) -> None:
+    """The run's outcome at a glance (short_rows), or with `full` (final_table=full) all of metrics.json."""
+    table = Table(title=title, show_header=full, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right", overflow="fold")
-    for key, value in _rows(metrics):
+    for key, value in _rows(metrics) if full else short_rows(metrics):
         table.add_row(escape(key), escape(value))  # values such as [early_stopping] are text, not Rich markup
     Console().print(table)
+
+
+def short_rows(metrics: dict) -> list[tuple[str, str]]:
+    """At most 12 rows, in reading order: the outcome, the figures, the verdicts, the time, the files. A row
+    a run has no value for (a diverged run's test, an evaluation's epochs) is left out."""
+    curve, ratio, search = (metrics.get(key) or {} for key in ("loss_curve", "update_ratio", "lr_find"))
+    run_dir = Path(metrics["run_dir"])
+    epoch = metrics.get("epoch_seconds") or []
+    seconds = [f"{sorted(epoch)[len(epoch) // 2]:.2f} an epoch"] if epoch else []
+    seconds += [f"{metrics['wall_seconds']:.1f} in all"] if "wall_seconds" in metrics else []
+    best = metrics.get("best_checkpoint")
+    best = str(Path(best).relative_to(run_dir)) if best and Path(best).is_relative_to(run_dir) else best
+    rows = {
+        "status": metrics.get("status"),
+        "test acc": metrics.get("test_acc"),
+        "best val acc": metrics.get("best_val_acc"),
+        "test loss": metrics.get("test_loss"),
+        "diverged at step": metrics.get("diverged_step"),
+        "lr": metrics.get("lr"),
+        "suggested lr": search.get("suggestion"),
+        "epochs": metrics.get("epochs"),
+        "loss curve": curve.get("verdict"),
+        "update ratios": ratio.get("verdict"),
+        "seconds": ", ".join(seconds) or None,
+        "best checkpoint": best,
+        "evaluated": metrics.get("evaluated_checkpoint"),
+        "run folder": str(run_dir),
+    }
+    return [(name, _shown(value)) for name, value in rows.items() if value is not None]
+
+
+def _shown(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return _relative(value) if isinstance(value, str) else str(value)
 
 
 def _rows(metrics: dict, prefix: str = ""):

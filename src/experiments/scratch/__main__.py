@@ -4,7 +4,7 @@
 The note's NumPy net ("Implementation of Neural Net in Python"): 784-10-10, ReLU and softmax, weights and
 biases uniform(-1, 1), full-batch gradient descent at lr 0.1 for 500 iterations, the training accuracy
 printed every 10 iterations. Any dataset train.py loads works, flattened; the default is the embedded sample.
-Writes metrics.json and a TensorBoard run under outputs/runs/, next to train.py's runs.
+Writes metrics.json and a TensorBoard run under outputs/runs/ (paths.output_root), next to train.py's runs.
 """
 
 import json
@@ -21,7 +21,7 @@ NOTE_ACCURACY = 0.77  # the note's final training accuracy, on all 60,000 MNIST 
 
 def parse_args(argv: list[str] | None):
     parser = OneLineParser(prog="python -m experiments.scratch", description=__doc__.split("\n\n")[1])
-    parser.add_argument("overrides", nargs="*", help="data=NAME and data.KEY=VALUE, as for train.py")
+    parser.add_argument("overrides", nargs="*", help="data=NAME, data.KEY=VALUE and paths.*=DIR, as for train.py")
     parser.add_argument("--hidden", type=positive(int), default=10, help="hidden units (the note: 10)")
     parser.add_argument("--lr", type=positive(float), default=0.1, help="gradient-descent step size (the note: 0.1)")
     parser.add_argument("--iterations", type=positive(int), default=500, help="full-batch steps (the note: 500)")
@@ -41,7 +41,7 @@ def columns(images: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    splits, class_names, data_name = load_arrays(args.overrides)
+    splits, class_names, data_name, output_root = load_arrays(args.overrides)
     arrays = {name: (columns(images), labels) for name, (images, labels) in splits.items()}
     X, labels = arrays["train"]
     features, classes = X.shape[0], len(class_names)
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         f"scratch MLP {shape} (ReLU, softmax) on {data_name}: {init} init, full batch of {labels.size}, "
         f"lr {args.lr}, {args.iterations} iterations, seed {args.seed}"
     )
-    run_dir = new_run_dir("scratch_mlp", data_name)
+    run_dir = new_run_dir(output_root, "scratch_mlp", data_name)
     from torch.utils.tensorboard import SummaryWriter  # only for the event file; the net itself is NumPy
 
     # The same tags as train.py's runs, so both curves share a chart in one TensorBoard.
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{final['test_acc']:.4f}   in {seconds:.1f} s   "
         f"(the note: {NOTE_ACCURACY:.0%} train acc on 60,000 MNIST digits)"
     )
-    print(f"run directory: {run_dir}   (tensorboard --logdir outputs/runs)")
+    print(f"run directory: {run_dir}   (tensorboard --logdir {output_root / 'runs'})")
     return 0
 
 

@@ -1,5 +1,6 @@
 """What the from-scratch commands share with train.py: `data=...` overrides composed from conf/ and checked
-by the same rules, the splits as NumPy arrays, one-line errors, and a run directory under outputs/runs/."""
+by the same rules, the splits as NumPy arrays, one-line errors, and a run directory under
+paths.output_root/runs/ (outputs/runs/ unless this machine's conf/local/ or paths.output_root=DIR says)."""
 
 import argparse
 import math
@@ -48,8 +49,12 @@ def positive(kind):
     return parse
 
 
+TAKEN = ("data", "paths.data_root", "paths.output_root")  # data=NAME, data.KEY=VALUE and where files are
+
+
 def compose_data_config(overrides: list[str]):
-    """conf/ composed with `data=NAME` and `data.KEY=VALUE` overrides, checked as train.py checks them."""
+    """conf/ composed with `data=NAME`, `data.KEY=VALUE` and `paths.*` overrides, checked as train.py
+    checks them."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
@@ -57,8 +62,11 @@ def compose_data_config(overrides: list[str]):
 
     for override in overrides:
         key = override_key(override)
-        if "=" not in override or not (key == "data" or key.startswith("data.")):
-            raise UserError(f"{override}: these commands take data=NAME and data.KEY=VALUE; see --help for the rest")
+        if "=" not in override or not (key in TAKEN or key.startswith("data.")):
+            raise UserError(
+                f"{override}: these commands take data=NAME, data.KEY=VALUE, paths.data_root=DIR and "
+                "paths.output_root=DIR; see --help for the rest"
+            )
         if key in NOT_USED:
             raise UserError(f"{key} is not used here: {NOT_USED[key]}")
     if not CONF_DIR.is_dir():
@@ -72,21 +80,21 @@ def compose_data_config(overrides: list[str]):
     return cfg
 
 
-def load_arrays(overrides: list[str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str]:
+def load_arrays(overrides: list[str]) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str], str, Path]:
     """The chosen dataset's train/val/test splits as uint8 (N, C, H, W) arrays and int64 labels, read
-    through the framework's own datamodule; plus the class names and the dataset's name."""
+    through the framework's own datamodule; plus the class names, the dataset's name and paths.output_root."""
     cfg = compose_data_config(overrides)  # bad input is refused before torch and Lightning load (4 s)
     from experiments.run import build_data
 
     datamodule = build_data(cfg)
     splits = {name: (images.numpy(), labels.numpy()) for name, (images, labels) in datamodule.splits.items()}
-    return splits, list(datamodule.class_names), datamodule.name
+    return splits, list(datamodule.class_names), datamodule.name, Path(cfg.paths.output_root)
 
 
-def new_run_dir(label: str, data: str) -> Path:
-    """outputs/runs/<time>_<label>_<data>_p<pid>, named as train.py names its runs."""
+def new_run_dir(output_root: Path, label: str, data: str) -> Path:
+    """OUTPUT_ROOT/runs/<time>_<label>_<data>_p<pid>, named as train.py names its runs."""
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    run_dir = Path("outputs") / "runs" / f"{stamp}_{label}_{data}_p{os.getpid()}"
+    run_dir = output_root / "runs" / f"{stamp}_{label}_{data}_p{os.getpid()}"
     run_dir.mkdir(parents=True)
     return run_dir
 

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from experiments.config.errors import UserError
 from experiments.config.overrides import override_key, quoted
 from experiments.records.metrics import PLAN
+from experiments.records.provenance import provenance
 from experiments.records.status import FINISHED, read_status
 from experiments.sweeps.naming import short_keys, sweep_name, trial_name
 from experiments.sweeps.sbatch_refusal import refused_job
@@ -92,6 +93,7 @@ class SweepPlan:
         self.preset_overrides = preset_overrides(config, choice)
         self.trials: list[dict] = []
         self.skipped: list[str] = []  # trials that had finished in an earlier run of this sweep
+        self.provenance = provenance(list(config.get("logger") or {}))  # the code and command; each trial its device
 
     def check_matches_existing(self) -> None:
         """Rerunning resumes; reusing the name for a different sweep would mix results, so it is refused."""
@@ -120,6 +122,7 @@ class SweepPlan:
             "fixed_overrides": self.fixed,
             "preset_overrides": self.preset_overrides,
             "trials": self.trials,
+            "provenance": self.provenance,
         }
         (self.dir / PLAN).write_text(json.dumps(plan, indent=2))
 

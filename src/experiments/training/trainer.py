@@ -11,14 +11,22 @@ and the run prints its own model summary instead of Lightning's RichModelSummary
 """
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
-from lightning.fabric.plugins.environments import SLURMEnvironment
-from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.fabric.plugins.environments import (
+    ClusterEnvironment,
+    LightningEnvironment,
+    LSFEnvironment,
+    MPIEnvironment,
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+)
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, ProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.checkpoints.atomic_io import AtomicCheckpointIO
@@ -30,7 +38,7 @@ from experiments.training.callbacks.epoch_timer import EpochTimer
 from experiments.training.callbacks.histograms import WeightHistograms
 from experiments.training.callbacks.interrupt import StopAtStep
 from experiments.training.callbacks.max_norm import MaxNorm
-from experiments.training.callbacks.progress import SteadyRichProgressBar
+from experiments.training.callbacks.progress import progress_callback
 from experiments.training.callbacks.update_ratio import UpdateRatio
 from experiments.training.lean_profiler import LeanPassThroughProfiler
 
@@ -97,7 +105,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, pruning: L.Callback | None = N
         callbacks=every_callback,
         default_root_dir=str(run_dir),
         plugins=plugins(),
-        enable_model_summary=False,  # run.fit prints the summary: Lightning's callback would be called every step
+        enable_progress_bar=showing_bar(every_callback),  # piped: EpochLines, and no bar Lightning adds itself
+        enable_model_summary=False,  # run.py prints one line: Lightning's callback would be called every step
         gradient_clip_val=clip.value,
         gradient_clip_algorithm=clip.algorithm,
     )
@@ -133,7 +142,7 @@ def build_callbacks(cfg: DictConfig, run_dir: Path, pruning: L.Callback | None =
             *optional_callbacks(cfg),
             *build_extra_callbacks(cfg),  # callbacks: from the config, checked by extra_callbacks.py
             StopAtStep(run_dir / "checkpoints" / "last.ckpt"),
-            SteadyRichProgressBar(),
+            progress_callback(),
         ],
     )
 
@@ -155,12 +164,28 @@ def built(name: str, spec: DictConfig):
 
 
 def plugins() -> list:
-    """Atomic checkpoint writes: a kill while a checkpoint is written leaves the previous one whole. Inside a
-    SLURM job, Lightning's SLURM environment without its own requeue: trainer=slurm requeues
-    (checkpoints/slurm_requeue.py)."""
-    if SLURMEnvironment.detect():
-        return [AtomicCheckpointIO(), SLURMEnvironment(auto_requeue=False)]
-    return [AtomicCheckpointIO()]
+    """Atomic checkpoint writes: a kill while a checkpoint is written leaves the previous one whole. And the
+    cluster environment (cluster_environment)."""
+    environment = cluster_environment()
+    return [AtomicCheckpointIO()] + ([environment] if environment is not None else [])
+
+
+def cluster_environment() -> ClusterEnvironment | None:
+    """Inside a SLURM job, Lightning's SLURM environment without its own requeue: trainer=slurm requeues
+    (checkpoints/slurm_requeue.py). Under torchrun, LSF or MPI: None, and Lightning finds which, in its own
+    order. Otherwise the plain environment, so that Lightning does not guess at SLURM on a machine that merely
+    has `srun`: it warns on every login node that the command is not run with srun."""
+    if TorchElasticEnvironment.detect():  # first, as Lightning orders them: torchrun inside a SLURM job
+        return None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The `srun` command is available")  # asked here, not guessed
+        if SLURMEnvironment.detect():
+            return SLURMEnvironment(auto_requeue=False)
+    return None if LSFEnvironment.detect() or MPIEnvironment.detect() else LightningEnvironment()
+
+
+def showing_bar(callbacks: list) -> bool:
+    return any(isinstance(callback, ProgressBar) for callback in callbacks)
 
 
 def resumed_global_step(cfg: DictConfig, run_dir: Path) -> int | None:

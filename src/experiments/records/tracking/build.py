@@ -101,6 +101,11 @@ class BufferedMLFlowLogger(MLFlowLogger):
         super().finalize(status)
 
 
+# The MLflow experiment of every run outside a sweep (a sweep's is named after it); its files go to
+# mlflow-artifacts/runs/, as the runs' own folders are outputs/runs/.
+SINGLE_RUNS = "single runs"
+
+
 def build_mlflow(settings, run_dir: Path, _resumed_step, run_id: str | None, sweep: SweepTrackers | None) -> Logger:
     uri = absolute_tracking_uri(str(settings.tracking_uri))
     tags = {str(key): str(value) for key, value in (settings.tags or {}).items()}
@@ -108,13 +113,14 @@ def build_mlflow(settings, run_dir: Path, _resumed_step, run_id: str | None, swe
     parent = sweep.mlflow_parent(uri) if sweep is not None else None
     if parent is not None:
         tags["mlflow.parentRunId"] = parent
-    experiment = settings.experiment_name or (sweep.name if sweep is not None else "runs")
+    experiment = settings.experiment_name or (sweep.name if sweep is not None else SINGLE_RUNS)
+    folder = sweep.name if sweep is not None else "runs"
     return BufferedMLFlowLogger(
         experiment_name=experiment,
         run_name=run_dir.name,
         tracking_uri=uri,
         tags=tags,
-        artifact_location=settings.artifact_location or default_artifacts(uri, experiment),
+        artifact_location=settings.artifact_location or default_artifacts(uri, folder),
         run_id=run_id,
     )
 

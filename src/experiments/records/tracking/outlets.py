@@ -24,6 +24,9 @@ class Outlet:
     def histograms(self, tensors: dict, epoch: int, step: int) -> None:
         pass
 
+    def tags(self, tags: dict[str, str]) -> None:
+        """What made the run (records/provenance.py), where the tracker keeps tags."""
+
     def final(self, params: dict, finals: dict, checks: list[dict], run_dir: Path, swept: set[str]) -> None:
         self.logger.log_hyperparams(params)
         self.logger.log_metrics(finals)
@@ -40,6 +43,12 @@ class TensorBoardOutlet(Outlet):
     def histograms(self, tensors, epoch, step) -> None:
         for tag, values in tensors.items():
             self.logger.experiment.add_histogram(tag, values, epoch, bins=BINS)
+
+    def tags(self, tags) -> None:
+        if tags:
+            self.logger.experiment.add_text(
+                "provenance", "\n".join(f"- {key}: `{value}`" for key, value in tags.items())
+            )
 
     def final(self, params, finals, checks, run_dir, swept) -> None:
         """The HParams row. TensorBoard shows five columns at first, those its experiment marks as differing
@@ -83,6 +92,11 @@ class MLflowOutlet(Outlet):
     def image(self, tag, pixels, path, step) -> None:
         self.logger.experiment.log_artifact(self.logger.run_id, str(path), "figures")
 
+    def tags(self, tags) -> None:
+        from mlflow.entities import RunTag
+
+        self.logger.experiment.log_batch(self.logger.run_id, tags=[RunTag(key, value) for key, value in tags.items()])
+
     def final(self, params, finals, checks, run_dir, swept) -> None:
         self.logger.log_hyperparams(params)
         self.logger.log_metrics(finals)
@@ -103,6 +117,16 @@ class WandbOutlet(Outlet):
 
     def image(self, tag, pixels, path, step) -> None:
         self.logger.log_image(key=tag, images=[str(path)], step=step)
+
+    def tags(self, tags) -> None:
+        """W&B tags are short labels (64 characters): `commit=...`, `torch=...`; the whole record, the command
+        included, goes in the run's config as well."""
+        run = self.logger.experiment
+        labels = [
+            f"{key.rsplit('.', 1)[-1]}={value}"[:64] for key, value in tags.items() if key != "provenance.command"
+        ]
+        run.tags = (*(run.tags or ()), *labels)
+        run.config.update({key: value for key, value in tags.items()}, allow_val_change=True)
 
     def histograms(self, tensors, epoch, step) -> None:
         import wandb

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import Logger
 
+from experiments.records.provenance import as_tags
 from experiments.records.tracking.outlets import outlet
 
 # Tags of the final metrics beside the hyperparameters; separate from the per-epoch curves they summarize.
@@ -44,7 +45,9 @@ def publish_final(loggers: list[Logger], params: dict, metrics: dict, run_dir: P
     ends here. Every run declares every final metric, NaN where it has none (a diverged run has no test)."""
     finals = {tag: float("nan") if metrics.get(key) is None else metrics[key] for key, tag in FINAL_METRICS.items()}
     checks = [row for row in metrics.get("checks") or [] if isinstance(row, dict)]
+    tags = as_tags(metrics["provenance"]) if "provenance" in metrics else {}
     for logger in loggers:
+        outlet(logger).tags(tags)
         outlet(logger).final(params, finals, checks, Path(run_dir), swept)
 
 
