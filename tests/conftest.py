@@ -12,6 +12,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# pytest-xdist runs the suite on every core, one worker each (pyproject's addopts): each worker's torch, and
+# the `python train.py` it starts, takes its share of the cores, so that workers do not slow each other down.
+if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+
 # Small-but-real runs: a couple of batches per epoch is enough to exercise the whole pipeline. The pictures
 # (0.5-1 s a run to draw) are off here; test_watch.py and the smoke run in test_runs.py check them.
 SMOKE = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "watch.pictures=false"]
