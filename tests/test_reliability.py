@@ -75,7 +75,8 @@ def test_a_checkpoint_is_written_beside_its_name_and_renamed_over_it(tmp_path, m
 # --- resume in place after a kill -------------------------------------------------------------------
 
 FOUR_EPOCHS = ["trainer.max_epochs=4", "trainer.limit_train_batches=20", "trainer.limit_val_batches=4"]
-TIMINGS = {"wall_seconds", "train_epoch_seconds", "epoch_seconds", "run_dir", "best_checkpoint"}
+# Where two runs of the same training differ: their times, folders and the command that made each (provenance)
+TIMINGS = {"wall_seconds", "train_epoch_seconds", "epoch_seconds", "run_dir", "best_checkpoint", "provenance"}
 
 
 def start(run_dir, *overrides: str) -> subprocess.Popen:
