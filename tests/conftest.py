@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-# pytest-xdist runs the suite on every core, one worker each (pyproject's addopts): each worker's torch, and
+# With `-n auto` pytest-xdist runs the suite on every core, one worker each: each worker's torch, and
 # the `python train.py` it starts, takes its share of the cores, so that workers do not slow each other down.
 if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))

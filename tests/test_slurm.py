@@ -173,8 +173,9 @@ def test_slurms_warning_before_a_real_time_limit_requeues_the_job_which_resumes_
     slurm_cluster, unbroken_ddp_job, tmp_path
 ):
     """--time=2 --signal=USR1@40: SLURM warns 40 s before the limit (up to 60 s early, so 20-80 s after the
-    start) and the run, longer than that, checkpoints and requeues, then ends in the same folder."""
-    epochs = epochs_lasting(unbroken_ddp_job, 100)
+    start) and the run, longer than that, checkpoints and requeues, then ends in the same folder. 150 s of
+    epochs at the unbroken job's pace: past the warning even if the machine runs this job twice as fast."""
+    epochs = epochs_lasting(unbroken_ddp_job, 150)
     overrides = [o for o in SMALL_DDP if not o.startswith("trainer.max_epochs")] + [f"trainer.max_epochs={epochs}"]
     job = sbatch(slurm_cluster, tmp_path, *overrides, options=("--time=2", "--signal=USR1@40"))
     state = wait_for_job(slurm_cluster, job, timeout=900)
