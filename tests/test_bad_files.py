@@ -146,8 +146,9 @@ FILE_CASE_NAMES = [
 ]  # fmt: skip
 
 
-# Each case starts Python, torch and Lightning (about 5 s): all run in the full suite, three in the quick one.
-QUICK_FILE_CASES = ("truncated checkpoint", "truncated IDX file", "resume of a run without a checkpoint")
+# Most cases start torch and Lightning (about 10 s each): all run in the full suite; the quick one runs the case
+# found before torch is imported.
+QUICK_FILE_CASES = ("resume of a run without a checkpoint",)
 
 
 @pytest.mark.parametrize(
@@ -165,6 +166,7 @@ def test_bad_files_are_one_line_and_exit_2(tmp_path, file_cases, name):
     assert not any(tmp_path.parent.parent.rglob("created-by-unpickling"))  # the payload never ran
 
 
+@pytest.mark.slow
 def test_a_sweep_over_a_damaged_dataset_is_refused_before_any_trial_runs(tmp_path, file_cases):
     """A sweep's preflight runs a run's whole list for each trial, the dataset's files included: one line, and no
     sweep folder, instead of every trial failing on its own."""

@@ -113,9 +113,16 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("overrides", "expected"), BAD_INPUTS, ids=lambda v: " ".join(v) if isinstance(v, list) else ""
-)
+# Checking these imports torch or Lightning (the class a key names, the device): about 10 s a command
+IMPORT_TORCH = ("+callbacks.", "+trainer.", "+optimizer.", "trainer.accelerator=gpu")
+
+
+def catalog_case(overrides: list[str], expected: list[str]):
+    slow = any(o.startswith(IMPORT_TORCH) for o in overrides)
+    return pytest.param(overrides, expected, marks=[pytest.mark.slow] if slow else [], id=" ".join(overrides))
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [catalog_case(*case) for case in BAD_INPUTS])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, overrides, expected):
     marker = tmp_path / "outputs" / "runs" / "earlier_run" / "metrics.json"
     marker.parent.mkdir(parents=True)

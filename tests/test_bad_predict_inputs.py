@@ -45,6 +45,7 @@ def test_predict_refuses_a_missing_checkpoint(tmp_path):
     assert cli.returncode == 2 and "no.ckpt does not exist" in cli.stderr
 
 
+@pytest.mark.slow
 def test_predict_refuses_a_pickled_checkpoint_without_running_it(tmp_path):
     torch.save({"payload": CreatesAFile(tmp_path / "created")}, tmp_path / "pickled.ckpt")
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "digit.png")

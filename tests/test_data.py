@@ -73,10 +73,10 @@ def test_cifar_md5_check_is_on_by_default(tmp_path):
         TorchvisionDataModule("cifar10", root=str(tmp_path), download=False).setup()
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "cifar10" else n for n in EXPECTED])
 def test_each_dataset_trains_from_files_in_root(dataset_root, tmp_path, name):
     overrides = [f"data={name}", f"data.root={dataset_root}", "data.download=false", "data.verify_checksums=false"]
-    if name == "cifar10":  # one of them through `python train.py` itself
+    if name == "cifar10":  # one of them through `python train.py` itself, so slow
         metrics = train(tmp_path, *overrides, *SMOKE).metrics
     else:
         metrics = run_here(tmp_path, *overrides, *SMOKE)

@@ -9,6 +9,7 @@ from experiments.fused.train import check_fusable
 SHORT = ["trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"]
 
 
+@pytest.mark.slow
 def test_a_callback_from_the_command_line_joins_the_run(tmp_path):
     folder = tmp_path / "every_epoch"
     result = train(

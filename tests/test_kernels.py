@@ -62,6 +62,7 @@ def test_kernels_correlate_as_cv2_filter2d_does_rather_than_convolve():
     assert np.allclose(apply(KERNELS["Sobel vertical"], ramp)[1:4, 1:4], 40)
 
 
+@pytest.mark.slow
 def test_the_kernels_command_writes_one_labelled_grid_to_png_and_tensorboard(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "experiments.kernels", *documented("python -m experiments.kernels"), "--images", "3"],
@@ -82,6 +83,7 @@ def test_the_kernels_command_writes_one_labelled_grid_to_png_and_tensorboard(tmp
     assert "Gaussian blur 5x5" in done.stdout and "sum to 1" in done.stdout and "sum to 0" in done.stdout
 
 
+@pytest.mark.slow
 def test_the_kernels_command_writes_under_paths_output_root(tmp_path):
     """As train.py's runs do: paths.output_root (this machine's conf/local/, or on the command line)."""
     done = subprocess.run(

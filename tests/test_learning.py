@@ -17,13 +17,16 @@ def mlp_run(tmp_path_factory):
     return train(tmp_path_factory.mktemp("mlp_run"), "model=mlp", "trainer.max_epochs=3", "watch.pictures=false")
 
 
-@pytest.mark.parametrize("model", ["cnn", "lstm", "gru", "rnn"])
+@pytest.mark.parametrize(
+    "model", ["cnn", "rnn", pytest.param("lstm", marks=pytest.mark.slow), pytest.param("gru", marks=pytest.mark.slow)]
+)
 def test_model_learns_mnist_sample(tmp_path, model):
     metrics = run_here(tmp_path, f"model={model}", "trainer.max_epochs=5")
     assert metrics["best_val_acc"] >= THRESHOLDS[model]
     assert metrics["epochs"] == 5
 
 
+@pytest.mark.slow
 def test_mlp_learns_and_writes_its_outputs(mlp_run):
     metrics = mlp_run.metrics
     assert metrics["best_val_acc"] >= THRESHOLDS["mlp"]
@@ -34,6 +37,7 @@ def test_mlp_learns_and_writes_its_outputs(mlp_run):
     assert "final metrics" in mlp_run.stdout and "test acc" in mlp_run.stdout
 
 
+@pytest.mark.slow
 def test_evaluating_the_best_checkpoint_reproduces_test_accuracy(mlp_run, tmp_path):
     trained = mlp_run.metrics
     evaluated = run_here(tmp_path, "train=false", f"ckpt_path={trained['best_checkpoint']}")  # the command: test_docs
@@ -59,6 +63,7 @@ def test_checkpoints_written_before_still_resume(tmp_path):
     assert len(json.loads((tmp_path / "metrics.json").read_text())["train_epoch_seconds"]) == 1
 
 
+@pytest.mark.slow
 def test_predict_classifies_png_files_with_the_checkpoint(mlp_run, tmp_path):
     from experiments.data.mnist_sample import MNISTSampleDataModule
 
@@ -81,6 +86,7 @@ def test_predict_classifies_png_files_with_the_checkpoint(mlp_run, tmp_path):
         assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
 
 
+@pytest.mark.slow
 def test_predict_warns_about_an_inverted_digit_and_invert_flips_it_back(mlp_run, tmp_path, capsys):
     from experiments.data.mnist_sample import MNISTSampleDataModule
     from experiments.predict import main

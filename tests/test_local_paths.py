@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO, compose_config
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
@@ -32,6 +33,7 @@ def test_a_machine_sets_its_data_root_once_in_conf_local(tmp_path):
     assert typed.returncode == 0 and "root: /mine" in typed.stdout
 
 
+@pytest.mark.slow
 def test_the_output_root_holds_the_runs_the_sweeps_and_the_trackers_stores(tmp_path):
     from conftest import SMOKE, train
 

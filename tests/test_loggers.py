@@ -23,6 +23,7 @@ def read_csv(path) -> list[dict]:
         return [{key: value for key, value in row.items() if value != ""} for row in csv.DictReader(file)]
 
 
+@pytest.mark.slow
 def test_csv_holds_the_epochs_columns_and_the_hyperparameters(tmp_path):
     result = train(tmp_path, "logger=[csv]", "trainer.max_epochs=2", *SHORT)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -93,6 +94,7 @@ def wandb_records(run_dir) -> tuple[dict, list[dict], list[dict]]:
     return summary, history, records
 
 
+@pytest.mark.slow
 def test_wandb_runs_offline_with_config_history_summary_and_pictures(tmp_path):
     pytest.importorskip("wandb", reason="logger=wandb needs the wandb extra: pip install -e '.[wandb]'")
     env_without_login = {key: value for key, value in os.environ.items() if key != "WANDB_API_KEY"}
@@ -141,6 +143,7 @@ def test_a_wandb_sweep_is_one_group_with_a_summary_run(tmp_path):
     assert (summary_run / "files" / "best.yaml").read_text() == (sweep / "best.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_no_logger_leaves_only_the_runs_own_files(tmp_path):
     result = train(tmp_path, "logger=[]", "scheduler=step", *SMOKE)  # a schedule: its rate monitor needs a logger
     assert result.returncode == 0, result.stderr[-3000:]

@@ -33,6 +33,7 @@ def two_epoch_run(tmp_path_factory):
     return cwd, result
 
 
+@pytest.mark.slow
 def test_a_run_reads_back_from_the_sqlite_store(two_epoch_run):
     cwd, result = two_epoch_run
     run_dir = result.run_dirs[-1]
@@ -95,6 +96,7 @@ def stop(server: subprocess.Popen) -> None:
     server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_the_documented_mlflow_ui_serves_the_store_over_rest(two_epoch_run):
     cwd, result = two_epoch_run
     [command] = [c for c in documented_commands(inline=False) if c.text.startswith("mlflow ui")]

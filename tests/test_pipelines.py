@@ -40,6 +40,7 @@ def test_per_sample_path_takes_whitening_and_augmentation(tmp_path):
     assert metrics["status"] == "completed" and metrics["test_acc"] is not None
 
 
+@pytest.mark.slow
 def test_same_accuracy_on_mnist_sample_for_the_same_seed(tmp_path):
     fast = run_here(tmp_path / "fast", "seed=5", "trainer.max_epochs=3")
     seed_style = run_here(tmp_path / "seed", "seed=5", "trainer.max_epochs=3", "data.pipeline=torchvision")

@@ -42,6 +42,7 @@ def test_check_procedure_prints_one_table(tmp_path, capsys):
     assert "measured" in table and "a failure usually means" in table and not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_zeros_init_cannot_overfit_and_the_command_exits_1(tmp_path):
     # through `python train.py check=procedure`: the table, checks.json, the one-line error and exit 1
     command = documented("python train.py check=procedure model.init=zeros")

@@ -61,6 +61,7 @@ def smoke_run(tmp_path_factory):
     return train(tmp_path_factory.mktemp("smoke"), *overrides)
 
 
+@pytest.mark.slow
 def test_the_run_records_its_code_packages_device_and_command(smoke_run):
     record = smoke_run.metrics["provenance"]
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
@@ -71,6 +72,7 @@ def test_the_run_records_its_code_packages_device_and_command(smoke_run):
     assert record["device"] == "cpu" and "cores" in record["machine"]
 
 
+@pytest.mark.slow
 def test_a_default_run_piped_to_a_file_prints_a_screen(tmp_path):
     """`python train.py > log`: the run, the checks, one line an epoch, the verdict and a table of at most 12
     rows; not Lightning's device lines, layer table, srun hint (CI has srun installed) or a wrapped bar."""
@@ -92,6 +94,7 @@ def test_a_default_run_piped_to_a_file_prints_a_screen(tmp_path):
     assert "provenance.commit" in full.stdout and "loss_curve.evidence.steps" in full.stdout
 
 
+@pytest.mark.slow
 def test_checkpoints_load_with_weights_only(smoke_run):
     checkpoint = torch.load(smoke_run.metrics["best_checkpoint"], map_location="cpu", weights_only=True)
     hparams = checkpoint["hyper_parameters"]
@@ -102,6 +105,7 @@ def test_checkpoints_load_with_weights_only(smoke_run):
     assert checkpoint["state_dict"]["input_transform.shift"].flatten()[0] > 0
 
 
+@pytest.mark.slow
 def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
     events = EventAccumulator(str(smoke_run.run_dirs[-1] / "tensorboard"), size_guidance={"images": 0})
     events.Reload()

@@ -122,6 +122,7 @@ def scratch(cwd, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_the_scratch_command_prints_every_10_iterations_and_writes_its_run(tmp_path):
     done = scratch(tmp_path, *documented("python -m experiments.scratch"), "--iterations", "30")
     assert done.returncode == 0, done.stderr

@@ -4,11 +4,13 @@ import csv
 import re
 import statistics
 
+import pytest
 from conftest import train
 
 QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2", "test=false"]
 
 
+@pytest.mark.slow
 def test_a_grid_over_seeds_ranks_each_setting_by_its_mean_best_val_acc(tmp_path):
     result = train(tmp_path, "-m", "model=cnn", "model.conv_channels=[2,4],[4,8]", "seed=0,1", *QUICK)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -29,6 +31,7 @@ def test_a_grid_over_seeds_ranks_each_setting_by_its_mean_best_val_acc(tmp_path)
     assert "mean over seeds, best first" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_grid_without_seeds_has_no_mean_section(tmp_path):
     result = train(tmp_path, "-m", "optimizer.lr=0.001,0.003", *QUICK)
     assert result.returncode == 0, result.stderr[-2000:]

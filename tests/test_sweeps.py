@@ -55,6 +55,7 @@ def test_logspace_expands_to_log_spaced_values_and_refuses_empty_ranges():
             expand_logspace([bad])
 
 
+@pytest.mark.slow
 def test_grid_sweep_writes_trials_summary_heatmap_and_best(tmp_path):
     result = train(
         tmp_path, "-m", "optimizer.lr=0.001,0.003", "regularization.weight_decay=logspace(1e-5,1e-4)", *QUICK
@@ -127,6 +128,7 @@ def hparams_columns_shown(logdir: Path) -> list[str]:
     return [info["name"] for info in sorted(infos, key=lambda info: not info.get("differs", False))]
 
 
+@pytest.mark.slow
 def test_a_diverging_and_a_failing_trial_are_recorded_and_the_other_trials_run(tmp_path):
     from experiments.data.synthetic_files import write_mnist_family
 

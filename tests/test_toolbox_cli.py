@@ -79,6 +79,7 @@ def test_early_stopping_stops_when_val_loss_stalls(tmp_path):
     assert metrics["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_augmentation_from_the_command_line(tmp_path, dataset_root):
     # the one run here that goes through `python train.py` itself
     result = train(

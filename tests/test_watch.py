@@ -95,6 +95,7 @@ def test_a_warm_up_or_a_fast_first_fall_is_not_taken_for_bad_init_or_an_explosio
     assert diagnose(fast, [], [])["verdict"] == "settled"  # not exploded, and not flat: it fell, then levelled
 
 
+@pytest.mark.slow
 def test_a_real_run_that_starts_flat_is_diagnosed_and_drawn(tmp_path):
     # tanh units with N(0, 0.001) weights pass almost nothing forward: the loss sits at ln(10) for a while
     overrides = ["model.activation=tanh", "model.init=normal", "model.init_std=0.001", "optimizer=sgd"]
