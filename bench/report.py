@@ -173,7 +173,23 @@ def sweep_table() -> str:
     ]
     on_cpu = s["device"].startswith("CPU")  # bench/sweep.py names a CUDA device, or "CPU (...)"
     note = "\nOn a GPU: not measured.\n\n" if on_cpu else "\n"
-    return table([*header, "one trial alone / in the set"], [row]) + "\n" + step_table(s) + note + origin(record)
+    rows = table([*header, "one trial alone / in the set"], [row])
+    return rows + outside_epochs(s) + step_table(s) + note + origin(record)
+
+
+def outside_epochs(s: dict) -> str:
+    """A trial's seconds outside its epochs, each way, when recorded: what a sweep adds to its training."""
+    if s.get("sequential_outside_epochs_per_trial_s") is None:
+        return "\n"
+    ways = ", ".join(
+        f"{label} {s[f'{way}_outside_epochs_per_trial_s']:.2f} s ({s[f'{way}_outside_epochs_ratio']}x)"
+        for way, label in (("sequential", "one at a time"), ("fused", "fused"))
+    )
+    return (
+        f"\nOutside the epochs, per trial (the whole command less {s['import_s']:.1f} s of imports and less the "
+        f"trials' train and validation epochs), against a lone trial's median epoch of {s['lone_epoch_s']} s: "
+        f"{ways}.\n\n"
+    )
 
 
 def step_table(s: dict) -> str:

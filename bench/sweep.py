@@ -10,7 +10,9 @@
 Each way is one real `python train.py` command, timed as a whole; Hydra's basic launcher runs its
 trials one after another in that one process. The table gives both wall times, their ratio, the best cell
 of each sweep (they must agree), the throughput in trial-epochs per second, and the cost of one trial: a
-lone trial's median time against the fused set's time per trial, the top-level aten calls of one training
+lone trial's median time against the fused set's time per trial, each way's seconds per trial outside the
+trials' epochs (the whole command less the imports every command pays, timed here, and less the epochs)
+against a lone trial's median epoch, the top-level aten calls of one training
 step for a lone run and fused sets of 1, 5 and 20 trials (bench/step_ops.py), and each way's training
 batches as a share of the machine's fp32 matmul rate. The last line is the same as JSON.
 `--mnist N` trains on N synthetic MNIST-shaped images written in torchvision's format (`data=mnist`),
@@ -68,6 +70,31 @@ def training_throughput(trials: list[dict], fused: bool) -> float | None:
     return round(len(seconds) / sum(seconds), 2) if seconds else None
 
 
+def import_seconds() -> float:
+    """What every command pays before it does anything: a fresh interpreter importing torch, lightning,
+    torchvision and hydra (the median of three)."""
+    command = [sys.executable, "-c", "import torch, lightning, torchvision, hydra"]
+    times = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(command, check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def epoch_seconds(trials: list[dict]) -> float:
+    """Seconds the trials spent in their train+validation epochs; a fused set's epochs counted once."""
+    sets = {tuple(t["epoch_seconds"]) for t in trials if "fused" in t}  # every trial of a set holds its epochs
+    return sum(map(sum, sets)) + sum(sum(t["epoch_seconds"]) for t in trials if "fused" not in t)
+
+
+def outside_epochs_per_trial(sweep: dict, startup: float) -> float:
+    """The whole command's seconds, less the start-up and the epochs, per trial: composing, preparing,
+    testing, checkpoints, records, trackers."""
+    trials = list(sweep["trials"].values())
+    return (sweep["seconds"] - startup - epoch_seconds(trials)) / len(trials)
+
+
 def run_sweep(workdir: Path, extra: list[str]) -> dict:
     """One timed `python train.py -m sweep=lr_wd` in its own directory; its summary rows and best trial."""
     workdir.mkdir(parents=True)
@@ -109,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             overrides.append(f"trainer.max_epochs={args.epochs}")
         data_overrides = mnist_overrides(Path(root) / "data", args.mnist) if args.mnist is not None else []
         overrides += data_overrides
+        startup = import_seconds()
         sequential = run_sweep(Path(root) / "sequential", overrides)
         fused = run_sweep(Path(root) / "fused", ["hydra/launcher=fused", *overrides])
         sys.path.insert(0, str(Path(__file__).parent))
@@ -118,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     epochs = args.epochs or (1 if mode == "smoke" else 2 if mode == "quick" else 10)
     completed = [t["wall_seconds"] for t in sequential["trials"].values() if t["status"] == "completed"]
     set_seconds = next(iter(fused["trials"].values()))["fused"]["set_seconds"]
+    lone_epochs = [s for t in sequential["trials"].values() if t["status"] == "completed" for s in t["epoch_seconds"]]
     summary = {
         "mode": mode,
         "data": f"{args.mnist} MNIST-shaped images" if args.mnist else "mnist_sample",
@@ -137,6 +166,10 @@ def main(argv: list[str] | None = None) -> None:
         "best_fused": fused["best"],
         "lone_trial_s": round(statistics.median(completed), 2) if completed else None,
         "fused_per_trial_s": round(set_seconds / len(fused["trials"]), 2),
+        "import_s": round(startup, 2),
+        "lone_epoch_s": round(statistics.median(lone_epochs), 3) if lone_epochs else None,
+        "sequential_outside_epochs_per_trial_s": round(outside_epochs_per_trial(sequential, startup), 3),
+        "fused_outside_epochs_per_trial_s": round(outside_epochs_per_trial(fused, startup), 3),
         # best val acc of every cell both ways: where the best cells differ, by how much
         "cells": {
             name: [t["best_val_acc"], fused["trials"][name]["best_val_acc"]] for name, t in sequential["trials"].items()
@@ -161,6 +194,16 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"  speed-up {summary['speedup']:.2f}x; one trial: {summary['lone_trial_s']} s alone (median of the")
     print(f"  completed trials), {summary['fused_per_trial_s']} s inside the fused set (the set's time / trials)")
+    for way in ("sequential", "fused"):  # against a lone trial's median train+validation epoch
+        outside = summary[f"{way}_outside_epochs_per_trial_s"]
+        ratio = round(outside / summary["lone_epoch_s"], 2) if summary["lone_epoch_s"] else None
+        summary[f"{way}_outside_epochs_ratio"] = ratio
+    print(
+        f"  outside the epochs, per trial (less {summary['import_s']:.1f} s of imports): sequential "
+        f"{summary['sequential_outside_epochs_per_trial_s']:.2f} s ({summary['sequential_outside_epochs_ratio']}x a "
+        f"lone epoch of {summary['lone_epoch_s']} s), fused {summary['fused_outside_epochs_per_trial_s']:.2f} s "
+        f"({summary['fused_outside_epochs_ratio']}x)"
+    )
     from loops import matmul_gflops
     from step_ops import bare_batched_gflops, print_operations, step_operations
 

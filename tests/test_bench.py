@@ -87,9 +87,15 @@ def test_sweep_bench_smoke_mode_times_both_launchers_and_agrees_on_the_best_cell
     working = summary["step_working_operations"]  # the views left out: fewer, but never none
     assert set(working) == set(counts) and all(0 < working[key] < counts[key] for key in counts)
     assert summary["bare_batched_matmul_share"] > 0
+    assert summary["import_s"] > 0 and summary["lone_epoch_s"] > 0
+    for way in ("sequential", "fused"):  # what a trial costs outside its epochs, and that against an epoch
+        outside, ratio = summary[f"{way}_outside_epochs_per_trial_s"], summary[f"{way}_outside_epochs_ratio"]
+        assert outside < summary[f"{way}_s"] / 2 and ratio == pytest.approx(outside / summary["lone_epoch_s"], abs=0.01)
+    assert "outside the epochs, per trial" in done.stdout
     assert "fused_matmul_share" in summary and "against the matmul ceiling" in done.stdout  # None at 1 epoch
     docs_table = rendered("sweep_table", tmp_path, monkeypatch)
     assert "lr_wd on mnist_sample, 2 trials" in docs_table and "On a GPU: not measured." in docs_table
+    assert "Outside the epochs, per trial" in docs_table
     assert "doing work" in docs_table and "a bare batched loop" in docs_table
 
 

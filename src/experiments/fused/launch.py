@@ -85,7 +85,7 @@ def launch_fused(
                 alone.append((chunk[0], "no other trial shares its settings"))
                 continue
             try:
-                check_fusable([job.cfg for job in chunk])
+                check_fusable([job.cfg for job in chunk], grouped=True)
             except UserError as err:
                 alone += [(job, str(err)) for job in chunk]
                 continue

@@ -9,6 +9,7 @@ Only values that leave the model's shapes and the data stream unchanged may diff
 built once, and every trial's module is built from the global RNG state the lone run has at that point.
 """
 
+import json
 import time
 from pathlib import Path
 
@@ -55,13 +56,14 @@ def fusion_key(cfg: DictConfig) -> str:
     plain.pop("hydra", None)
     # Dropout rates fuse, but a rate of 0 builds a network without dropout layers: another shape.
     plain["regularization"]["dropout_layers"] = bool(cfg.regularization.dropout)
-    return OmegaConf.to_yaml(plain)
+    return json.dumps(plain, sort_keys=True, default=str)  # plain data: no DictConfig built again
 
 
-def check_fusable(cfgs: list[DictConfig]) -> None:
-    """One line for the first thing a fused set cannot do, before anything is built."""
+def check_fusable(cfgs: list[DictConfig], grouped: bool = False) -> None:
+    """One line for the first thing a fused set cannot do, before anything is built. `grouped`: the configs
+    were put together by their fusion_key already."""
     first = cfgs[0]
-    if len({fusion_key(cfg) for cfg in cfgs}) > 1:
+    if not grouped and len({fusion_key(cfg) for cfg in cfgs}) > 1:
         raise UserError(f"these trials differ in more than {', '.join(FUSED)}: they cannot train as one set")
     if "cell" in first.model:
         raise UserError(

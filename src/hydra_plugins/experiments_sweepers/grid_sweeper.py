@@ -28,6 +28,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="grid", node=GridSweepe
 class GridSweeper(BasicSweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from experiments.records.tracking.sweep_runs import SweepTrackers
+        from experiments.sweeps.composed import compose_trials_once
         from experiments.sweeps.lock import SweepLock
         from experiments.sweeps.preflight import check_trials
         from experiments.sweeps.trials import SweepPlan, TrialLauncher, params_as_arguments, parse
@@ -38,6 +39,7 @@ class GridSweeper(BasicSweeper):
         batches = BasicSweeper.split_arguments(self._parsed(everything), self.max_batch_size)
         jobs = [job for batch in batches for job in batch]
         dry_run = bool(self.config.get("dry_run"))
+        compose_trials_once(self)  # what the preflight composes, the launcher runs
         check_trials(self.hydra_context, self.config, swept, jobs, dry_run)  # raises before anything is written
         plan = SweepPlan(self.config, swept, fixed)
         plan.check_matches_existing()
