@@ -63,6 +63,7 @@ def test_grid_sweep_writes_trials_summary_heatmap_and_best(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     [sweep_dir] = sweep_dirs(tmp_path)
     assert sweep_dir.name.startswith("grid-lr_wd-max_epochs=2")
+    assert f"sweep folder: {sweep_dir}" in result.stdout + result.stderr  # printed before the first trial
     names = {"lr=0.001,wd=1e-05", "lr=0.001,wd=0.0001", "lr=0.003,wd=1e-05", "lr=0.003,wd=0.0001"}
     assert {p.name for p in sweep_dir.iterdir() if p.is_dir()} == names
     for name in names:

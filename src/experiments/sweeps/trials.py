@@ -21,8 +21,14 @@ from experiments.sweeps.sbatch_refusal import refused_job
 
 log = logging.getLogger(__name__)
 
-# Overrides that pick the sweep itself rather than what every trial trains with.
-NOT_IN_NAME = ("sweep", "sweep_name", "dry_run", "logger")  # logger: where results are shown, not what they are
+# Keys that change how a sweep runs or where it is shown, not what its trials learn: they neither rename the
+# sweep's folder nor make a rerun a different sweep
+NOT_IN_NAME = ("sweep", "sweep_name", "dry_run", "logger", "torch_threads", "paths.output_root", "watch", "final_table")
+
+
+def names_the_sweep(override: str) -> bool:
+    key = override_key(override)
+    return not any(key == other or key.startswith(other + ".") for other in NOT_IN_NAME)
 
 
 def parse(arguments: list[str]) -> tuple[list[Override], list[Override]]:
@@ -86,8 +92,7 @@ class SweepPlan:
         self.fixed = [o for o in fixed_strings(fixed) if override_key(o) != "dry_run"]  # a preview is the same sweep
         choice = config.hydra.runtime.choices.get("sweep")
         label = choice if choice not in (None, "null", "grid") else "grid-" + "_".join(self.short.values())
-        named_by = [o for o in self.fixed if override_key(o).split(".")[0] not in NOT_IN_NAME]
-        self.name = config.get("sweep_name") or sweep_name(label, named_by)
+        self.name = config.get("sweep_name") or sweep_name(label, list(filter(names_the_sweep, self.fixed)))
         sweeps = Path(config.paths.output_root) / "sweeps"
         self.dir = Path(config.hydra.runtime.cwd) / (typed_sweep_dir(config) or sweeps / self.name)
         self.preset_overrides = preset_overrides(config, choice)
@@ -100,12 +105,17 @@ class SweepPlan:
         if not (self.dir / PLAN).is_file():
             return
         old = json.loads((self.dir / PLAN).read_text())
-        if old.get("fixed_overrides") != self.fixed or old.get("swept_keys") != self.swept_keys:
+        old_fixed = list(filter(names_the_sweep, old.get("fixed_overrides", [])))
+        if old_fixed != list(filter(names_the_sweep, self.fixed)) or old.get("swept_keys") != self.swept_keys:
             raise UserError(
                 f"sweep_name={self.name}: {self.dir} holds a different sweep (fixed {old.get('fixed_overrides')}, "
                 f"swept {old.get('swept_keys')}); pass another sweep_name=... or remove that directory"
             )
         self.trials = list(old.get("trials", []))  # the same sweep again: its trials so far stay in its plan
+
+    def announce(self) -> None:
+        """Where the sweep writes, before its first trial (the name leaves out settings such as torch_threads)."""
+        log.info(f"sweep folder: {self.dir}")
 
     def add(self, name: str, values: dict[str, str], overrides: list[str], save: bool = True) -> None:
         if any(trial["name"] == name for trial in self.trials):

@@ -48,6 +48,7 @@ class GridSweeper(BasicSweeper):
 
             print_grid_plan(plan, jobs, launcher_name(self.config))
             return []
+        plan.announce()
         with SweepLock(plan.dir):  # one copy of this sweep at a time
             launcher = TrialLauncher(self.launcher, plan, self.config.hydra.launcher)
             for job in jobs:  # listed up front, so a partial sweep's summary shows what is still missing

@@ -74,6 +74,7 @@ class OptunaTrialsSweeper(Sweeper):
 
         if self.storage:  # a typed URL that cannot be opened is refused before the lock makes a folder
             open_storage(self.storage)
+        plan.announce()
         with SweepLock(plan.dir):  # one copy of this sweep at a time
             return self.search(plan, space, sampler, pruner, fixed)
 
