@@ -82,6 +82,11 @@ BAD_INPUTS = [
     (["+trainer.max_epoch=5"], ["Trainer takes no argument max_epoch", "did you mean trainer.max_epochs=5?"]),
     (["+optimizer.amsgrads=true"], ["Adam takes no argument amsgrads", "did you mean +optimizer.amsgrad=true?"]),
     (["+scheduler.gamma=0.5"], ["scheduler is off (scheduler=none)"]),
+    # keys the run sets itself from another key: a typed value would be overridden without a word
+    (["optimizer.weight_decay=0.01"], ["sets optimizer.weight_decay from", "use regularization.weight_decay=0.01"]),
+    (["+optimizer.weight_decay=0.01"], ["+optimizer.weight_decay=0.01:", "use regularization.weight_decay=0.01"]),
+    (["+model.dropout=0.5"], ["+model.dropout=0.5: the run sets model.dropout", "use regularization.dropout=0.5"]),
+    (["+trainer.logger=false"], ["+trainer.logger=false: the run sets trainer.logger from logger=[...]"]),
     (["check=procedure", "tune=lr_find"], ["check=procedure with tune=lr_find", "one of them"]),
     (["checks.during_training=[warmup]"], ["checks.during_training=['warmup']", "initial_loss, regularization"]),
     (["checks.overfit_examples=0"], ["checks.overfit_examples=0", ">= 1"]),

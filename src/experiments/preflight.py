@@ -5,6 +5,7 @@ within a second or two, before Lightning is imported, and no run folder is left 
 
 Also here: the one line for a config that Hydra itself refuses (`describe_hydra_error`)."""
 
+import re
 from pathlib import Path
 
 from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
@@ -12,7 +13,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from experiments.checkpoints.adopt_config import check_checkpoint
-from experiments.config.added_keys import check_added_keys
+from experiments.config.added_keys import check_added_keys, set_elsewhere
 from experiments.config.devices import check_device
 from experiments.config.errors import user_error_in
 from experiments.config.rules import check_procedure_keys, check_values
@@ -60,6 +61,10 @@ def describe_hydra_error(err: Exception, conf_dir: Path) -> str:
         unchosen = unchosen_logger(cause.full_key, chosen)  # logger.mlflow.X=... without logger=[...,mlflow]
         if unchosen is not None:
             return unchosen
+        typed = re.search(r"use \+(\S+)", str(err))  # Hydra's hint repeats the override as typed
+        refusal = set_elsewhere(typed.group(1) if typed else cause.full_key)  # optimizer.weight_decay=...
+        if refusal is not None:
+            return refusal
         parent_key, _, key = cause.full_key.rpartition(".")
         known = ", ".join(str(k) for k in cause.parent_node) if cause.parent_node else ""
         where = f"{parent_key} has" if parent_key else "the config has"

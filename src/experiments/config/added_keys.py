@@ -16,12 +16,40 @@ from experiments.config.errors import UserError
 
 TRAINER = "lightning.pytorch.Trainer"
 BUILT = ("trainer", "optimizer", "scheduler", "model", "data")  # sections passed to a class as its arguments
+# Arguments the run passes to those classes itself, from another key: a value typed for them would be
+# overridden, so it is refused. Each maps to (the key to set instead or None, where the value comes from).
+SET_FROM = {
+    "optimizer.weight_decay": ("regularization.weight_decay", "regularization.weight_decay, on weights only"),
+    "optimizer.params": (None, "the model's weights and biases"),
+    "model.dropout": ("regularization.dropout", "regularization.dropout"),
+    "model.batchnorm": ("regularization.batchnorm", "regularization.batchnorm"),
+    "model.input_shape": (None, "the dataset (data=...)"),
+    "model.num_classes": (None, "the dataset (data=...)"),
+    "data.augment": (None, "regularization.augment.*"),
+    "trainer.gradient_clip_val": ("regularization.grad_clip.value", "regularization.grad_clip.value"),
+    "trainer.gradient_clip_algorithm": ("regularization.grad_clip.algorithm", "regularization.grad_clip.algorithm"),
+    "trainer.logger": (None, "logger=[...]"),
+    "trainer.callbacks": (None, "callbacks.NAME (docs/configuration.md)"),
+    "trainer.default_root_dir": (None, "the run's folder (paths.output_root)"),
+}
+
+
+def set_elsewhere(override: str) -> str | None:
+    """The one line for KEY=VALUE (with or without +) where KEY is in SET_FROM; None for any other key."""
+    key, _, value = override.lstrip("+").partition("=")
+    if key not in SET_FROM:
+        return None
+    instead, source = SET_FROM[key]
+    use = f"; use {instead}={value}" if instead and value else ""
+    return f"{override}: the run sets {key} from {source}, so this value would be overridden{use}"
 
 
 def check_added_keys(cfg: DictConfig, overrides: list[str]) -> None:
     for override in overrides:
         if not override.startswith("+"):
             continue
+        if (refusal := set_elsewhere(override)) is not None:
+            raise UserError(refusal)
         typed = override.lstrip("+")
         key, _, value = typed.partition("=")
         section, _, argument = key.partition(".")
