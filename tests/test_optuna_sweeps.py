@@ -50,6 +50,12 @@ def test_optuna_preset_survives_diverged_trials_and_a_rerun_continues_its_study(
     rows = summary_rows(sweep_dir)
     assert len(rows) == 3 and all(row["trial"][:4] in ("000_", "001_", "002_") for row in rows)
     assert "diverged" in {row["status"] for row in rows}
+    # summary.csv keeps each sampled value whole; summary.md shows it as the trial's folder name does
+    table = (sweep_dir / "summary.md").read_text()
+    for row in rows:
+        assert len(row["optimizer.lr"]) > 8 and row["optimizer.lr"] not in table
+        named = [part.split("=")[1] for part in row["trial"].split("_", 1)[1].split(",")]  # 000_wd=...,lr=...
+        assert f"| {row['trial']} | {' | '.join(named)} |" in table
     study = study_of(sweep_dir)
     assert len(study.trials) == 3 and study.user_attrs["sampler"] == {"name": "tpe", "seed": 0}
     assert all(0.0 <= trial.value <= 1.0 for trial in study.trials if trial.value is not None)

@@ -105,9 +105,10 @@ def _markdown(plan: dict, rows: list[dict], header: list[str]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
+    swept = set(plan["swept_keys"])  # sampled values rounded as the trial folders are; summary.csv keeps them whole
     for row in rows:
-        cells = [_show(row.get(column), column).replace("|", "/") for column in header]
-        lines.append("| " + " | ".join(cells) + " |")
+        shown = [format_value(str(row[c])) if c in swept else _show(row.get(c), c) for c in header]
+        lines.append("| " + " | ".join(cell.replace("|", "/") for cell in shown) + " |")
     return "\n".join(lines) + "\n"
 
 
