@@ -283,28 +283,3 @@ def test_ctrl_c_stops_the_sweep_and_still_writes_the_partial_summary(tmp_path):
     assert "Traceback" not in output and "rerun the same command to resume" in output
     stopped = torch.load(next(sweep_dir.glob("*/checkpoints/last.ckpt")), weights_only=True)["global_step"]
     assert stopped < 20 * 60  # stopped at a step, long before its 20 epochs
-
-
-def test_the_heatmap_colours_span_the_completed_trials_and_its_text_stays_legible(tmp_path):
-    from matplotlib.colors import to_rgba
-
-    from experiments.sweeps.heatmap import draw_heatmap, heatmap_figure
-
-    keys = ["optimizer.lr", "regularization.weight_decay"]
-    accuracies = {("0.001", "1e-05"): 0.894, ("0.001", "0.0001"): 0.956, ("0.01", "1e-05"): 0.921}
-    rows = [
-        {"optimizer.lr": lr, "regularization.weight_decay": wd, "status": "completed", "best_val_acc": acc}
-        for (lr, wd), acc in accuracies.items()
-    ]
-    rows.append(
-        {"optimizer.lr": "0.01", "regularization.weight_decay": "0.0001", "status": "diverged", "best_val_acc": 0.1}
-    )
-    plan = {"name": "lr_wd", "swept_keys": keys}
-    figure = heatmap_figure(plan, rows)
-    [image] = figure.axes[0].images
-    assert image.get_clim() == pytest.approx((0.894, 0.956))  # not 0..1: neighbours in accuracy look different
-    colours = {text.get_text().split("\n")[0]: to_rgba(text.get_color()) for text in figure.axes[0].texts}
-    assert colours["0.894"] == to_rgba("white") and colours["0.956"] == to_rgba("black")  # dark cell, light cell
-    draw_heatmap(tmp_path / "heatmap.png", plan, rows)
-    with Image.open(tmp_path / "heatmap.png") as picture:
-        assert picture.width > 400

@@ -9,6 +9,8 @@ matplotlib.use("Agg")  # headless: the picture goes to a file
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 
 from experiments.sweeps.naming import format_value, short_keys  # noqa: E402
 
@@ -112,40 +114,56 @@ def text_colour(rgba) -> str:
     return "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
 
 
+# A sampled trial's mark by its status: (marker, face colour or None for its accuracy's colour, edge colour)
+SCATTER_MARKS = {
+    "completed": ("o", None, "black"),
+    "pruned": ("v", None, "#555555"),
+    "diverged": ("X", "#cc3333", "#cc3333"),
+    "failed": ("s", "#888888", "black"),
+}
+OTHER_MARK = ("D", "#dddddd", "#888888")  # running, interrupted, not run
+
+
 def _draw_scatter(plan: dict, rows: list[dict], x_key: str, y_key: str) -> plt.Figure:
+    """Every sampled trial as a point, its mark saying its status (legend with counts) and its colour its best
+    val acc on one scale for all the trials that have one; the best is circled and named in the title."""
     names = short_keys(list(plan["swept_keys"]))
-    figure, ax = plt.subplots(figsize=(7, 5))
-    done = [r for r in rows if r["best_val_acc"] is not None]
-    if done:
-        accuracies = np.array([r["best_val_acc"] for r in done], dtype=float)
-        low, high = colour_range(accuracies, [r for r in done if r["status"] == "completed"])
-        points = ax.scatter(
-            [float(r[x_key]) for r in done],
-            [float(r[y_key]) for r in done],
-            c=[r["best_val_acc"] for r in done],
-            cmap="viridis",
-            vmin=low,
-            vmax=high,
+    figure, ax = plt.subplots(figsize=(7.5, 5))
+    scored = [r["best_val_acc"] for r in rows if r["best_val_acc"] is not None]
+    low, high = colour_range(np.array(scored or [0.0, 1.0]), [r for r in rows if r["best_val_acc"] is not None])
+    colours = Normalize(vmin=low, vmax=high)
+    for status in dict.fromkeys(r["status"] for r in rows):  # in the order the summary ranks them
+        group = [r for r in rows if r["status"] == status]
+        marker, face, edge = SCATTER_MARKS.get(status, OTHER_MARK)
+        palette = matplotlib.colormaps["viridis"]
+        accuracies = [r["best_val_acc"] for r in group]
+        faces = [face or (palette(colours(a)) if a is not None else "#dddddd") for a in accuracies]
+        ax.scatter(
+            [float(r[x_key]) for r in group],
+            [float(r[y_key]) for r in group],
+            c=faces,
+            marker=marker,
             s=80,
-            edgecolors=["#cc3333" if r["status"] != "completed" else "black" for r in done],
-            linewidths=[2.0 if r["status"] != "completed" else 0.5 for r in done],
+            edgecolors=edge,
+            linewidths=0.8,
+            label=f"{MARKS.get(status, status)} ({len(group)})",
+            zorder=3,
         )
-        figure.colorbar(points, ax=ax, label="best val acc")
-        best = max(done, key=lambda r: r["best_val_acc"])
-        ax.scatter([float(best[x_key])], [float(best[y_key])], s=300, facecolors="none", edgecolors="red", linewidths=2)
-        for row in done:
-            mark = "" if row["status"] == "completed" else f" {row['status']}"
-            ax.annotate(
-                f"{row['best_val_acc']:.3f}{mark}",
-                (float(row[x_key]), float(row[y_key])),
-                fontsize=7,
-                xytext=(5, 5),
-                textcoords="offset points",
-            )
+    bar = ScalarMappable(norm=colours, cmap="viridis")
+    figure.colorbar(bar, ax=ax, label="best val acc (every trial that has one)")
+    ranked = [r for r in rows if r["best_val_acc"] is not None]  # rows come sorted: the first is best.yaml's
+    best_text = "no trial reached a validation"
+    if ranked:
+        best = ranked[0]
+        ax.scatter([float(best[x_key])], [float(best[y_key])], s=320, facecolors="none", edgecolors="red", linewidths=2)
+        values = ", ".join(f"{names[k]}={format_value(str(best[k]))}" for k in (x_key, y_key))
+        best_text = f"best (red ring): {values}, val acc {best['best_val_acc']:.3f}"
     for axis, key in (("x", x_key), ("y", y_key)):
         if all(float(r[key]) > 0 for r in rows):
             getattr(ax, f"set_{axis}scale")("log")
+    ax.margins(0.08)
+    ax.legend(fontsize=8, loc="best", title="status (trials)", title_fontsize=8)
     ax.set_xlabel(names[x_key])
     ax.set_ylabel(names[y_key])
-    ax.set_title(_title(plan, "best val acc per sampled trial (circled: best; red edge: diverged)"), fontsize=9)
+    ax.set_title(_title(plan, f"best val acc per sampled trial; {best_text}"), fontsize=9)
     return figure
