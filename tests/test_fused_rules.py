@@ -163,4 +163,4 @@ def test_fused_trials_log_to_their_own_runs_while_the_set_trains(tmp_path):
     train_fused(cfgs, [tmp_path / "f0", tmp_path / "f1"], callbacks=[ReadMidFit()])
     for trial, tags in seen.items():
         assert tags["val/acc"] == tags["train/loss_epoch"] == 1, (trial, tags)  # epoch 0, before epoch 1 trains
-        assert tags["train/loss"] >= 1 and tags["diag/update_ratio/median"] >= 1, (trial, tags)
+        assert tags["train/loss"] >= 1 and tags["watch/update_ratio/median"] >= 1, (trial, tags)

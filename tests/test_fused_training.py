@@ -50,7 +50,7 @@ def assert_same_watch(fused: dict, lone: dict, fused_scalars: dict, lone_scalars
     assert fused["update_ratio"]["readings"] == lone["update_ratio"]["readings"] > 0
     assert fused["update_ratio"]["median"] == pytest.approx(lone["update_ratio"]["median"], rel=1e-3)
     assert set(fused_scalars) == set(lone_scalars)
-    median = "diag/update_ratio/median"
+    median = "watch/update_ratio/median"
     assert fused_scalars[median] == pytest.approx(lone_scalars[median], rel=1e-3)
 
 

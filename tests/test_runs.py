@@ -172,3 +172,17 @@ def test_the_metrics_table_prints_values_as_text_not_rich_markup(capsys):
     advice = "stop earlier or regularize more: regularization=[early_stopping], dropout or l2"
     print_metrics_table({"loss_curve": {"advice": advice}}, title="final metrics", full=True)
     assert "regularization=[early_stopping]" in capsys.readouterr().out.replace("\n", " ").replace("│", " ")
+
+
+def test_hparams_record_the_batch_size_the_batches_held(tmp_path):
+    """The note's full-batch MLP asks for 60000; the sample's training split holds fewer, and so does each batch."""
+    run_here(tmp_path, "data.batch_size=60000", "trainer.max_epochs=1", "trainer.limit_val_batches=1")
+    events = EventAccumulator(str(next((tmp_path / "tensorboard").rglob("events.out.tfevents*")).parent))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    chosen = {key: value.ListFields()[0][1] for key, value in session.hparams.items()}
+    from experiments.run import build_data
+
+    split = len(build_data(compose_config()).train_images)
+    assert chosen["batch_size"] == split < 60000  # each batch held the whole training split

@@ -34,15 +34,18 @@ def test_update_ratio_names_the_side_the_learning_rate_is_on(tmp_path, overrides
     summary = metrics["update_ratio"]
     assert summary["verdict"].startswith(verdict) and summary["readings"] >= 1
     scalars = events(tmp_path).Tags()["scalars"]
-    assert "diag/update_ratio/median" in scalars
-    assert {"diag/update_ratio/layers.1", "diag/update_ratio/layers.3", "diag/update_ratio/layers.5"} <= set(scalars)
+    assert "watch/update_ratio/median" in scalars
+    groups = sorted({tag.split("/")[0] for tag in scalars})  # TensorBoard's sections, in its order
+    shown_first = [groups.index(group) for group in ("train", "val") if group in groups]  # a diverged run has no val
+    assert shown_first and max(shown_first) < groups.index("watch")  # loss and accuracy before the diagnostics
+    assert {"watch/update_ratio/layers.1", "watch/update_ratio/layers.3", "watch/update_ratio/layers.5"} <= set(scalars)
 
 
 def test_the_update_ratio_is_read_every_n_steps_at_lightnings_step_numbers(tmp_path):
     run_here(tmp_path, "watch.update_ratio_every=5", "watch.pictures=false", *SHORT)
-    steps = [event.step for event in events(tmp_path).Scalars("diag/update_ratio/median")]
+    steps = [event.step for event in events(tmp_path).Scalars("watch/update_ratio/median")]
     assert steps == [0, 5, 10, 15]
-    ratio = events(tmp_path).Scalars("diag/update_ratio/layers.1")[-1].value
+    ratio = events(tmp_path).Scalars("watch/update_ratio/layers.1")[-1].value
     assert 1e-5 < ratio < 1e-1
 
 

@@ -78,7 +78,8 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, pruni
     metrics = collect_metrics(cfg, checked | tuned | trained, tested, facts)
     if trainer.is_global_zero:  # under DDP, one process writes what the run leaves behind
         swept = swept_keys(run_dir)
-        write_results(cfg, trainer, metrics, chosen_hparams(cfg, choices or {}, seed, swept), swept)
+        hparams = chosen_hparams(cfg, choices or {}, seed, swept, len(datamodule.train_images))
+        write_results(cfg, trainer, metrics, hparams, swept)
     if metrics.get("status") == "interrupted" and cfg.trainer.get("requeue") and StopRequest.asks_requeue():
         requeue(trainer.is_global_zero)  # SLURM's time-limit warning: the job starts again and resumes
     return metrics

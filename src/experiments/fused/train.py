@@ -158,7 +158,8 @@ def train_fused(
         }
         write_metrics_json(run_dir, metrics)
         swept = swept_keys(run_dir)
-        publish_final(loggers, chosen_hparams(cfg, choices or {}, seed, swept), metrics, run_dir, varied_columns(swept))
+        hparams = chosen_hparams(cfg, choices or {}, seed, swept, len(datamodule.train_images))
+        publish_final(loggers, hparams, metrics, run_dir, varied_columns(swept))
         results.append(metrics)
     return results
 

@@ -2,14 +2,13 @@
 the last write) with the tags and step numbers a lone run logs: the step and epoch losses and the
 update/weight ratios. (Its learning rate and histograms are its lone run's own: fused/lone_runs.py.)"""
 
-import statistics
-
 import lightning as L
 from lightning.pytorch.loggers import Logger
 
 from experiments.fused.records import TrialRecord
 from experiments.fused.watch import finished_readings
 from experiments.records.tracking.publish import flush, publish_scalars
+from experiments.training.callbacks.update_ratio import ratio_scalars
 
 
 class TrialLog:
@@ -38,8 +37,7 @@ class TrialLog:
             self.epochs.add(epoch)
         readings = finished_readings(record)
         for step, ratios in readings[self.readings :]:
-            scalars = {f"diag/update_ratio/{name}": ratio for name, ratio in ratios.items()}
-            publish_scalars(loggers, {**scalars, "diag/update_ratio/median": statistics.median(ratios.values())}, step)
+            publish_scalars(loggers, ratio_scalars(ratios), step)
         self.readings = len(readings)
         flush(loggers)
 

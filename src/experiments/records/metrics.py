@@ -26,10 +26,12 @@ def swept_keys(run_dir: Path) -> list[str]:
     return list(json.loads(plan.read_text()).get("swept_keys", [])) if plan.is_file() else []
 
 
-def chosen_hparams(cfg: DictConfig, choices: dict, seed: int, swept: list[str] = ()) -> dict:
+def chosen_hparams(cfg: DictConfig, choices: dict, seed: int, swept: list[str] = (), train_examples: int = 0) -> dict:
     """A flat dict of what was chosen, with scalar values only (what TensorBoard's HParams accepts).
     `choices` are the config groups' option names; a run started outside Hydra may have none. Every swept
-    key has a column, also one that is not among the usual ones."""
+    key has a column, also one that is not among the usual ones. batch_size is the one the batches held: a
+    batch_size above the training split's `train_examples` (the note's full-batch 60000 on the 4,500-image
+    sample) is that split."""
     params = {
         "model": choices.get("model"),
         "data": choices.get("data"),
@@ -39,7 +41,7 @@ def chosen_hparams(cfg: DictConfig, choices: dict, seed: int, swept: list[str] =
         # a multi-select group: its choice is a list (absent when empty), and HParams takes scalars only
         "regularization": ("+".join(choices.get("regularization") or []) or "none") if choices else None,
         "weight_decay": cfg.regularization.weight_decay,
-        "batch_size": cfg.data.batch_size,
+        "batch_size": min(cfg.data.batch_size, train_examples) if train_examples else cfg.data.batch_size,
         "max_epochs": cfg.trainer.max_epochs,
         "seed": seed,
     }

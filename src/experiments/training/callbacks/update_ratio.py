@@ -4,8 +4,8 @@ far above, the learning rate is too high; far below, too low.
 
 A reading copies the weights just before the optimizer step and compares after it: one copy and a few
 norms every `every` steps, 0.2-0.6 ms for the 670k weights of the default MLP (bench/epoch.py measures it).
-Each tensor's ratio goes to TensorBoard as `diag/update_ratio/<layer>`, with their median as
-`diag/update_ratio/median`.
+Each tensor's ratio goes to TensorBoard as `watch/update_ratio/<layer>`, with their median as
+`watch/update_ratio/median`: `watch/` sorts after `train/` and `val/`, so the loss and accuracy curves come first.
 """
 
 import logging
@@ -42,6 +42,12 @@ def finite_readings(names: list[str], ratios: list[float]) -> dict[str, float]:
     return {name: ratio for name, ratio in zip(names, ratios, strict=True) if math.isfinite(ratio)}
 
 
+def ratio_scalars(readings: dict[str, float]) -> dict[str, float]:
+    """One reading's tags: each weight tensor's ratio and their median."""
+    scalars = {f"watch/update_ratio/{name}": ratio for name, ratio in readings.items()}
+    return {**scalars, "watch/update_ratio/median": statistics.median(readings.values())}
+
+
 class UpdateRatio(L.Callback):
     def __init__(self, every: int):
         self.every = every
@@ -66,8 +72,7 @@ class UpdateRatio(L.Callback):
         median = statistics.median(readings.values())
         self.medians.append(median)
         if trainer.loggers:
-            scalars = {f"diag/update_ratio/{name}": ratio for name, ratio in readings.items()}
-            publish_scalars(trainer.loggers, {**scalars, "diag/update_ratio/median": median}, trainer.global_step - 1)
+            publish_scalars(trainer.loggers, ratio_scalars(readings), trainer.global_step - 1)
 
     def summary(self) -> dict:
         """The run's verdict: was the median ratio outside [1e-4, 1e-2] for most readings, and on which side."""
