@@ -22,7 +22,9 @@ from experiments.checkpoints.resume import expand_resume
 from experiments.checkpoints.slurm_requeue import expand_requeued, run_name
 from experiments.config.errors import TrialsFailed, UserError, user_error_in
 from experiments.preflight import describe_hydra_error, preflight
+from experiments.records.disk_full import disk_full_line, stop_on_full_disk
 from experiments.records.provenance import remember_command
+from experiments.records.status import STATUS, record_finished
 from experiments.sweeps.logspace import expand_logspace
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,8 @@ def _run_trial(cfg: DictConfig, trial_dir: Path) -> float | None:
     try:
         metrics = _run_in_job(cfg)
     except Exception as err:
+        if (full := disk_full_line(err, trial_dir)) is not None:
+            stop_on_full_disk(trial_dir, full)  # the next trials would meet the same full disk
         log.error(f"trial failed: {record_failure(trial_dir, err)}")
         return None
     if metrics.get("failed_checks"):  # check=procedure in a sweep: a trial whose checks failed has failed
@@ -157,13 +161,21 @@ def _run_single(cfg: DictConfig) -> float | None:
     except Exception as err:
         user_error = user_error_in(err)
         if user_error is None:
-            raise
+            run_dir = _run_dir()
+            then = f"`python train.py resume={run_dir}` continues the run"
+            full = disk_full_line(err, run_dir, then) if run_dir else None
+            if full is None:
+                raise
+            stop_on_full_disk(run_dir, full)
         print(f"error: {user_error}", file=sys.stderr)
         _remove_run_dir_if_untouched()
         sys.exit(2)
     if metrics.get("failed_checks"):
         print(f"error: {_failed_checks_line(metrics)}", file=sys.stderr)
         sys.exit(1)
+    failed_before = metrics.get("run_dir") and (Path(metrics["run_dir"]) / STATUS).is_file()
+    if failed_before:  # a full disk stopped it, and it was resumed: its status says how it ends now
+        record_finished(Path(metrics["run_dir"]), metrics)
     if metrics.get("status") == "interrupted":
         from experiments.training.callbacks.interrupt import StopRequest  # loaded by the run already
 
@@ -224,6 +236,12 @@ def _command_line_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _run_dir() -> Path | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
 
 
 def _remove_run_dir_if_untouched() -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from experiments.records.disk_full import DiskFull, no_space_in, remove_quietly
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, made crash-safe on a local disk: the file is written beside its final
@@ -17,8 +19,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".partial")
-        with open(partial, "wb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
+        try:
+            with open(partial, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+        except BaseException as err:  # a kill, a full disk: no half-written file is left to fill the disk
+            remove_quietly(partial)
+            if no_space_in(err):
+                raise DiskFull(path) from err
+            raise
         os.replace(partial, path)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from experiments.config.errors import UserError
 from experiments.preflight import preflight
+from experiments.records.disk_full import disk_full_line, stop_on_full_disk
 from experiments.records.status import record_failure, record_finished, write_status
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,8 @@ def train_set(cfgs: list[DictConfig], trial_dirs: list[Path], choices: dict) -> 
             write_status(trial_dir, "interrupted")
         return [None] * len(cfgs)
     except Exception as err:  # the whole set failed: each trial says so, as a lone failure would
+        if (full := disk_full_line(err, trial_dirs[0].parent)) is not None:
+            stop_on_full_disk(list(trial_dirs), full)  # the next sets would meet the same full disk
         messages = [record_failure(trial_dir, err) for trial_dir in trial_dirs]
         log.error(f"fused set failed: {messages[0]}")
         return [None] * len(cfgs)

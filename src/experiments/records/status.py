@@ -44,8 +44,9 @@ def record_failed(trial_dir: Path, message: str) -> None:
 
 
 def record_finished(trial_dir: Path, metrics: dict) -> float:
-    """A trial that trained: its status and objective (best val acc; 0.0 for a diverged trial that never
-    validated), which it returns."""
+    """A trial (or a run that had failed) that trained: its status and objective (best val acc; 0.0 for a
+    diverged trial that never validated), which it returns."""
     objective = metrics.get("best_val_acc") or 0.0
+    (Path(trial_dir) / "error.txt").unlink(missing_ok=True)  # an earlier attempt's failure, now resumed past
     write_status(trial_dir, metrics["status"], objective=objective, diverged_step=metrics.get("diverged_step"))
     return objective

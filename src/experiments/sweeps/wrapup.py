@@ -3,6 +3,7 @@
 import logging
 
 from experiments.config.errors import TrialsFailed
+from experiments.records.disk_full import disk_full_line
 from experiments.sweeps.summary import print_summary, write_summary
 
 log = logging.getLogger(__name__)
@@ -10,7 +11,13 @@ log = logging.getLogger(__name__)
 
 def finish_sweep(plan, trackers=None, interrupted: bool = False) -> None:
     """`trackers`: the sweep's SweepTrackers, which receive the summary files (records/tracking/sweep_runs.py)."""
-    _, rows = write_summary(plan.dir)
+    try:
+        _, rows = write_summary(plan.dir)
+    except OSError as err:  # a full disk: the trials' own records stand; the summary is written on the rerun
+        if (full := disk_full_line(err, plan.dir)) is None:
+            raise
+        log.error(f"no summary written: {full}")
+        return
     if trackers is not None:
         trackers.close(interrupted)
     print_summary(plan.name, rows, plan.swept_keys)
