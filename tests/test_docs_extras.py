@@ -2,7 +2,6 @@
 documented command that uses MLflow or W&B says, where it stands or earlier on its page, how to install it."""
 
 import tomllib
-
 from documented import REPO, documented_commands
 
 EXTRAS = ("mlflow", "wandb")  # the optional dependencies a documented command may need (pyproject.toml)
