@@ -54,7 +54,7 @@ def test_overfitting_needs_a_best_epoch_two_back_and_a_five_percent_rise(best, r
     result = diagnose(FALLING, train, val)
     assert ("overfitting" in shapes(result)) is overfitting, result
     if overfitting:
-        assert result["evidence"]["best_val_epoch"] == best
+        assert result["evidence"]["lowest_val_loss_epoch"] == best
 
 
 @pytest.mark.parametrize(("last_drop", "still_falling"), [(0.025, True), (0.015, False)])

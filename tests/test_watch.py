@@ -77,7 +77,7 @@ def test_the_classifier_names_each_shape_of_synthetic_curves():
     assert diagnose(exploded, [], [])["verdict"] == "exploded"
     assert diagnose(settled, epochs_of(settled), [], diverged=True)["verdict"] == "exploded"
     overfitting = diagnose(overfit_steps, train_epoch, val_epoch)
-    assert overfitting["verdict"] == "overfitting" and overfitting["evidence"]["best_val_epoch"] == 2
+    assert overfitting["verdict"] == "overfitting" and overfitting["evidence"]["lowest_val_loss_epoch"] == 2
     assert overfitting["evidence"]["gap_now"] > overfitting["evidence"]["gap_then"]
     assert diagnose([2.3] * 5, [], [])["verdict"] == "too short to tell"
     # Easy data drives the float32 losses to exactly 0 (seen on a GPU with 60k synthetic images)

@@ -9,7 +9,9 @@ Shapes, most urgent first (a curve can show several; the first found is the verd
   the gap between them grows;
 - still decreasing: the last epoch still lowered the loss by 2% or more; training longer should help;
 - settled: none of the above, the loss has levelled off.
-Each verdict comes with the numbers it rests on.
+Each verdict comes with the numbers it rests on, named for what they measure: opening_median_loss is the
+median over the first smoothing window (not the first step's loss, which the initial-loss check reports), and
+lowest_val_loss_epoch counts from 0 by validation loss (best_epoch in metrics.json is by validation accuracy).
 """
 
 import logging
@@ -69,7 +71,7 @@ def diagnose(
     window, curve = moving_average(step_losses)
     start = statistics.median(step_losses[:window])
     final = curve[-1] if curve and math.isfinite(curve[-1]) else None  # JSON has no NaN
-    evidence |= {"start_loss": round(start, 4), "final_loss": round(final, 4) if final is not None else None}
+    evidence |= {"opening_median_loss": round(start, 4), "final_loss": round(final, 4) if final is not None else None}
     # the note's 3x rule, against the original loss: the first step's, or the opening level if a fast fall
     # put the first steps above the median of the opening window
     original = max(step_losses[0], start) if math.isfinite(step_losses[0]) else start
@@ -133,7 +135,7 @@ def _overfitting(train_epoch: list[float], val_epoch: list[float]) -> dict | Non
     gap_then, gap_now = val[best] - train[best], val[-1] - train[-1]
     if rise >= VAL_RISE and train[-1] < train[best] and gap_now > gap_then:
         gaps = {"gap_then": round(gap_then, 4), "gap_now": round(gap_now, 4)}
-        return {"best_val_epoch": best, "val_rise": round(rise, 4), **gaps}
+        return {"lowest_val_loss_epoch": best, "val_rise": round(rise, 4), **gaps}
     return None
 
 
