@@ -192,6 +192,25 @@ def outside_epochs(s: dict) -> str:
     )
 
 
+def fused_drift() -> str:
+    """How far a fused sweep's figures drift from the same trials run one at a time, cell by cell."""
+    record = load("sweep")
+    if record is None:
+        return not_measured("python bench/sweep.py --json bench/results/sweep.json")
+    s = record["summary"]
+    both = {name: pair for name, pair in s["cells"].items() if None not in pair}
+    gaps = {name: abs(lone - fused) for name, (lone, fused) in both.items()}
+    differ = [name for name, gap in gaps.items() if gap > 1e-6]
+    widest = max(gaps, key=gaps.get) if gaps else None
+    how_far = f", by at most {gaps[widest]:.3f} ({widest})" if differ else ""
+    return (
+        f"On the note's grid ({s['trials']} trials of `sweep=lr_wd`, {s['epochs']} epochs on {s['data']}), "
+        f"{len(both)} cells reached a validation both ways; {len(differ)} of them end with a different best val "
+        f"acc{how_far}. The best cell is {s['best_sequential']} one at a time and {s['best_fused']} fused.\n\n"
+        + origin(record)
+    )
+
+
 def step_table(s: dict) -> str:
     """Operations per training step and the training batches' share of the matmul ceiling, when recorded."""
     counts = s.get("step_operations")
@@ -238,6 +257,7 @@ RENDERERS = {
     "presets_best": presets_best,
     "epoch": epoch_table,
     "sweep": sweep_table,
+    "fused_drift": fused_drift,
     "pruning": pruning,
     "presets_fashion": presets_fashion,
     "fashion_defaults": fashion_defaults,

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO, train
 
 from experiments.checkpoints.resume import expand_resume
@@ -43,7 +44,9 @@ def test_a_fused_sweep_gives_every_trial_a_trials_outputs_and_reruns_what_a_kill
         assert (fused_dir / trial / "checkpoints" / "last.ckpt").is_file() == (trial != "lr=20")
     assert fused_rows["lr=20"]["status"] == "diverged" and fused_rows["lr=20"]["diverged_step"]
     best = max((row for row in fused_rows.values() if row["best_val_acc"]), key=lambda row: float(row["best_val_acc"]))
-    assert (fused_dir / "best.yaml").read_text().splitlines()[2] == f"trial: {best['trial']}"
+    best_yaml = (fused_dir / "best.yaml").read_text()
+    assert yaml.safe_load(best_yaml)["trial"] == best["trial"]
+    assert "# It trained in a fused set: the sweep's command with a new sweep_name= gives" in best_yaml
 
     # A rerun after a kill in the middle of a set (status running, no results yet): finished trials are
     # skipped, the unfinished one trains, alone since no other trial is left to share a set with it.

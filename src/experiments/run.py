@@ -74,7 +74,7 @@ def run(cfg: DictConfig, run_dir: str | Path, choices: dict | None = None, pruni
         tested = test(cfg, trainer, module, datamodule, trained)
     except Interrupted:  # Ctrl-C or SIGTERM while testing: resuming tests again
         trained, tested = {**trained, "status": "interrupted"}, {}
-    facts = run_facts(cfg, seed, str(trainer.strategy.root_device), run_dir, started)
+    facts = run_facts(cfg, seed, str(trainer.strategy.root_device), run_dir, started, datamodule.val_images)
     metrics = collect_metrics(cfg, checked | tuned | trained, tested, facts)
     if trainer.is_global_zero:  # under DDP, one process writes what the run leaves behind
         swept = swept_keys(run_dir)
@@ -261,10 +261,12 @@ def collect_metrics(cfg: DictConfig, trained: dict, tested: dict, facts: dict) -
     return metrics | facts
 
 
-def run_facts(cfg: DictConfig, seed: int, device: str, run_dir: Path, started: float) -> dict:
+def run_facts(cfg: DictConfig, seed: int, device: str, run_dir: Path, started: float, val_images: int) -> dict:
     """The end of metrics.json: how the run was made (its seed, threads, time and folder, and its code,
-    packages, device and command: records/provenance.py)."""
+    packages, device and command: records/provenance.py), and the validation split's size, which says how
+    far apart two accuracies must be to differ by more than one image."""
     return {
+        "val_images": val_images,
         "seed": seed,
         "torch_threads": torch.get_num_threads(),
         "wall_seconds": round(time.perf_counter() - started, 2),

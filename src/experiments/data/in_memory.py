@@ -160,6 +160,11 @@ class InMemoryDataModule(L.LightningDataModule):
         return self.load().splits["train"][0]
 
     @property
+    def val_images(self) -> int:
+        """The validation split's size: one image is 1/val_images of validation accuracy."""
+        return len(self.load().splits["val"][1])
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.load().splits["train"][0].shape[1:])  # type: ignore[return-value]
 

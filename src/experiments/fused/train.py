@@ -153,7 +153,7 @@ def train_fused(
                 warmup_until=module.warmup_until,
             ),
             **watched,
-            **run_facts(cfg, seed, device, run_dir, started),
+            **run_facts(cfg, seed, device, run_dir, started, datamodule.val_images),
             "wall_seconds": round(seconds, 2),  # the whole set's: its trials trained together
         }
         write_metrics_json(run_dir, metrics)

@@ -7,6 +7,7 @@ import json
 import logging
 import statistics
 import sys
+import textwrap
 from pathlib import Path
 
 from experiments.config.errors import UserError
@@ -36,7 +37,7 @@ def trial_record(trial_dir: Path) -> dict:
         record |= {
             key: metrics.get(key)
             for key in ("best_val_acc", "best_epoch", "pruned_epoch", "final_train_loss", "wall_seconds")
-        }
+        } | {"val_images": metrics.get("val_images"), "fused": bool(metrics.get("fused"))}
     return record
 
 
@@ -54,6 +55,7 @@ def collect(sweep_dir: Path) -> tuple[dict, list[dict]]:
         row["diverged_step"] = record.get("diverged_step")
         row["pruned_epoch"] = record.get("pruned_epoch")
         row["error"] = record.get("error")
+        row["val_images"], row["fused"] = record.get("val_images"), record.get("fused", False)
         row["overrides"] = trial["overrides"]
         rows.append(row)
     rows.sort(key=lambda r: (r["best_val_acc"] is None, -(r["best_val_acc"] or 0.0)))
@@ -72,7 +74,7 @@ def write_summary(sweep_dir: Path) -> tuple[dict, list[dict]]:
     (sweep_dir / "summary.md").write_text(_markdown(plan, rows, header) + _seed_means_markdown(keys, rows))
     best = next((r for r in rows if r["best_val_acc"] is not None), None)
     if best is not None:
-        (sweep_dir / "best.yaml").write_text(_best_yaml(plan, best))
+        (sweep_dir / "best.yaml").write_text(_best_yaml(plan, best, ties_line(rows)))
     elif rows:  # every trial diverged before its first validation, or failed: there is no best to name
         (sweep_dir / "best.yaml").unlink(missing_ok=True)
         log.warning(f"no best.yaml: no trial reached a validation in {sweep_dir.name} (all diverged or failed)")
@@ -81,6 +83,29 @@ def write_summary(sweep_dir: Path) -> tuple[dict, list[dict]]:
 
         draw_heatmap(sweep_dir / "heatmap.png", plan, rows)
     return plan, rows
+
+
+def tied_with_best(rows: list[dict]) -> list[dict]:
+    """The other trials whose best val acc is within one validation image of the best's: the split cannot
+    rank them, so the summary names them instead of crowning one. Rows come best first."""
+    ranked = [row for row in rows if row["best_val_acc"] is not None]
+    if not ranked or not ranked[0].get("val_images"):
+        return []
+    best, image = ranked[0]["best_val_acc"], 1 / ranked[0]["val_images"]
+    return [row for row in ranked[1:] if best - row["best_val_acc"] <= image + 1e-6]
+
+
+def ties_line(rows: list[dict]) -> str:
+    tied = tied_with_best(rows)
+    if not tied:
+        return ""
+    best = next(row for row in rows if row["best_val_acc"] is not None)
+    image = 1 / best["val_images"]
+    names = ", ".join(f"{row['trial']} ({row['best_val_acc']:.4f})" for row in tied)
+    return (
+        f"Within one validation image ({image:.4f}) of the best, {best['trial']} ({best['best_val_acc']:.4f}): "
+        f"{names}. The validation split cannot rank these; compare them over seeds (seed=0,1,2) or on more data."
+    )
 
 
 def _show(value, column: str = "") -> str:
@@ -101,6 +126,7 @@ def _markdown(plan: dict, rows: list[dict], header: list[str]) -> str:
         f"Fixed overrides: {' '.join(plan['fixed_overrides']) or '(none)'}. "
         + ", ".join(f"{n} {status}" for status, n in counts.items())
         + f" of {len(rows)} trials. Sorted by best val acc.",
+        *([ties, ""] if (ties := ties_line(rows)) else []),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -146,7 +172,7 @@ def _seed_means_markdown(keys: list[str], rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _best_yaml(plan: dict, best: dict) -> str:
+def _best_yaml(plan: dict, best: dict, ties: str = "") -> str:
     # A preset (sweep=lr_wd) only makes sense with -m, so the rerun spells out the settings it made.
     chosen = [o for o in best["overrides"] if override_key(o) not in NOT_IN_RERUN]
     typed = {override_key(o) for o in chosen}
@@ -154,7 +180,17 @@ def _best_yaml(plan: dict, best: dict) -> str:
     command = "python train.py " + " ".join(f"'{o}'" if "(" in o or " " in o else o for o in rerun)
     lines = [
         f"# Best trial of sweep {plan['name']}: {best['trial']}, best val acc {best['best_val_acc']:.4f}.",
+        *(f"# {part}" for part in textwrap.wrap(ties, 110)),
         f"# Rerun it: {command}",
+        *(
+            [
+                "# It trained in a fused set: the sweep's command with a new sweep_name= gives this figure again;",
+                "# this lone command takes the same steps in another float order and may differ by a few",
+                "# validation images (docs/sweeps.md, 'Fused and lone').",
+            ]
+            if best.get("fused")
+            else []
+        ),
         f"trial: {best['trial']}",
         f"best_val_acc: {best['best_val_acc']}",
         "overrides:",
