@@ -22,6 +22,11 @@ if workers := int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")):
 SMOKE = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=2", "watch.pictures=false"]
 
 
+def started(run_dir: Path) -> int:
+    config = run_dir / ".hydra" / "config.yaml"
+    return (config if config.is_file() else run_dir).stat().st_mtime_ns
+
+
 @dataclass
 class TrainResult:
     returncode: int
@@ -31,7 +36,9 @@ class TrainResult:
 
     @property
     def run_dirs(self) -> list[Path]:
-        return sorted((self.cwd / "outputs" / "runs").glob("*"))
+        """Oldest first, by when each run wrote its config (a run's name starts with what its command changed,
+        so names do not sort by time)."""
+        return sorted((self.cwd / "outputs" / "runs").glob("*"), key=started)
 
     @property
     def metrics(self) -> dict:

@@ -109,6 +109,10 @@ def test_checkpoints_load_with_weights_only(smoke_run):
 def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
     events = EventAccumulator(str(smoke_run.run_dirs[-1] / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
+    # TensorBoard lists the run by its folder, which starts with what the command changed (not watch.pictures)
+    name = smoke_run.run_dirs[-1].name
+    changed = "max_epochs=2,optimizer=sgd,lr=0.05,limit_train_batches=10,limit_val_batches=4"
+    assert name.startswith(f"{changed}_mlp_mnist_sample_20")
     assert {"test/predictions", "test/confusion_matrix", "test/confident_mistakes"} <= set(events.Tags()["images"])
     assert events.Images("test/predictions")[-1].width > 500
     scalars = set(events.Tags()["scalars"])

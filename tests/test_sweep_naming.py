@@ -3,6 +3,7 @@
 Previews only (dry_run=true): no torch is imported."""
 
 import json
+import os
 
 from conftest import train
 
@@ -34,3 +35,16 @@ def test_a_rerun_with_another_thread_count_is_the_same_sweep_and_another_model_i
     assert other.returncode != 0
     assert other.stderr.strip().splitlines()[-1].startswith("error: sweep_name=lr_wd: ")
     assert "holds a different sweep" in other.stderr
+
+
+def test_a_runs_folder_starts_with_what_its_command_changed():
+    from experiments.job import name_run
+
+    typed = ["model=cnn", "model.activation=tanh", "optimizer.lr=0.01", "torch_threads=1", "paths.output_root=/x"]
+    name = name_run(True, "cnn", "mnist_sample", "auto", typed)
+    assert name.startswith("activation=tanh,lr=0.01_cnn_mnist_sample_20") and name.endswith(f"_p{os.getpid()}")
+    assert name_run(True, "mlp", "mnist_sample", "auto", []).startswith("mlp_mnist_sample_20")  # nothing changed
+    evaluated = name_run(
+        False, "mlp", "cifar10", "auto", ["train=false", "ckpt_path=/runs/a/best.ckpt", "data=cifar10"]
+    )
+    assert evaluated.startswith("eval_cifar10_20")

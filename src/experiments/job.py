@@ -108,11 +108,17 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("run_name", name_run, replace=True, use_cache=True)
 
 
-def name_run(train: bool, model: str, data: str, trainer: str) -> str:
-    """Timestamp, what the run does, process id. Evaluation runs are named after what they do: the model
-    comes from the checkpoint, not the config. Under trainer=slurm: the job's id, shared by its ranks."""
+def name_run(train: bool, model: str, data: str, trainer: str, typed=()) -> str:
+    """What the user changed, what the run does, timestamp, process id: `activation=tanh_mlp_mnist_sample_
+    2026-12-07_06-57-36_p123`, so runs side by side in TensorBoard's list differ where it shows them, at the
+    start. `typed`: the command's overrides, shortened as a sweep's folder names them (model= and data= are
+    in the label already). Evaluation runs are named after what they do: the model comes from the
+    checkpoint, not the config. Under trainer=slurm: the job's id, shared by its ranks."""
+    from experiments.sweeps.naming import changes_label
+
     label = f"{model}_{data}" if train else f"eval_{data}"
-    return run_name(time.strftime("%Y-%m-%d_%H-%M-%S"), label, trainer, f"p{os.getpid()}")
+    changes = changes_label([str(o) for o in typed], skip=("model", "data", "trainer", "train", "ckpt_path"))
+    return run_name(time.strftime("%Y-%m-%d_%H-%M-%S"), label, trainer, f"p{os.getpid()}", changes)
 
 
 def run_job(cfg: DictConfig) -> float | None:

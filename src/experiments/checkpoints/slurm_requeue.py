@@ -31,11 +31,12 @@ def job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def run_name(stamp: str, label: str, trainer: str, process: str) -> str:
-    """A run directory's name: unique per process, or per SLURM job under trainer=slurm (all ranks share it)."""
+def run_name(stamp: str, label: str, trainer: str, process: str, changes: str = "") -> str:
+    """A run directory's name: unique per process, or per SLURM job under trainer=slurm (all ranks share it,
+    and a requeued job finds it by the job's id). `changes`: what the user changed, first."""
     if trainer == "slurm" and (job := job_id()):
         return f"slurm-{job}_{label}"
-    return f"{stamp}_{label}_{process}"
+    return f"{changes}_{label}_{stamp}_{process}" if changes else f"{label}_{stamp}_{process}"
 
 
 def uses_slurm_preset(arguments: list[str]) -> bool:

@@ -1,10 +1,20 @@
-"""Readable names: `lr=0.001,wd=1e-05` for a trial, `lr_wd-model=cnn` for a sweep."""
+"""Readable names: `lr=0.001,wd=1e-05` for a trial, `lr_wd-model=cnn` for a sweep, and what a single run's
+command changed (`activation=tanh`) at the start of its folder's name."""
 
 import re
 
 # The two keys of the note's grid get the short names people write on whiteboards.
 SHORT_KEYS = {"optimizer.lr": "lr", "regularization.weight_decay": "wd"}
 UNSAFE = re.compile(r"[^A-Za-z0-9=,._+\-\[\]]")
+
+# Keys that change how a run or sweep runs or where it is shown, not what it learns: they stay out of folder
+# names, and a sweep rerun that changes only them is the same sweep
+NOT_IN_NAME = ("sweep", "sweep_name", "dry_run", "logger", "torch_threads", "paths.output_root", "watch", "final_table")
+
+
+def belongs_in_name(override: str) -> bool:
+    key = override.lstrip("+~").split("=", 1)[0]
+    return not any(key == other or key.startswith(other + ".") for other in NOT_IN_NAME)
 
 
 def short_keys(keys: list[str]) -> dict[str, str]:
@@ -43,3 +53,10 @@ def _last_part(override: str) -> str:
     """`trainer.max_epochs=2` -> `max_epochs=2`: directory names stay short; sweep.json keeps the full form."""
     key, separator, value = override.partition("=")
     return f"{key.rsplit('.', 1)[-1]}{separator}{value}"
+
+
+def changes_label(overrides: list[str], skip: tuple[str, ...] = ()) -> str:
+    """A single run's overrides as a short, safe name part (`activation=tanh,lr=0.01`): keys by their last
+    part, values as typed; the keys in `skip` and those that change no learning (as for a sweep) left out."""
+    kept = [o for o in overrides if belongs_in_name(o) and o.lstrip("+~").split("=")[0] not in skip]
+    return UNSAFE.sub("_", ",".join(_last_part(o.lstrip("+~")) for o in kept))[:80]

@@ -16,19 +16,10 @@ from experiments.config.overrides import override_key, quoted
 from experiments.records.metrics import PLAN
 from experiments.records.provenance import provenance
 from experiments.records.status import FINISHED, read_status
-from experiments.sweeps.naming import short_keys, sweep_name, trial_name
+from experiments.sweeps.naming import belongs_in_name, short_keys, sweep_name, trial_name
 from experiments.sweeps.sbatch_refusal import refused_job
 
 log = logging.getLogger(__name__)
-
-# Keys that change how a sweep runs or where it is shown, not what its trials learn: they neither rename the
-# sweep's folder nor make a rerun a different sweep
-NOT_IN_NAME = ("sweep", "sweep_name", "dry_run", "logger", "torch_threads", "paths.output_root", "watch", "final_table")
-
-
-def names_the_sweep(override: str) -> bool:
-    key = override_key(override)
-    return not any(key == other or key.startswith(other + ".") for other in NOT_IN_NAME)
 
 
 def parse(arguments: list[str]) -> tuple[list[Override], list[Override]]:
@@ -92,7 +83,7 @@ class SweepPlan:
         self.fixed = [o for o in fixed_strings(fixed) if override_key(o) != "dry_run"]  # a preview is the same sweep
         choice = config.hydra.runtime.choices.get("sweep")
         label = choice if choice not in (None, "null", "grid") else "grid-" + "_".join(self.short.values())
-        self.name = config.get("sweep_name") or sweep_name(label, list(filter(names_the_sweep, self.fixed)))
+        self.name = config.get("sweep_name") or sweep_name(label, list(filter(belongs_in_name, self.fixed)))
         sweeps = Path(config.paths.output_root) / "sweeps"
         self.dir = Path(config.hydra.runtime.cwd) / (typed_sweep_dir(config) or sweeps / self.name)
         self.preset_overrides = preset_overrides(config, choice)
@@ -105,8 +96,8 @@ class SweepPlan:
         if not (self.dir / PLAN).is_file():
             return
         old = json.loads((self.dir / PLAN).read_text())
-        old_fixed = list(filter(names_the_sweep, old.get("fixed_overrides", [])))
-        if old_fixed != list(filter(names_the_sweep, self.fixed)) or old.get("swept_keys") != self.swept_keys:
+        old_fixed = list(filter(belongs_in_name, old.get("fixed_overrides", [])))
+        if old_fixed != list(filter(belongs_in_name, self.fixed)) or old.get("swept_keys") != self.swept_keys:
             raise UserError(
                 f"sweep_name={self.name}: {self.dir} holds a different sweep (fixed {old.get('fixed_overrides')}, "
                 f"swept {old.get('swept_keys')}); pass another sweep_name=... or remove that directory"
