@@ -42,7 +42,9 @@ def test_a_runs_folder_starts_with_what_its_command_changed():
 
     typed = ["model=cnn", "model.activation=tanh", "optimizer.lr=0.01", "torch_threads=1", "paths.output_root=/x"]
     name = name_run(True, "cnn", "mnist_sample", "auto", typed)
-    assert name.startswith("activation=tanh,lr=0.01_cnn_mnist_sample_20") and name.endswith(f"_p{os.getpid()}")
+    assert name.startswith("activation-tanh+lr-0.01_cnn_mnist_sample_20") and name.endswith(f"_p{os.getpid()}")
+    sizes = name_run(True, "mlp", "mnist_sample", "auto", ["model.hidden_sizes=[256,128]"])
+    assert sizes.startswith("hidden_sizes-256_128_mlp_")  # no = , [ ]: resume= and ckpt_path= take it unquoted
     assert name_run(True, "mlp", "mnist_sample", "auto", []).startswith("mlp_mnist_sample_20")  # nothing changed
     evaluated = name_run(
         False, "mlp", "cifar10", "auto", ["train=false", "ckpt_path=/runs/a/best.ckpt", "data=cifar10"]

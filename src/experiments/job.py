@@ -109,8 +109,8 @@ def register_resolvers() -> None:
 
 
 def name_run(train: bool, model: str, data: str, trainer: str, typed=()) -> str:
-    """What the user changed, what the run does, timestamp, process id: `activation=tanh_mlp_mnist_sample_
-    2026-12-07_06-57-36_p123`, so runs side by side in TensorBoard's list differ where it shows them, at the
+    """What the user changed, what the run does, timestamp, process id: `activation-tanh+lr-0.01_mlp_mnist_
+    sample_2026-12-07_06-57-36_p123`, so runs side by side in TensorBoard's list differ where it shows them, at the
     start. `typed`: the command's overrides, shortened as a sweep's folder names them (model= and data= are
     in the label already). Evaluation runs are named after what they do: the model comes from the
     checkpoint, not the config. Under trainer=slurm: the job's id, shared by its ranks."""

@@ -55,8 +55,23 @@ def _last_part(override: str) -> str:
     return f"{key.rsplit('.', 1)[-1]}{separator}{value}"
 
 
+# A run's folder is typed back in commands (resume=, ckpt_path=), where Hydra reads = , [ ] as syntax
+RUN_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
 def changes_label(overrides: list[str], skip: tuple[str, ...] = ()) -> str:
-    """A single run's overrides as a short, safe name part (`activation=tanh,lr=0.01`): keys by their last
-    part, values as typed; the keys in `skip` and those that change no learning (as for a sweep) left out."""
-    kept = [o for o in overrides if belongs_in_name(o) and o.lstrip("+~").split("=")[0] not in skip]
-    return UNSAFE.sub("_", ",".join(_last_part(o.lstrip("+~")) for o in kept))[:80]
+    """A single run's overrides as a short name part that a command can take back unquoted
+    (`activation-tanh+lr-0.01`): keys by their last part, values as typed with anything else than letters,
+    digits, `.`, `_` and `-` as `_`; the keys in `skip` and those that change no learning left out, and
+    past about 40 characters the rest as `etc`."""
+    kept = [o.lstrip("+~") for o in overrides if belongs_in_name(o) and o.lstrip("+~").split("=")[0] not in skip]
+    parts = []
+    for override in kept:
+        key, _, value = _last_part(override).partition("=")
+        parts.append(f"{key}-{RUN_UNSAFE.sub('_', value).strip('_')}")
+    shown = []
+    for part in parts:  # whole overrides only, about 40 characters: the folder name stays readable
+        if shown and len("+".join([*shown, part])) > 40:
+            return "+".join([*shown, "etc"])
+        shown.append(part)
+    return "+".join(shown)
