@@ -289,7 +289,7 @@ def test_documented_command_runs_end_to_end(world, command):
         assert resumed["status"] == "completed" and resumed["epochs"] == epochs == len(resumed["epoch_seconds"])
     elif "train=false" in command:  # an evaluation: its own folder, named for what it does, and the same figure
         [evaluated] = [json.loads(path.read_text()) for path in written]
-        assert "evaluation of" in done.stdout and Path(evaluated["run_dir"]).name.split("_")[2:4] == ["eval", "mnist"]
+        assert "evaluation of" in done.stdout and "eval_mnist_sample_20" in Path(evaluated["run_dir"]).name
         trained = json.loads((world.cwd / "outputs" / "runs" / world.run / "metrics.json").read_text())
         assert evaluated["test_acc"] == trained["test_acc"]  # one epoch: last.ckpt is the best one
     else:
