@@ -100,6 +100,18 @@ def logged_scalars(run_dir: Path) -> dict[str, list[float]]:
     return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
 
 
+@pytest.fixture
+def batch_probe():
+    """tests/fixtures/batch_probe.py, importable as a callback target (`+callbacks.probe._target_=
+    batch_probe.FirstBatch`) in this process; what it kept is cleared before each test."""
+    sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+    import batch_probe as probe
+
+    probe.FirstBatch.seen.clear()
+    yield probe
+    sys.path.remove(str(REPO / "tests" / "fixtures"))
+
+
 @pytest.fixture(scope="session")
 def dataset_root(tmp_path_factory) -> Path:
     """One folder holding tiny MNIST, FashionMNIST, CIFAR-10 and CIFAR-100 files in torchvision's formats."""

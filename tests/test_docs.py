@@ -167,7 +167,7 @@ def test_every_other_command_parses_with_its_own_parser(world, monkeypatch):
     from experiments.scratch.command_line import compose_data_config
 
     monkeypatch.chdir(world.cwd)
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and newer
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for command in COMMANDS:
         argv = world_argv(world, command)

@@ -1,6 +1,7 @@
 """train_fused: a set of lr x weight-decay trials trained as one model gives each trial its lone run's outcome."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -70,11 +71,42 @@ def histograms(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
 
 
 def test_fused_trials_match_their_lone_runs(tmp_path):
+    started = time.perf_counter()
     fused = assert_fused_matches_lone_runs(tmp_path, [cell(lr, wd) for lr, wd in CELLS])
+    elapsed = time.perf_counter() - started  # the set's training and the three lone runs after it
+    seconds = set()
     for metrics in fused:
         assert metrics["status"] == "completed"
         written = json.loads((Path(metrics["run_dir"]) / "metrics.json").read_text())
-        assert written["fused"] == {"trials": 3, "with_others": 2, "set_seconds": written["fused"]["set_seconds"]}
+        assert written["fused"].keys() == {"trials", "with_others", "set_seconds"}
+        assert (written["fused"]["trials"], written["fused"]["with_others"]) == (3, 2)
+        # the set's whole fit: its epochs, training and validation, and no more than the test's own time
+        assert elapsed > written["fused"]["set_seconds"] >= sum(written["epoch_seconds"]) - 0.01 > 0
+        seconds.add(written["fused"]["set_seconds"])
+    assert len(seconds) == 1  # one figure for the set, the same in every trial's record
+
+
+def test_after_a_trial_leaves_the_set_each_other_trial_keeps_its_own_weights_and_curve(tmp_path):
+    """The quick check of a set's bookkeeping: the first trial explodes in epoch 1 and leaves; the two that
+    stay train on exactly as a set without it trains them, each with its own weights, curve and figures."""
+    sgd = ["optimizer=sgd", "optimizer.momentum=0.9", "trainer.limit_train_batches=10"]
+    calm = [compose_config(*cell(lr, "0.0", *sgd)) for lr in ("0.001", "0.03")]
+    exploding = compose_config(*cell("20", "0.0", *sgd))
+    with_exploding = train_fused([exploding, *calm], [tmp_path / f"a{n}" for n in range(3)])
+    without = train_fused(calm, [tmp_path / f"b{n}" for n in range(2)])
+    assert with_exploding[0]["status"] == "diverged" and with_exploding[0]["diverged_step"] < 10
+    for number, alone in enumerate(without, start=1):
+        together = with_exploding[number]
+        assert together["status"] == alone["status"] == "completed" and together["epochs"] == 2
+        assert together["best_val_acc"] == pytest.approx(alone["best_val_acc"], abs=1e-6), number
+        assert logged_scalars(tmp_path / f"a{number}")["train/loss"] == pytest.approx(
+            logged_scalars(tmp_path / f"b{number - 1}")["train/loss"], rel=1e-5
+        )
+        weights = [load(Path(m["run_dir"]) / LAST)["state_dict"] for m in (together, alone)]
+        for name, value in weights[1].items():
+            assert torch.allclose(weights[0][name], value, rtol=1e-5, atol=1e-7), (number, name)
+    first, second = (load(Path(m["run_dir"]) / LAST)["state_dict"] for m in without)
+    assert not torch.allclose(first["net.layers.1.weight"], second["net.layers.1.weight"])  # told apart
 
 
 @pytest.mark.slow

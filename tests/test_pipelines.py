@@ -32,12 +32,20 @@ def test_torchvision_pipeline_uses_per_sample_pil_transforms():
     assert image.shape == (1, 28, 28) and image.dtype == torch.float32 and 0 <= image.min() < image.max() <= 1
 
 
-def test_per_sample_path_takes_whitening_and_augmentation(tmp_path):
-    # One owner for preprocessing (the model) and augmentation on batches: both work on either path.
-    metrics = run_here(
-        tmp_path, "data.pipeline=torchvision", "data.preprocess=zca_whiten", "regularization=[augment]", *SMOKE
-    )
-    assert metrics["status"] == "completed" and metrics["test_acc"] is not None
+@pytest.mark.parametrize("augment", [True, False])
+def test_per_sample_path_takes_whitening_and_augmentation(tmp_path, batch_probe, augment):
+    """One owner for preprocessing (the model) and augmentation on batches: on the per-sample path too, the
+    model's first stage is the ZCA fitted on the training split, and its batches come augmented."""
+    chosen = ["data.pipeline=torchvision", "data.preprocess=zca_whiten", *(["regularization=[augment]"] * augment)]
+    metrics = run_here(tmp_path, *chosen, "+callbacks.probe._target_=batch_probe.FirstBatch", *SMOKE)
+    assert metrics["status"] == "completed"
+    seen = batch_probe.FirstBatch.seen
+    images, datamodule, module = seen["batch"][0], seen["datamodule"], seen["module"]
+    assert module.input_transform.kind == "zca_whiten"
+    fitted = InputTransform.fit("zca_whiten", datamodule.train_images)
+    assert torch.allclose(module.input_transform.matrix, fitted.matrix, atol=1e-6)
+    untouched = batch_probe.share_of_untouched_images(images, datamodule.train_images)
+    assert untouched < 0.5 if augment else untouched == 1.0
 
 
 @pytest.mark.slow

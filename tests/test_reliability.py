@@ -74,6 +74,7 @@ def test_a_checkpoint_is_written_beside_its_name_and_renamed_over_it(tmp_path, m
 
 # --- resume in place after a kill -------------------------------------------------------------------
 
+LAST = Path("checkpoints") / "last.ckpt"
 FOUR_EPOCHS = ["trainer.max_epochs=4", "trainer.limit_train_batches=20", "trainer.limit_val_batches=4"]
 # Where two runs of the same training differ: their times, folders and the command that made each (provenance)
 TIMINGS = {"wall_seconds", "train_epoch_seconds", "epoch_seconds", "run_dir", "best_checkpoint", "provenance"}
@@ -132,6 +133,52 @@ def unbroken_four_epochs(tmp_path_factory) -> tuple[Path, dict]:
     """The unbroken run two tests compare their resumed runs with (read only)."""
     run_dir = tmp_path_factory.mktemp("unbroken")
     return run_dir, run_here(run_dir, *FOUR_EPOCHS)
+
+
+@pytest.fixture
+def stop_handlers():
+    """train.py's Ctrl-C and SIGTERM handlers, in this process for one test, then the previous ones back."""
+    from experiments.training.callbacks.interrupt import StopRequest, install_stop_handlers
+
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    install_stop_handlers()
+    yield
+    StopRequest.received = None
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+def test_sigterm_mid_epoch_then_resume_trains_each_batch_once(tmp_path, unbroken_four_epochs, stop_handlers):
+    """The quick twin of the SIGTERM test below, in this process: stopped at batch 7 of epoch 2, resumed, the
+    run takes every batch once, in the unbroken order: the unbroken run's figures, weights and step curve."""
+    from experiments.training.callbacks.interrupt import StopRequest
+
+    run_dir = tmp_path / "stopped"
+    at_batch_7 = [
+        "+callbacks.stop._target_=signal_at.SignalAtBatch",
+        "+callbacks.stop.epoch=1",
+        "+callbacks.stop.batch=7",
+        "+callbacks.stop.name=SIGTERM",
+    ]
+    sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+    try:
+        stopped = run_here(run_dir, *FOUR_EPOCHS, *at_batch_7)
+    finally:
+        sys.path.remove(str(REPO / "tests" / "fixtures"))
+    assert stopped["status"] == "interrupted"
+    assert torch.load(run_dir / LAST, weights_only=True)["global_step"] == 28
+    StopRequest.received = None
+    # what `resume=RUN` expands to (checkpoints/resume.py), less the signal
+    resumed = run_here(run_dir, *FOUR_EPOCHS, f"resume={run_dir}", f"ckpt_path={run_dir / LAST}")
+    assert resumed["status"] == "completed" and resumed["loss_curve"]["evidence"]["steps"] == 80
+    unbroken_dir, unbroken = unbroken_four_epochs
+    assert {k: v for k, v in resumed.items() if k not in TIMINGS} == {
+        k: v for k, v in unbroken.items() if k not in TIMINGS
+    }
+    weights = [torch.load(d / LAST, weights_only=True)["state_dict"] for d in (run_dir, unbroken_dir)]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[1])
+    # the step curve, point by point (the split epoch's own epoch figures cover its resumed part only)
+    assert logged_scalars(run_dir)["train/loss"] == logged_scalars(unbroken_dir)["train/loss"]
 
 
 @pytest.mark.slow

@@ -1,17 +1,21 @@
 """Every threshold the docs and the note state, pinned with a case on each side of its edge: the 3x rule,
-the loss-curve verdicts, the update-ratio band, the initial-loss check. In-process and quick."""
+the loss-curve verdicts, the update-ratio band, the initial-loss check, early stopping's patience and
+min_delta. In-process and quick."""
 
 import math
 
+import lightning as L
 import pytest
 import torch
 from conftest import compose_config
+from lightning.pytorch.callbacks import EarlyStopping
 
 from experiments.procedure.loss_curve import diagnose
 from experiments.procedure.sanity import initial_loss
 from experiments.run import build_data, build_module
 from experiments.training.callbacks.divergence import loss_limit, within_limit
 from experiments.training.callbacks.update_ratio import UpdateRatio
+from experiments.training.trainer import optional_callbacks
 
 FALLING = [2.3 * 0.97**step for step in range(100)]  # a long, smooth training curve: nothing else to report
 
@@ -90,3 +94,59 @@ def test_the_initial_loss_check_allows_the_tolerance_times_ln_c_and_no_more():
     edge = abs(measured - math.log(10)) / math.log(10)  # the tolerance this untrained net sits at
     assert initial_loss(module, batch, tolerance=edge * 1.01).passed
     assert not initial_loss(module, batch, tolerance=edge * 0.99).passed
+
+
+class ScriptedValLoss(L.LightningModule):
+    """Logs a validation loss read from a script, one value per epoch; training does a real, tiny step."""
+
+    def __init__(self, val_losses: list[float]):
+        super().__init__()
+        self.layer = torch.nn.Linear(1, 1)
+        self.val_losses = val_losses
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).sum()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self.val_losses[self.current_epoch])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+def epochs_run_under_early_stopping(val_losses: list[float], patience: int, min_delta: float = 0.0) -> int:
+    cfg = compose_config(
+        "regularization=[early_stopping]",
+        f"regularization.early_stopping.patience={patience}",
+        f"regularization.early_stopping.min_delta={min_delta}",
+    )
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(2, 1)), batch_size=2)
+    stopping = [callback for callback in optional_callbacks(cfg) if isinstance(callback, EarlyStopping)]
+    assert len(stopping) == 1
+    trainer = L.Trainer(
+        max_epochs=len(val_losses),
+        callbacks=stopping,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(ScriptedValLoss(val_losses), loader, loader)
+    return trainer.current_epoch
+
+
+@pytest.mark.parametrize("patience", [1, 3])
+def test_early_stopping_stops_after_patience_epochs_without_improvement(patience):
+    """Best at epoch 2, flat after: the run stops `patience` epochs later, not one sooner or later."""
+    assert epochs_run_under_early_stopping([1.0, 0.9, 0.8] + [0.8] * 8, patience) == 3 + patience
+    # an improvement on the last allowed epoch resets the count
+    curve = [1.0, 0.9, 0.8] + [0.8] * (patience - 1) + [0.7] + [0.7] * 8
+    assert epochs_run_under_early_stopping(curve, patience) == 3 + patience + patience
+
+
+@pytest.mark.parametrize(("drop", "counts"), [(0.06, True), (0.04, False)])
+def test_early_stopping_counts_only_improvements_larger_than_min_delta(drop, counts):
+    curve = [1.0, 1.0 - drop] + [1.0 - drop] * 8
+    expected = (2 if counts else 1) + 2
+    assert epochs_run_under_early_stopping(curve, patience=2, min_delta=0.05) == expected

@@ -1,8 +1,14 @@
 """Every activation, init, optimizer and scheduler trains from its overrides (short runs, in this process,
 through the config checks and `run` that `python train.py` uses)."""
 
+import os
+
 import pytest
-from conftest import logged_scalars, run_here, train
+import torch
+from conftest import REPO, logged_scalars, run_here, train
+
+from experiments.data.torchvision_sets import TorchvisionDataModule
+from experiments.training.module import load_module
 
 SHORT = [
     "trainer.max_epochs=2",
@@ -25,6 +31,14 @@ COMBINATIONS = [
 ]
 
 
+ACTIVATION_LAYERS = {"relu": "ReLU", "sigmoid": "Sigmoid", "tanh": "Tanh", "leaky_relu": "LeakyReLU",
+                     "prelu": "PReLU", "elu": "ELU", "maxout": "Maxout"}  # fmt: skip
+# settings only that update rule's parameter groups hold, as the checkpoint saved them
+UPDATE_RULE = {"sgd": {"dampening": 0, "betas": None, "alpha": None}, "rmsprop": {"alpha": 0.99, "betas": None},
+               "adam": {"decoupled_weight_decay": False, "dampening": None, "alpha": None},
+               "adamw": {"decoupled_weight_decay": True, "dampening": None, "alpha": None}}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("activation", "init", "optimizer", "scheduler", "extra"), COMBINATIONS, ids=[c[0] for c in COMBINATIONS]
 )
@@ -41,7 +55,12 @@ def test_option_combination_trains(tmp_path, activation, init, optimizer, schedu
         *rest,
         *SHORT,
     )
-    assert metrics["epochs"] == 2
+    assert metrics["status"] == "completed"
+    # the options reached the net and the optimizer: its activation layers, its update rule's own state
+    net = load_module(metrics["best_checkpoint"]).net
+    assert any(type(layer).__name__ == ACTIVATION_LAYERS[activation] for layer in net.modules()), net
+    [state] = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["optimizer_states"]
+    assert {key: state["param_groups"][0].get(key) for key in UPDATE_RULE[optimizer]} == UPDATE_RULE[optimizer]
     logged = logged_scalars(tmp_path)
     if scheduler != "none":  # LearningRateMonitor logs one curve per parameter group
         rates = [values for tag, values in logged.items() if tag.startswith("lr-")]
@@ -80,16 +99,18 @@ def test_early_stopping_stops_when_val_loss_stalls(tmp_path):
 
 
 @pytest.mark.slow
-def test_augmentation_from_the_command_line(tmp_path, dataset_root):
-    # the one run here that goes through `python train.py` itself
-    result = train(
-        tmp_path,
-        "regularization=[augment]",
-        "data=cifar10",
-        f"data.root={dataset_root}",
-        "data.download=false",
-        "data.verify_checksums=false",
-        "model=cnn",
-        *SHORT,
-    )
-    assert result.metrics["epochs"] == 2
+def test_augmentation_from_the_command_line(tmp_path, dataset_root, batch_probe):
+    # the one run here that goes through `python train.py` itself; the probe saves the first batch it trains on
+    on_files = [f"data.root={dataset_root}", "data.download=false", "data.verify_checksums=false"]
+    probe = ["+callbacks.probe._target_=batch_probe.FirstBatch", f"+callbacks.probe.save_to={tmp_path / 'batch.pt'}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures")}
+    augmented = ["regularization=[augment]", "data=cifar10", *on_files, "model=cnn"]
+    result = train(tmp_path, *augmented, *probe, *SHORT, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.metrics["status"] == "completed"
+    raw = TorchvisionDataModule("cifar10", root=str(dataset_root), download=False, verify_checksums=False)
+    raw.setup()
+    trained_on = torch.load(tmp_path / "batch.pt", weights_only=True)
+    assert trained_on.shape[1:] == (3, 32, 32)
+    # flipped, cropped or shifted: no image of the batch is one of the stored training images as it is
+    assert batch_probe.share_of_untouched_images(trained_on, raw.splits["train"][0]) < 0.5
