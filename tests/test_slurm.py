@@ -39,16 +39,17 @@ def job_state(cluster, job: str) -> dict[str, str]:
 
 
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED", "BOOT_FAIL"}
-# Why a job may wait and still start on this one-node cluster: anything else means it never will.
-WAITING = {"None", "Priority", "Resources", "BeginTime", "JobHeldAdmin"}
+# Why a pending job may never start without someone acting (SLURM's reason codes); others pass with time.
+NEVER_STARTS = ("PartitionDown", "PartitionInactive", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints",
+                "InvalidAccount", "InvalidQOS", "JobHeld", "DependencyNeverSatisfied", "launch_failed")  # fmt: skip
 
 
 def wait_for_job(cluster, job: str) -> dict[str, str]:
     """The job's last state. No wall-clock limit of its own, so a busy machine cannot fail it: a running job
     ends by its own --time, and a pending one that can never start fails here with SLURM's reason."""
     while (state := job_state(cluster, job)).get("JobState") not in ENDED:
-        still_pending = state.get("JobState") == "PENDING" and state.get("Reason") not in WAITING
-        assert not still_pending, f"job {job} cannot start: {state.get('Reason')}"
+        stuck = state.get("JobState") == "PENDING" and state.get("Reason", "").startswith(NEVER_STARTS)
+        assert not stuck, f"job {job} cannot start: {state.get('Reason')}"
         time.sleep(1)
     return state
 
