@@ -261,7 +261,7 @@ def test_each_fused_trial_follows_its_own_learning_rate_schedule(tmp_path, sched
         # every epoch's loss: a rate off by the schedule's factor in epoch 2 or 3 moves them by far more
         assert fused_curves["train/loss_epoch"] == pytest.approx(lone_curves["train/loss_epoch"], rel=1e-3), number
         assert fused_curves["train/loss"][:6] == pytest.approx(lone_curves["train/loss"][:6], rel=1e-5), number
-        rates = [tag for tag in lone_curves if tag.startswith("lr-")]  # LearningRateMonitor's, one per group
+        rates = [tag for tag in lone_curves if tag.startswith("watch/lr-")]  # LearningRateMonitor's, one per group
         assert len(rates) == 2 and all(fused_curves[tag] == pytest.approx(lone_curves[tag]) for tag in rates), number
         lone_steps = scalar_steps(tmp_path / "lone" / f"trial{number}", rates[0])
         assert scalar_steps(dirs[number], rates[0]) == lone_steps and len(lone_steps) > 1, number  # logged alike
@@ -306,5 +306,5 @@ def test_a_fused_trial_that_explodes_under_a_schedule_logs_its_rate_up_to_where_
     fused = train_fused([compose_config(*c) for c in cells], [tmp_path / "a", tmp_path / "b"])
     alone = run_here(tmp_path / "alone", *cells[0])
     assert fused[0]["status"] == alone["status"] == "diverged" and fused[0]["diverged_step"] == alone["diverged_step"]
-    [tag] = [tag for tag in logged_scalars(tmp_path / "alone") if tag.startswith("lr-") and tag.endswith("pg1")]
+    [tag] = [tag for tag in logged_scalars(tmp_path / "alone") if tag.startswith("watch/lr-") and tag.endswith("pg1")]
     assert scalar_steps(tmp_path / "a", tag) == scalar_steps(tmp_path / "alone", tag)

@@ -34,8 +34,8 @@ def test_csv_holds_the_epochs_columns_and_the_hyperparameters(tmp_path):
     assert [row["epoch"] for row in epochs] == ["0", "1"]
     assert sum("train/loss_epoch" in row for row in rows) == 2
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    [final] = [row for row in rows if "hparams/test_acc" in row]
-    assert float(final["hparams/test_acc"]) == pytest.approx(metrics["test_acc"])
+    [final] = [row for row in rows if "test/final_acc" in row]
+    assert float(final["test/final_acc"]) == pytest.approx(metrics["test_acc"])
     hparams = (run_dir / "csv" / "hparams.yaml").read_text()
     assert "lr: 0.001" in hparams and "model: mlp" in hparams
     assert (run_dir / "figures" / "train_loss_curve.png").is_file()  # CSV's pictures are the run's PNG files
@@ -108,13 +108,15 @@ def test_wandb_runs_offline_with_config_history_summary_and_pictures(tmp_path):
     assert summary["state"] == "finished" and summary["name"] == run_dir.name
     assert summary["config"]["lr"] == 0.001 and summary["config"]["model"] == "mlp"
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert summary["summary"]["hparams/test_acc"] == pytest.approx(metrics["test_acc"])
+    assert summary["summary"]["test/final_acc"] == pytest.approx(metrics["test_acc"])
     assert summary["config"]["provenance.commit"] == str(metrics["provenance"]["commit"])
     assert f"torch={metrics['provenance']['versions']['torch']}" in summary["tags"]
     val = [row for row in history if "val/acc" in row]
     assert len(val) == 2 and val[0]["trainer/global_step"] < val[1]["trainer/global_step"]
     assert any("train/loss_curve.filenames" in row for row in history)  # the pictures
-    assert any("weights/layers.1.values" in row or "weights/layers.1._type" in row for row in history)  # histograms
+    assert any(
+        "watch/weights/layers.1.values" in row or "watch/weights/layers.1._type" in row for row in history
+    )  # histograms
     assert json.loads((run_dir / "trackers.json").read_text())["wandb"] == summary["run_id"]
     # the documented upload finds the run (--dry-run: CI has no network and no W&B account)
     [upload] = [c for c in documented_commands(inline=False) if c.text.startswith("wandb sync")]

@@ -49,7 +49,7 @@ def test_a_run_reads_back_from_the_sqlite_store(two_epoch_run):
     assert len(history) == 2 and history[0].step < history[1].step  # one point per epoch, at its step
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert run.data.metrics["test/acc"] == pytest.approx(metrics["test_acc"])
-    assert run.data.metrics["hparams/best_val_acc"] == pytest.approx(metrics["best_val_acc"])
+    assert run.data.metrics["val/best_acc"] == pytest.approx(metrics["best_val_acc"])
     tags = run.data.tags  # what made the run, as metrics.json records it
     assert tags["provenance.commit"] == str(metrics["provenance"]["commit"])
     assert tags["provenance.command"] == metrics["provenance"]["command"] and "provenance.versions.mlflow" in tags
@@ -128,7 +128,7 @@ def test_a_real_mlflow_server_takes_a_run_and_serves_it_over_rest(tmp_path):
         [run] = runs
         assert run["info"]["run_name"] == result.run_dirs[-1].name and run["info"]["status"] == "FINISHED"
         names = {metric["key"] for metric in run["data"]["metrics"]}
-        assert {"val/acc", "test/acc", "hparams/test_acc"} <= names
+        assert {"val/acc", "test/acc", "test/final_acc"} <= names
         # the server's own store holds it; the default SQLite file was not made
         assert not (tmp_path / "outputs" / "mlflow.db").exists()
     finally:

@@ -16,6 +16,7 @@ import torch
 from conftest import REPO, logged_scalars, run_here, train
 
 from experiments.checkpoints.atomic_io import AtomicCheckpointIO
+from experiments.records.tracking.publish import FINAL_METRICS
 
 # SGD at lr 0.8 on the sample validates once (epoch 1 of 3) and explodes at step 23, in epoch 2.
 EXPLODES_IN_EPOCH_2 = [
@@ -33,7 +34,7 @@ def test_a_diverged_run_keeps_what_it_reached_before_it_exploded(tmp_path):
     assert metrics["status"] == "diverged" and metrics["diverged_step"] == 23
     assert metrics["test_acc"] is None  # a diverged run is not tested
     # ... but declares the HParams tab's test columns all the same (NaN), so every run has the same columns
-    assert math.isnan(logged_scalars(tmp_path)["hparams/test_acc"][0])
+    assert math.isnan(logged_scalars(tmp_path)["test/final_acc"][0])
     # validated once, before the explosion: the exploded weights were never validated
     assert len(logged_scalars(tmp_path)["val/acc"]) == 1
     assert metrics["best_val_acc"] == logged_scalars(tmp_path)["val/acc"][0]
@@ -240,7 +241,7 @@ def test_a_stop_at_an_epochs_last_step_keeps_that_epochs_validation_and_timing(t
     assert len(metrics["epoch_seconds"]) == len(metrics["train_epoch_seconds"]) == 4
     # every curve step by step; the HParams tab also holds the interrupted part's own row
     curves = [
-        {k: v for k, v in logged_scalars(d).items() if not k.startswith("hparams/")} for d in (run_dir, unbroken_dir)
+        {k: v for k, v in logged_scalars(d).items() if k not in FINAL_METRICS.values()} for d in (run_dir, unbroken_dir)
     ]
     assert curves[0] == curves[1] and len(curves[0]["val/acc"]) == 4
 

@@ -126,15 +126,15 @@ def test_tensorboard_has_scalars_and_hparams_with_real_metrics(smoke_run):
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert {m.name.tag for m in experiment.metric_infos} == {
-        "hparams/best_val_acc",
-        "hparams/test_acc",
-        "hparams/test_loss",
+        "val/best_acc",
+        "test/final_acc",
+        "test/final_loss",
     }
     chosen = {key: value.ListFields()[0][1] for key, value in session.hparams.items()}
     assert chosen["model"] == "mlp" and chosen["data"] == "mnist_sample" and chosen["optimizer"] == "sgd"
     assert chosen["lr"] == pytest.approx(0.05) and chosen["batch_size"] == 64 and chosen["max_epochs"] == 2
     assert chosen["regularization"] == "none" and chosen["weight_decay"] == 0.0
-    logged_test_acc = events.Scalars("hparams/test_acc")[-1].value
+    logged_test_acc = events.Scalars("test/final_acc")[-1].value
     assert logged_test_acc == pytest.approx(smoke_run.metrics["test_acc"])
 
 

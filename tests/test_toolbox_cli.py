@@ -63,7 +63,7 @@ def test_option_combination_trains(tmp_path, activation, init, optimizer, schedu
     assert {key: state["param_groups"][0].get(key) for key in UPDATE_RULE[optimizer]} == UPDATE_RULE[optimizer]
     logged = logged_scalars(tmp_path)
     if scheduler != "none":  # LearningRateMonitor logs one curve per parameter group
-        rates = [values for tag, values in logged.items() if tag.startswith("lr-")]
+        rates = [values for tag, values in logged.items() if tag.startswith("watch/lr-")]
         assert rates
         if scheduler != "plateau":  # plateau moves only when val/loss stalls, which 2 epochs need not show
             assert any(v[0] != v[-1] for v in rates)

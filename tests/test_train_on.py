@@ -16,7 +16,7 @@ SMALL += ["trainer.log_every_n_steps=1"]  # the learning rate at every step
 def rates(run_dir) -> list[float]:
     """The learning rate of the weights' group at every logged step (LearningRateMonitor's lr-<optimizer>)."""
     scalars = logged_scalars(run_dir)
-    [tag] = [tag for tag in scalars if tag.startswith("lr-") and not tag.endswith("pg2")]
+    [tag] = [tag for tag in scalars if tag.startswith("watch/lr-") and not tag.endswith("pg2")]
     return scalars[tag]
 
 

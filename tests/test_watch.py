@@ -14,6 +14,17 @@ from experiments.procedure.loss_curve import diagnose
 SHORT = ["trainer.max_epochs=1", "trainer.limit_train_batches=20", "trainer.limit_val_batches=1"]
 
 
+LOSS_AND_ACCURACY = {"test", "train", "val"}
+
+
+def groups_shown_first(tags: list[str]) -> list[str]:
+    """TensorBoard's Time Series card groups (a tag's first part, in sorted order) up to the last loss and
+    accuracy group: these must all be loss and accuracy groups."""
+    groups = sorted({tag.split("/")[0] for tag in tags})
+    last = max(index for index, group in enumerate(groups) if group in LOSS_AND_ACCURACY)
+    return groups[: last + 1]
+
+
 def events(run_dir):
     accumulator = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "histograms": 0})
     accumulator.Reload()
@@ -35,9 +46,7 @@ def test_update_ratio_names_the_side_the_learning_rate_is_on(tmp_path, overrides
     assert summary["verdict"].startswith(verdict) and summary["readings"] >= 1
     scalars = events(tmp_path).Tags()["scalars"]
     assert "watch/update_ratio/median" in scalars
-    groups = sorted({tag.split("/")[0] for tag in scalars})  # TensorBoard's sections, in its order
-    shown_first = [groups.index(group) for group in ("train", "val") if group in groups]  # a diverged run has no val
-    assert shown_first and max(shown_first) < groups.index("watch")  # loss and accuracy before the diagnostics
+    assert set(groups_shown_first(scalars)) <= LOSS_AND_ACCURACY  # loss and accuracy before the diagnostics
     assert {"watch/update_ratio/layers.1", "watch/update_ratio/layers.3", "watch/update_ratio/layers.5"} <= set(scalars)
 
 
@@ -112,7 +121,7 @@ def test_a_real_run_that_starts_flat_is_diagnosed_and_drawn(tmp_path):
 
 
 def test_pictures_and_histograms_reach_tensorboard_and_the_run_directory(tmp_path):
-    overrides = ["model=cnn", "trainer.max_epochs=2", "trainer.limit_train_batches=10", *SHORT[2:]]
+    overrides = ["model=cnn", "scheduler=cosine", "trainer.max_epochs=2", "trainer.limit_train_batches=10", *SHORT[2:]]
     run_here(tmp_path, *overrides, "watch.pictures=true")
     recorded = events(tmp_path)
     pictures = {
@@ -129,8 +138,13 @@ def test_pictures_and_histograms_reach_tensorboard_and_the_run_directory(tmp_pat
         assert (tmp_path / "figures" / f"{tag.replace('/', '_')}.png").is_file()
     histograms = set(recorded.Tags()["histograms"])
     layers = {"features.0", "features.3", "classifier.0", "classifier.2", "classifier.4"}
-    assert {f"weights/{layer}" for layer in layers} | {f"gradients/{layer}" for layer in layers} == histograms
-    assert [event.step for event in recorded.Histograms("weights/features.0")] == [0, 1]  # each epoch
+    # Time Series shows every kind in one list: loss and accuracy first, then the rate, histograms, ratios
+    every_tag = [tag for kind in ("scalars", "images", "histograms") for tag in recorded.Tags()[kind]]
+    assert groups_shown_first(every_tag) == ["test", "train", "val"], sorted(every_tag)
+    assert any(tag.startswith("watch/lr-Adam") for tag in every_tag) and "epoch" not in every_tag
+    expected = {f"watch/weights/{layer}" for layer in layers} | {f"watch/gradients/{layer}" for layer in layers}
+    assert expected == histograms
+    assert [event.step for event in recorded.Histograms("watch/weights/features.0")] == [0, 1]  # each epoch
 
 
 def test_one_key_turns_the_pictures_and_another_the_histograms_off(tmp_path):

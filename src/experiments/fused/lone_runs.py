@@ -28,7 +28,7 @@ from experiments.fused.watch import reading_medians
 from experiments.sweeps.report_to_study import ReportToStudy
 from experiments.training.callbacks.epoch_timer import EpochTimer
 from experiments.training.callbacks.histograms import WeightHistograms
-from experiments.training.module import ClassifierModule, warmup_steps
+from experiments.training.module import ClassifierModule, rate_curve_name, warmup_steps
 from experiments.training.trainer import build_trainer
 
 LOOPS = ("fit_loop", "validate_loop", "test_loop", "predict_loop")
@@ -149,7 +149,9 @@ class LoneRunsAtEpochEnd(Checkpoint):
         for trial, lone in enumerate(self.lone_runs):
             lone.module.warmup_until = warmup_steps(lone.module.hparams.scheduler, steps)
             if fused.schedules is not None:  # the trial's own scheduler, saved in its checkpoints, read by its monitor
-                scheduler = LRSchedulerConfig(fused.schedules.schedulers[trial], interval=fused.schedules.interval)
+                trial_scheduler = fused.schedules.schedulers[trial]
+                name, interval = rate_curve_name(trial_scheduler), fused.schedules.interval
+                scheduler = LRSchedulerConfig(trial_scheduler, name=name, interval=interval)
                 lone.trainer.strategy.lr_scheduler_configs = [scheduler]
                 if lone.rates is not None:
                     lone.rates.on_train_start(lone.trainer)

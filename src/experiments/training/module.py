@@ -246,7 +246,8 @@ class ClassifierModule(L.LightningModule):
                 self.schedule_restart = {"scheduler": kind, "from_step": restored.get("global_step", 0), **new_length}
             if restored is None:  # a fit from scratch: its curve opens with the schedule's warm-up, if any
                 self.warmup_until = warmup_steps(options, options.get("total_steps", 0))
-            config["lr_scheduler"] = {"scheduler": instantiate(options)(optimizer), **schedule}
+            scheduler = instantiate(options)(optimizer)
+            config["lr_scheduler"] = {"scheduler": scheduler, "name": rate_curve_name(scheduler), **schedule}
         if restored is not None and "optimizer_states" in restored:
             carries_on = bool(self.hparams.scheduler) and new_length is None
             adopt_settings(restored, optimizer, schedule_carries_on=carries_on)
@@ -287,3 +288,9 @@ def load_module(path: str | Path) -> ClassifierModule:
     mode, preprocessing as it did in training. weights_only=True: this project's checkpoints hold plain
     containers only, so nothing in the file gets unpickled into code."""
     return ClassifierModule.load_from_checkpoint(path, map_location="cpu", weights_only=True).eval()
+
+
+def rate_curve_name(scheduler) -> str:
+    """Where LearningRateMonitor logs the rate: under watch/, so TensorBoard lists it after the loss and accuracy
+    curves (`watch/lr-Adam/pg1` for the weights' group, `.../pg2` for the rest)."""
+    return f"watch/lr-{type(scheduler.optimizer).__name__}"

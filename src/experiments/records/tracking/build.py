@@ -28,10 +28,20 @@ def build_loggers(cfg: DictConfig, run_dir: Path, resumed_step: int | None) -> l
     return loggers
 
 
+class TensorBoardRunLogger(TensorBoardLogger):
+    """Lightning adds an `epoch` scalar to what it logs; TensorBoard would draw it as the first card group, above
+    the loss and accuracy curves. The epoch is already where each val/ point lies, so it is not written here."""
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        super().log_metrics({name: value for name, value in metrics.items() if name != "epoch"}, step)
+
+
 def build_tensorboard(settings, run_dir: Path, resumed_step, _run_id, _sweep) -> TensorBoardLogger:
     # purge_step: TensorBoard drops what an interrupted run logged after its checkpoint; no step twice
     purge = {"purge_step": resumed_step} if resumed_step else {}
-    return TensorBoardLogger(save_dir=str(run_dir), name=settings.subdir, version="", default_hp_metric=False, **purge)
+    return TensorBoardRunLogger(
+        save_dir=str(run_dir), name=settings.subdir, version="", default_hp_metric=False, **purge
+    )
 
 
 class ResumingCSVLogger(CSVLogger):

@@ -11,11 +11,12 @@ from lightning.pytorch.loggers import Logger
 from experiments.records.provenance import as_tags
 from experiments.records.tracking.outlets import outlet
 
-# Tags of the final metrics beside the hyperparameters; separate from the per-epoch curves they summarize.
+# Tags of the final metrics beside the hyperparameters, in the groups of the curves they summarize (TensorBoard
+# sorts its groups by name: test, train and val come before watch). Every run has them, NaN where it has none.
 FINAL_METRICS = {
-    "best_val_acc": "hparams/best_val_acc",
-    "test_acc": "hparams/test_acc",
-    "test_loss": "hparams/test_loss",
+    "best_val_acc": "val/best_acc",
+    "test_acc": "test/final_acc",
+    "test_loss": "test/final_loss",
 }
 
 

@@ -20,7 +20,7 @@ class WeightHistograms(L.Callback):
             }
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        tensors = {f"weights/{name}": weight.detach() for name, weight in module.named_weights()}
-        tensors |= {f"gradients/{name}": gradient for name, gradient in self.gradients.items()}
+        tensors = {f"watch/weights/{name}": weight.detach() for name, weight in module.named_weights()}
+        tensors |= {f"watch/gradients/{name}": gradient for name, gradient in self.gradients.items()}
         publish_histograms(trainer.loggers, tensors, trainer.current_epoch, trainer.global_step - 1)
         self.gradients = {}
