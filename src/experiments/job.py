@@ -254,9 +254,8 @@ def _remove_run_dir_if_untouched() -> None:
     """Drop the directory Hydra made for this run if nothing but its own bookkeeping landed there."""
     from hydra.core.hydra_config import HydraConfig
 
-    if not HydraConfig.initialized():
+    if (run_dir := _run_dir()) is None:
         return
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
     hydra_files = {".hydra", f"{HydraConfig.get().job.name}.log"}
     if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= hydra_files:
         shutil.rmtree(run_dir)

@@ -7,6 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from experiments.config.errors import chain
 from experiments.records.status import record_failed
 
 
@@ -21,20 +22,16 @@ class DiskFull(Exception):
 def no_space_in(err: BaseException | None) -> bool:
     """Whether a full disk is behind `err`: torch's zip writer reports it as a RuntimeError raised while the
     OSError is handled."""
-    while err is not None:
-        if isinstance(err, DiskFull) or (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+    full = (errno.ENOSPC, errno.EDQUOT)
+    return any(isinstance(link, DiskFull) or (isinstance(link, OSError) and link.errno in full) for link in chain(err))
 
 
 def written_file(err: BaseException | None) -> Path | None:
-    while err is not None:
-        if isinstance(err, DiskFull):
-            return err.path
-        if isinstance(err, OSError) and err.filename:
-            return Path(err.filename)
-        err = err.__cause__ or err.__context__
+    for link in chain(err):
+        if isinstance(link, DiskFull):
+            return link.path
+        if isinstance(link, OSError) and link.filename:
+            return Path(link.filename)
     return None
 
 

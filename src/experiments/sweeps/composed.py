@@ -8,9 +8,6 @@ bookkeeping)."""
 
 import copy
 
-# get_overrides_dirname is the rule Hydra's loader names hydra.job.override_dirname by; a derived trial's
-# name must be the one Hydra would give it
-from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.types import HydraContext
@@ -103,12 +100,7 @@ def derive(master, template: DictConfig, template_parsed: list[Override], parsed
     job = config.hydra.job
     with read_write(config.hydra):
         config.hydra.overrides.task = [o.input_line for o in app]
-        job.override_dirname = get_overrides_dirname(
-            overrides=app,
-            kv_sep=job.config.override_dirname.kv_sep,
-            item_sep=job.config.override_dirname.item_sep,
-            exclude_keys=job.config.override_dirname.exclude_keys,
-        )
+        job.override_dirname = override_dirname(app, job.config.override_dirname)
     OmegaConf.copy_cache(from_config=master, to_config=config)
     return config
 
@@ -120,3 +112,11 @@ def compose_trials_once(sweeper) -> None:
         return
     shared = HydraContext(config_loader=ComposedTrials(context.config_loader), callbacks=context.callbacks)
     sweeper.hydra_context = sweeper.launcher.hydra_context = shared
+
+
+def override_dirname(overrides: list[Override], naming: DictConfig) -> str:
+    """hydra.job.override_dirname as Hydra's loader writes it (its own function is not public): the typed
+    overrides less the excluded keys, sorted, joined by item_sep, each `=` written as kv_sep. A derived trial
+    must get the name Hydra would give it; tests/test_sweep_compose.py compares the two."""
+    lines = sorted(o.input_line for o in overrides if o.key_or_group not in naming.exclude_keys)
+    return naming.item_sep.join(lines).replace("=", naming.kv_sep)
